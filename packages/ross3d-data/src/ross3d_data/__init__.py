@@ -1,0 +1,3 @@
+"""ross3d-data."""
+
+__version__ = "0.1.0"

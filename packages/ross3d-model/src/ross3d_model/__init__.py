@@ -1,0 +1,3 @@
+"""ross3d-model."""
+
+__version__ = "0.1.0"
