@@ -1,0 +1,30 @@
+"""Task prompt templates, as Video-3D-LLM / Ross3D phrase them.
+
+The spatial prompt ("The video captures 3D spatial information ...") and the image token are
+NOT part of these: the model adds them when it builds the conversation. ``<coord>`` (Scan2Cap
+query position) and the ``<ground>`` answer of grounding tasks are special tokens of the model.
+"""
+
+SCANQA = "{question} Answer the question simply."
+SQA3D = "{situation} {question} Answer the question using a single word or phrase."
+SCAN2CAP = "Given an object located at <coord> , describe the object in detail."
+SCANREFER = "Identify the object according to the following description.\n{description}"
+MULTI3DREFER = (
+    "Identify the object according to the following description.\n{description}\n"
+    "There may be no corresponding object, or there may be one or more objects."
+)
+
+
+def sqa3d_question_type(question: str) -> str:
+    """SQA3D breakdown type by the question's first word: what/is/how/can/which/others."""
+    q = question.lstrip().lower()
+    for prefix in ("what", "is", "how", "can", "which"):
+        if q.startswith(prefix):
+            return prefix
+    return "others"
+
+
+def capitalize_description(text: str) -> str:
+    """ScanRefer descriptions are lower-case tokenised text; targets start with a capital."""
+    text = text.strip()
+    return text[:1].upper() + text[1:]

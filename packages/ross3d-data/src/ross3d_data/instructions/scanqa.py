@@ -1,0 +1,54 @@
+"""ScanQA (ATR-DBI/ScanQA ``ScanQA_v1.0_{train,val,test_w_obj,test_wo_obj}.json``).
+
+Rows: ``{"question_id": "train-scene0000-0", "scene_id", "question", "answers": [str],
+"object_ids": [int], "object_names": [str]}``; test files have no answers (and
+``test_wo_obj`` no objects). One instruction per question with every answer
+(Video-3D-LLM expands answers into separate training samples; the trainer may do the same).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from . import prompts
+from .common import BoxTable, ConvertResult, RowError, get, load_json_list, lookup_boxes, run_rows
+from .schema import Instruction
+
+
+def convert(rows: list[Any], split: str, boxes: BoxTable | None = None) -> ConvertResult:
+    def one(row: Any) -> Iterator[Instruction]:
+        qid = get(row, "question_id", str)
+        scene_id = get(row, "scene_id", str)
+        question = get(row, "question", str).strip()
+        answers = row.get("answers", [])
+        if split != "test" and (
+            not isinstance(answers, list)
+            or not answers
+            or not all(isinstance(a, str) and a.strip() for a in answers)
+        ):
+            raise RowError("missing 'answers'")
+        object_ids = row.get("object_ids", [])
+        if not isinstance(object_ids, list) or not all(isinstance(o, int) for o in object_ids):
+            raise RowError("bad 'object_ids'")
+        yield Instruction(
+            id=f"scanqa/{split}/{qid}",
+            scene_id=scene_id,
+            task="scanqa",
+            split=split,
+            prompt=prompts.SCANQA.format(question=question),
+            answers=list(answers) if split != "test" else [],
+            object_ids=list(object_ids),
+            boxes=lookup_boxes(boxes, scene_id, object_ids) if object_ids else [],
+            question_type=None,
+            eval={"question_id": qid},
+        )
+
+    return run_rows(ConvertResult("scanqa", split), rows, one)
+
+
+def convert_files(
+    input: Path, split: str, boxes: BoxTable | None = None, questions: Path | None = None
+) -> ConvertResult:
+    return convert(load_json_list(input), split, boxes)

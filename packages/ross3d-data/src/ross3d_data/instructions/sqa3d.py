@@ -1,0 +1,80 @@
+"""SQA3D (SilongYong/SQA3D ``balanced/v1_balanced_{questions,sqa_annotations}_<split>_scannetv2.json``).
+
+Questions file: ``{"questions": [{"question_id": int, "scene_id", "situation",
+"alternative_situation": [str], "question"}]}``; annotations file: ``{"annotations":
+[{"question_id": int, "scene_id", "answers": [{"answer": str, ...}], ...}]}``, joined on
+``question_id``. Train expands every alternative situation into its own sample (as
+Video-3D-LLM does); val/test use the main situation only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from . import prompts
+from .common import BoxTable, ConvertResult, RowError, get, load_json, run_rows
+from .schema import Instruction
+
+
+def _index_questions(questions: Any, path: Path | str) -> dict[int, dict]:
+    if not isinstance(questions, dict) or not isinstance(questions.get("questions"), list):
+        raise ValueError(f"{path}: expected {{'questions': [...]}} (SQA3D questions file)")
+    return {
+        q["question_id"]: q
+        for q in questions["questions"]
+        if isinstance(q, dict) and isinstance(q.get("question_id"), int)
+    }
+
+
+def convert(
+    annotations: Any, questions: Any, split: str, questions_path: Path | str = "<questions>"
+) -> ConvertResult:
+    if not isinstance(annotations, dict) or not isinstance(annotations.get("annotations"), list):
+        raise ValueError("expected {'annotations': [...]} (SQA3D annotations file)")
+    by_qid = _index_questions(questions, questions_path)
+
+    def one(row: Any) -> Iterator[Instruction]:
+        qid = get(row, "question_id", int)
+        scene_id = get(row, "scene_id", str)
+        if qid not in by_qid:
+            raise RowError("question_id not in questions file")
+        q = by_qid[qid]
+        question = get(q, "question", str).strip()
+        situation = get(q, "situation", str).strip()
+        answers = get(row, "answers", list)
+        if not answers or not isinstance(answers[0], dict):
+            raise RowError("missing 'answers'")
+        answer = get(answers[0], "answer", str)
+        situations = [situation]
+        if split == "train":
+            alts = q.get("alternative_situation", [])
+            situations += [s.strip() for s in alts if isinstance(s, str) and s.strip()]
+        qtype = prompts.sqa3d_question_type(question)
+        for k, sit in enumerate(situations):
+            yield Instruction(
+                id=f"sqa3d/{split}/{qid}" + (f"/{k}" if k else ""),
+                scene_id=scene_id,
+                task="sqa3d",
+                split=split,
+                prompt=prompts.SQA3D.format(situation=sit, question=question),
+                answers=[answer],
+                question_type=qtype,
+                eval={"question_id": qid, "situation": sit, "question_type": qtype},
+            )
+
+    return run_rows(ConvertResult("sqa3d", split), annotations["annotations"], one)
+
+
+def convert_files(
+    input: Path, split: str, boxes: BoxTable | None = None, questions: Path | None = None
+) -> ConvertResult:
+    if questions is None:
+        raise ValueError("sqa3d needs --questions (v1_balanced_questions_<split>_scannetv2.json)")
+    try:
+        return convert(load_json(input), load_json(questions), split, questions)
+    except ValueError as e:
+        if str(e).startswith("expected {'annotations'"):
+            raise ValueError(f"{input}: {e}") from e
+        raise

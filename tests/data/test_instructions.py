@@ -1,0 +1,292 @@
+"""Converters: tiny hand-written files in each official format -> expected instructions."""
+
+import json
+
+import pytest
+from ross3d_data.instructions import (
+    ConvertConfig,
+    Instruction,
+    convert_instructions,
+    multi3drefer,
+    read_boxes_json,
+    read_jsonl,
+    scan2cap,
+    scanqa,
+    scanrefer,
+    sqa3d,
+    summary_table,
+    write_boxes_json,
+)
+
+BOXES = {
+    "scene0000_00": {1: [0.0, 0.0, 0.5, 1.0, 1.0, 1.0], 2: [2.0, 0.0, 0.5, 0.5, 0.5, 1.0]},
+    "scene0001_00": {7: [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]},
+}
+
+
+def test_scanqa_rows_and_malformed_rows_are_counted():
+    rows = [
+        {
+            "question_id": "train-scene0000-0",
+            "scene_id": "scene0000_00",
+            "question": "What is next to the table?",
+            "answers": ["chair", "a chair"],
+            "object_ids": [2],
+            "object_names": ["chair"],
+        },
+        {"question_id": "train-scene0000-1", "scene_id": "scene0000_00", "question": "Where?"},
+        {
+            "question_id": "train-scene0000-2",
+            "scene_id": "scene0000_00",
+            "question": "Which?",
+            "answers": ["x"],
+            "object_ids": [99],
+        },
+        "not a row",
+    ]
+    r = scanqa.convert(rows, "train", BOXES)
+    assert r.rows == 4
+    assert [i.id for i in r.instructions] == ["scanqa/train/train-scene0000-0"]
+    inst = r.instructions[0]
+    assert inst.prompt == "What is next to the table? Answer the question simply."
+    assert inst.answers == ["chair", "a chair"]
+    assert inst.object_ids == [2] and inst.boxes == [[2.0, 0.0, 0.5, 0.5, 0.5, 1.0]]
+    assert inst.eval == {"question_id": "train-scene0000-0"}
+    assert r.skipped == {
+        "missing 'answers'": 1,
+        "object_id not in scene": 1,
+        "missing 'question_id'": 1,
+    }
+
+
+def test_scanqa_test_split_needs_no_answers():
+    rows = [{"question_id": "test-scene0001-0", "scene_id": "scene0001_00", "question": "Q?"}]
+    r = scanqa.convert(rows, "test")
+    assert r.instructions[0].answers == [] and r.instructions[0].boxes == []
+
+
+def _sqa_files():
+    questions = {
+        "questions": [
+            {
+                "question_id": 220602000000,
+                "scene_id": "scene0000_00",
+                "question": "What color is the desk?",
+                "situation": "I face the window.",
+                "alternative_situation": ["I look outside.", "  "],
+            },
+            {
+                "question_id": 220602000001,
+                "scene_id": "scene0000_00",
+                "question": "Can I sit?",
+                "situation": "I stand by the bed.",
+                "alternative_situation": [],
+            },
+        ]
+    }
+    annotations = {
+        "annotations": [
+            {
+                "question_id": 220602000000,
+                "scene_id": "scene0000_00",
+                "answers": [{"answer": "brown", "answer_confidence": "yes", "answer_id": 1}],
+            },
+            {"question_id": 220602000001, "scene_id": "scene0000_00", "answers": []},
+            {"question_id": 5, "scene_id": "scene0000_00", "answers": [{"answer": "no"}]},
+        ]
+    }
+    return questions, annotations
+
+
+def test_sqa3d_join_types_and_situation_expansion():
+    questions, annotations = _sqa_files()
+    train = sqa3d.convert(annotations, questions, "train")
+    assert [i.id for i in train.instructions] == [
+        "sqa3d/train/220602000000",
+        "sqa3d/train/220602000000/1",
+    ]
+    assert train.instructions[1].prompt == (
+        "I look outside. What color is the desk? Answer the question using a single word or phrase."
+    )
+    assert train.instructions[0].eval == {
+        "question_id": 220602000000,
+        "situation": "I face the window.",
+        "question_type": "what",
+    }
+    assert train.skipped == {"missing 'answers'": 1, "question_id not in questions file": 1}
+    val = sqa3d.convert(annotations, questions, "val")
+    assert len(val.instructions) == 1 and val.instructions[0].answers == ["brown"]
+
+
+def _scanrefer_rows():
+    return [
+        {
+            "scene_id": "scene0000_00",
+            "object_id": "1",
+            "object_name": "table",
+            "ann_id": "0",
+            "description": "a brown table in the middle.",
+        },
+        {
+            "scene_id": "scene0000_00",
+            "object_id": "1",
+            "object_name": "table",
+            "ann_id": "1",
+            "description": "the table near the chair.",
+        },
+        {
+            "scene_id": "scene0000_00",
+            "object_id": "2",
+            "object_name": "office_chair",
+            "ann_id": "0",
+            "description": "a chair.",
+        },
+        {
+            "scene_id": "scene0000_00",
+            "object_id": "9",
+            "object_name": "office chair",
+            "ann_id": "0",
+            "description": "another chair.",
+        },
+        {
+            "scene_id": "scene0000_00",
+            "object_id": "x",
+            "object_name": "lamp",
+            "ann_id": "0",
+            "description": "bad id.",
+        },
+    ]
+
+
+def test_scanrefer_eval_type_and_boxes():
+    r = scanrefer.convert(_scanrefer_rows(), "val", BOXES)
+    ids = [i.id for i in r.instructions]
+    assert ids == [
+        "scanrefer/val/scene0000_00/1/0",
+        "scanrefer/val/scene0000_00/1/1",
+        "scanrefer/val/scene0000_00/2/0",
+    ]
+    first = r.instructions[0]
+    assert first.prompt == (
+        "Identify the object according to the following description.\nA brown table in the middle."
+    )
+    assert first.answers == [] and first.boxes == [BOXES["scene0000_00"][1]]
+    assert first.eval == {
+        "ann_id": 0,
+        "object_id": 1,
+        "object_name": "table",
+        "eval_type": "unique",
+    }
+    # chairs 2 and 9 share a normalised name -> multiple
+    assert r.instructions[2].eval["eval_type"] == "multiple"
+    assert r.skipped == {"object_id not in scene": 1, "bad 'object_id' (not an integer: 'x')": 1}
+
+
+def test_scan2cap_val_one_per_object_with_all_references():
+    r = scan2cap.convert(_scanrefer_rows()[:3], "val", BOXES)
+    assert [i.id for i in r.instructions] == [
+        "scan2cap/val/scene0000_00/1",
+        "scan2cap/val/scene0000_00/2",
+    ]
+    assert r.instructions[0].answers == [
+        "a brown table in the middle.",
+        "the table near the chair.",
+    ]
+    assert (
+        r.instructions[0].prompt
+        == "Given an object located at <coord> , describe the object in detail."
+    )
+    assert r.instructions[0].eval["object_id"] == 1
+    train = scan2cap.convert(_scanrefer_rows()[:3], "train", BOXES)
+    assert len(train.instructions) == 3 and train.instructions[1].answers == [
+        "The table near the chair."
+    ]
+
+
+def test_multi3drefer_zero_and_multi_target():
+    rows = [
+        {
+            "scene_id": "scene0000_00",
+            "ann_id": 0,
+            "object_name": "chair",
+            "description": "the chairs.",
+            "object_ids": [1, 2],
+            "eval_type": "mt",
+        },
+        {
+            "scene_id": "scene0000_00",
+            "ann_id": 1,
+            "object_name": "sofa",
+            "description": "a sofa.",
+            "object_ids": [],
+            "eval_type": "zt_wo_d",
+        },
+        {
+            "scene_id": "scene0000_00",
+            "ann_id": 2,
+            "object_name": "sofa",
+            "description": "x",
+            "object_ids": [],
+            "eval_type": "st_w_d",
+        },
+        {
+            "scene_id": "scene0000_00",
+            "ann_id": 3,
+            "object_name": "sofa",
+            "description": "x",
+            "object_ids": [1],
+            "eval_type": "nope",
+        },
+    ]
+    r = multi3drefer.convert(rows, "val", BOXES)
+    assert [i.object_ids for i in r.instructions] == [[1, 2], []]
+    assert len(r.instructions[0].boxes) == 2 and r.instructions[1].boxes == []
+    assert r.instructions[1].eval == {"ann_id": 1, "eval_type": "zt_wo_d"}
+    assert r.instructions[0].prompt.endswith(
+        "There may be no corresponding object, or there may be one or more objects."
+    )
+    assert r.skipped == {"eval_type disagrees with object_ids": 1, "bad 'eval_type'": 1}
+
+
+def test_convert_instructions_files_round_trip(tmp_path):
+    questions, annotations = _sqa_files()
+    (tmp_path / "q.json").write_text(json.dumps(questions))
+    (tmp_path / "a.json").write_text(json.dumps(annotations))
+    write_boxes_json(BOXES, tmp_path / "boxes.json")
+    assert read_boxes_json(tmp_path / "boxes.json") == BOXES
+    cfg = ConvertConfig(
+        task="sqa3d",
+        input=tmp_path / "a.json",
+        questions=tmp_path / "q.json",
+        split="val",
+        out=tmp_path / "out" / "sqa.jsonl",
+        boxes_json=tmp_path / "boxes.json",
+    )
+    result = convert_instructions(cfg)
+    back = read_jsonl(cfg.out)
+    assert back == result.instructions and len(back) == 1
+    assert summary_table([result]).row_count == 1
+
+
+def test_bad_config_and_files_give_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="sqa3d needs"):
+        ConvertConfig(task="sqa3d", input=tmp_path / "a", split="val", out=tmp_path / "o")
+    with pytest.raises(ValueError, match="unknown task"):
+        ConvertConfig(task="nope", input=tmp_path / "a", split="val", out=tmp_path / "o")
+    (tmp_path / "bad.json").write_text("{not json")
+    cfg = ConvertConfig(task="scanqa", input=tmp_path / "bad.json", split="val", out=tmp_path / "o")
+    with pytest.raises(ValueError, match=r"bad\.json: not valid JSON"):
+        convert_instructions(cfg)
+    (tmp_path / "bad.jsonl").write_text('{"id": "x"}\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1"):
+        read_jsonl(tmp_path / "bad.jsonl")
+    with pytest.raises(ValueError, match="box"):
+        Instruction(
+            id="a",
+            scene_id="s",
+            task="scanrefer",
+            split="val",
+            prompt="p",
+            object_ids=[1],
+            boxes=[[0.0, 1.0]],
+        )
