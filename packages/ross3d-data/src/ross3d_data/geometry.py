@@ -1,0 +1,125 @@
+"""Pinhole camera geometry shared by views, overlap, coordinates and the loader.
+
+Conventions (docs/contracts.md): poses are camera-to-frame 4x4 matrices (``T_aligned_cam`` maps
+OpenCV camera coordinates, x right / y down / z forward, into the aligned frame); a pixel
+``(u, v)`` = (column, row) has its centre at integer coordinates, so pixel ``(u, v)`` at depth
+``z`` back-projects to ``z * K^-1 [u, v, 1]``. Lengths are metres unless a name says ``_mm``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MM_PER_M = 1000.0
+
+
+def transform_points(T_44: np.ndarray, points_N3: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 rigid/affine transform to points of shape ``(..., 3)``; returns the same shape."""
+    T_44 = np.asarray(T_44)
+    points = np.asarray(points_N3)
+    if T_44.shape != (4, 4) or points.shape[-1] != 3:
+        raise ValueError(f"expected T (4, 4) and points (..., 3), got {T_44.shape}, {points.shape}")
+    return points @ T_44[:3, :3].T + T_44[:3, 3]
+
+
+def invert_pose(T_44: np.ndarray) -> np.ndarray:
+    """Inverse of a rigid 4x4 transform (rotation transpose), e.g. ``T_cam_aligned``."""
+    T_44 = np.asarray(T_44, dtype=np.float64)
+    R_T = T_44[:3, :3].T
+    out = np.eye(4)
+    out[:3, :3] = R_T
+    out[:3, 3] = -R_T @ T_44[:3, 3]
+    return out
+
+
+def is_valid_pose(T_44: np.ndarray) -> bool:
+    """True when a pose is a finite 4x4 matrix (ScanNet marks lost tracking with -inf)."""
+    T_44 = np.asarray(T_44)
+    return T_44.shape == (4, 4) and bool(np.isfinite(T_44).all())
+
+
+def depth_mm_to_m(depth_mm_HW: np.ndarray) -> np.ndarray:
+    """uint16 millimetres (0 = invalid) -> float32 metres (0 where invalid)."""
+    return np.asarray(depth_mm_HW).astype(np.float32) / np.float32(MM_PER_M)
+
+
+def pixel_grid(height: int, width: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Integer pixel coordinates ``(u_hw, v_hw)`` of every ``stride``-th row/column, float64."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    v, u = np.meshgrid(
+        np.arange(0, height, stride, dtype=np.float64),
+        np.arange(0, width, stride, dtype=np.float64),
+        indexing="ij",
+    )
+    return u, v
+
+
+def backproject_depth(
+    depth_m_HW: np.ndarray, K_33: np.ndarray, T_aligned_cam_44: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Back-project a metric depth map into the frame of ``T_aligned_cam_44``.
+
+    Returns ``points_HW3`` (float64, NaN where invalid) and ``valid_HW`` (depth > 0 and finite).
+    """
+    depth = np.asarray(depth_m_HW, dtype=np.float64)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be (H, W), got {depth.shape}")
+    valid = np.isfinite(depth) & (depth > 0)
+    u, v = pixel_grid(*depth.shape)
+    K_inv = np.linalg.inv(np.asarray(K_33, dtype=np.float64))
+    rays_HW3 = np.stack([u, v, np.ones_like(u)], axis=-1) @ K_inv.T
+    z = np.where(valid, depth, np.nan)
+    points = transform_points(T_aligned_cam_44, rays_HW3 * z[..., None])
+    return points, valid
+
+
+def project_points(
+    points_N3: np.ndarray, K_33: np.ndarray, T_aligned_cam_44: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Project aligned-frame points into a camera.
+
+    Returns ``uv_N2`` (pixel coordinates, NaN for points with ``z_cam <= 0``) and ``z_cam_N``
+    (depth along the optical axis in metres; <= 0 means behind the camera).
+    """
+    points_cam = transform_points(invert_pose(T_aligned_cam_44), points_N3)
+    z = points_cam[..., 2]
+    in_front = z > 0
+    safe_z = np.where(in_front, z, 1.0)
+    K = np.asarray(K_33, dtype=np.float64)
+    u = K[0, 0] * points_cam[..., 0] / safe_z + K[0, 1] * points_cam[..., 1] / safe_z + K[0, 2]
+    v = K[1, 1] * points_cam[..., 1] / safe_z + K[1, 2]
+    uv = np.stack([u, v], axis=-1)
+    uv[~in_front] = np.nan
+    return uv, z
+
+
+def resize_crop_intrinsics(
+    K_33: np.ndarray, scale_x: float, scale_y: float, left: float = 0.0, top: float = 0.0
+) -> np.ndarray:
+    """Intrinsics after resizing an image by ``(scale_x, scale_y)`` and cropping at ``(left, top)``.
+
+    Uses the pixel-centre convention of image resizers: an output pixel centre ``u'`` sees the
+    input position ``(u' + 0.5) / scale - 0.5``.
+    """
+    K = np.asarray(K_33, dtype=np.float64).copy()
+    K[0, 0] *= scale_x
+    K[0, 1] *= scale_x
+    K[1, 1] *= scale_y
+    K[0, 2] = (K[0, 2] + 0.5) * scale_x - 0.5 - left
+    K[1, 2] = (K[1, 2] + 0.5) * scale_y - 0.5 - top
+    return K
+
+
+def camera_frustum_corners(
+    K_33: np.ndarray, width: int, height: int, T_aligned_cam_44: np.ndarray, depth_m: float
+) -> np.ndarray:
+    """Aligned-frame points ``(5, 3)``: camera centre, then the image corners at ``depth_m``
+    (top-left, top-right, bottom-right, bottom-left)."""
+    corners_uv = np.array(
+        [[-0.5, -0.5], [width - 0.5, -0.5], [width - 0.5, height - 0.5], [-0.5, height - 0.5]]
+    )
+    K_inv = np.linalg.inv(np.asarray(K_33, dtype=np.float64))
+    rays = np.c_[corners_uv, np.ones(4)] @ K_inv.T
+    points_cam = np.vstack([np.zeros(3), rays * depth_m])
+    return transform_points(T_aligned_cam_44, points_cam)
