@@ -1,0 +1,77 @@
+"""How the training losses are weighted and combined, and when the cross-view loss runs.
+
+L = w_lm * CE + w_cross * L_cross + w_bev * L_bev + w_ground * InfoNCE (all weights 1 in the
+paper). A loss that a step does not compute (cross-view off this step, no text in a
+vision-only clip, no grounding sample) is passed as None and left out of the total.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+LOSS_NAMES = ("lm", "cross_view", "bev", "grounding")
+
+
+@dataclass
+class ObjectiveConfig:
+    lm_weight: float = 1.0
+    cross_view_weight: float = 1.0
+    bev_weight: float = 1.0
+    grounding_weight: float = 1.0
+    cross_view_every: int = 4  # cross-view loss on every k-th optimiser step (public: 4)
+
+    def __post_init__(self) -> None:
+        for name in LOSS_NAMES:
+            weight = self.weight(name)
+            if not (math.isfinite(weight) and weight >= 0.0):
+                raise ValueError(f"{name}_weight must be finite and >= 0, got {weight}")
+        if isinstance(self.cross_view_every, bool) or not isinstance(self.cross_view_every, int):
+            raise ValueError(f"cross_view_every must be an int, got {self.cross_view_every!r}")
+        if self.cross_view_every < 1:
+            raise ValueError(f"cross_view_every must be >= 1, got {self.cross_view_every}")
+
+    def weight(self, name: str) -> float:
+        weights = {
+            "lm": self.lm_weight,
+            "cross_view": self.cross_view_weight,
+            "bev": self.bev_weight,
+            "grounding": self.grounding_weight,
+        }
+        return float(weights[name])
+
+
+def combine_losses(
+    named: dict[str, torch.Tensor | None], cfg: ObjectiveConfig
+) -> dict[str, torch.Tensor | None]:
+    """Return {lm, cross_view, bev, grounding, total}: the unweighted losses as given (None when
+    absent) and ``total`` = weighted sum of the present ones.
+
+    ValueError on an unknown name, a non-scalar loss, or when every loss is absent.
+    """
+    unknown = set(named) - set(LOSS_NAMES)
+    if unknown:
+        raise ValueError(f"unknown loss names {sorted(unknown)}; expected {LOSS_NAMES}")
+    out: dict[str, torch.Tensor | None] = {name: named.get(name) for name in LOSS_NAMES}
+    total: torch.Tensor | None = None
+    for name in LOSS_NAMES:
+        loss = out[name]
+        if loss is None:
+            continue
+        if loss.ndim != 0:
+            raise ValueError(f"loss {name!r} must be a scalar, got shape {tuple(loss.shape)}")
+        term = loss * cfg.weight(name)
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("combine_losses got no loss at all (every entry is None or missing)")
+    out["total"] = total
+    return out
+
+
+def cross_view_active(step: int, cfg: ObjectiveConfig) -> bool:
+    """True on optimiser steps 0, k, 2k, ... (k = cfg.cross_view_every), as the public code."""
+    if step < 0:
+        raise ValueError(f"optimiser step must be >= 0, got {step}")
+    return step % cfg.cross_view_every == 0
