@@ -120,3 +120,57 @@ def test_prepare_view_rejects_mismatches():
             DEPTH_K,
             np.eye(4),
         )
+
+
+def _real_scene_dir():
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("ROSS3D_REAL_DATA")
+    if not root:
+        pytest.skip("set ROSS3D_REAL_DATA=/work/shared/data to run the real TUM RGB-D checks")
+    path = Path(root) / "tum_fr3_teddy"
+    if not path.is_dir():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+def test_real_tum_views_land_on_the_fused_point_cloud():
+    """Prepared depth + K_crop + pose put every pixel on the scene: checks the whole chain."""
+    trimesh = pytest.importorskip("trimesh")
+    from ross3d_data.geometry import backproject_depth, depth_mm_to_m
+    from ross3d_data.overlap import view_overlap
+    from ross3d_data.scene import load_scene
+    from scipy.spatial import cKDTree
+
+    path = _real_scene_dir()
+    scene = load_scene(path)
+    # The fused cloud (3 cm voxels) was built from depth < 4 m only.
+    tree = cKDTree(np.asarray(trimesh.load(path / "scene_fused_pointcloud.ply").vertices))
+    frame_ids = scene.frame_ids()[::6]
+    views = []
+    for fid in frame_ids:
+        frame = scene.load_frame(fid)
+        T = scene.T_aligned_cam(fid)
+        view = prepare_view(
+            frame.color_HW3, frame.depth_mm_HW, scene.color_intrinsics, scene.depth_intrinsics, T
+        )
+        views.append(view)
+        depth_m = depth_mm_to_m(view.depth_mm_SS)
+        points, valid = backproject_depth(depth_m, view.K_crop_33, T)
+        near = valid & (depth_m < 3.9)
+        dist, _ = tree.query(points[near][::7])
+        assert np.mean(dist < 0.05) > 0.99, f"frame {fid}: pixels off the fused cloud"
+        assert view.coords_valid_GG.mean() > 0.9
+    overlap, coverage = view_overlap(
+        np.stack([depth_mm_to_m(v.depth_mm_SS) for v in views]),
+        np.stack([v.K_crop_33 for v in views]),
+        np.stack([scene.T_aligned_cam(f) for f in frame_ids]),
+    )
+    # Neighbouring views (6 frames = 2 s apart) share much more than the two ends of the clip.
+    assert all(overlap[i, i + 1] > 0.25 for i in range(len(views) - 1))
+    assert overlap[0, -1] < overlap[0, 1]
+    # Seen by any other view: at least the best single view, at most their sum.
+    off_diag = overlap - np.diag(np.diag(overlap))
+    assert (coverage >= off_diag.max(axis=1) - 1e-6).all()
+    assert (coverage <= off_diag.sum(axis=1) + 1e-6).all()
