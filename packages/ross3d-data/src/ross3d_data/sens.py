@@ -134,10 +134,9 @@ def read_record_at(path: Path, offset: int, frame_id: int) -> SensRecord:
     )
 
 
-def decode_record(path: Path, header: SensHeader, rec: SensRecord) -> Frame:
-    """Decompress colour (JPEG/PNG/raw -> uint8 RGB) and depth (zlib/raw -> uint16 mm)."""
-    where = f"frame {rec.frame_id}"
-    c, d = header.color_intrinsics, header.depth_intrinsics
+def decode_color(path: Path, header: SensHeader, rec: SensRecord) -> np.ndarray:
+    """uint8 RGB HxWx3 from JPEG/PNG/raw colour bytes."""
+    c = header.color_intrinsics
     if header.color_compression == 0:
         color = np.frombuffer(rec.color_bytes, np.uint8)
         color = (
@@ -147,19 +146,38 @@ def decode_record(path: Path, header: SensHeader, rec: SensRecord) -> Frame:
         bgr = cv2.imdecode(np.frombuffer(rec.color_bytes, np.uint8), cv2.IMREAD_COLOR)
         color = None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if color is None or color.shape[:2] != (c.height, c.width):
-        raise SceneError(path, f"{where}: colour does not decode to {c.width}x{c.height}")
+        raise SceneError(
+            path, f"frame {rec.frame_id}: colour does not decode to {c.width}x{c.height}"
+        )
+    return color
+
+
+def decode_depth_mm(path: Path, header: SensHeader, rec: SensRecord) -> np.ndarray:
+    """uint16 millimetres HxW from zlib/raw depth (rescaled when depth_shift is not 1000)."""
+    d = header.depth_intrinsics
     try:
         raw = zlib.decompress(rec.depth_bytes) if header.depth_compression == 1 else rec.depth_bytes
     except zlib.error as e:
-        raise SceneError(path, f"{where}: corrupt zlib depth ({e})") from None
+        raise SceneError(path, f"frame {rec.frame_id}: corrupt zlib depth ({e})") from None
     if len(raw) != d.width * d.height * 2:
         raise SceneError(
-            path, f"{where}: depth has {len(raw)} bytes, expected {d.width}x{d.height} uint16"
+            path,
+            f"frame {rec.frame_id}: depth has {len(raw)} bytes, expected {d.width}x{d.height} uint16",
         )
     depth = np.frombuffer(raw, "<u2").reshape(d.height, d.width)
     if header.depth_shift != 1000.0:  # store millimetres whatever the stream's unit
         depth = np.round(depth * (1000.0 / header.depth_shift)).clip(0, 65535)
-    return Frame(rec.frame_id, color, depth.astype(np.uint16), rec.T_world_cam)
+    return depth.astype(np.uint16)
+
+
+def decode_record(path: Path, header: SensHeader, rec: SensRecord) -> Frame:
+    """Decoded colour and depth of one record (``path`` only names the file in errors)."""
+    return Frame(
+        rec.frame_id,
+        decode_color(path, header, rec),
+        decode_depth_mm(path, header, rec),
+        rec.T_world_cam,
+    )
 
 
 @dataclass
