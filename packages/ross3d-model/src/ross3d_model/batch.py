@@ -1,0 +1,162 @@
+"""Loader examples (docs/contracts.md sections 2-3) -> model input batch.
+
+Conversation (qwen_1_5): system turn, user turn `<image>\\n{spatial prompt} {task prompt}`,
+assistant turn = one answer (training, chosen by a seeded RNG) or `<ground>` (grounding tasks).
+Labels are -100 everywhere except the answer tokens and the closing `<|im_end|>`; grounding and
+vision-only examples (instruction None) have no LM targets.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from ross3d_model.config import Ross3DConfig
+from ross3d_model.grounding import patches_in_boxes
+from ross3d_model.tokenizer import GROUND_TOKEN, IM_END, IMAGE_TOKEN, special_token_ids
+
+IGNORE_INDEX = -100
+GROUNDING_TASKS = ("scanrefer", "multi3drefer")
+_STACKED = ("images", "coords", "coords_valid", "overlap", "bev")
+
+
+def _user_text(instruction: dict | None, cfg: Ross3DConfig) -> str:
+    if instruction is None:
+        return IMAGE_TOKEN
+    return f"{IMAGE_TOKEN}\n{cfg.text.spatial_prompt} {instruction['prompt']}"
+
+
+def _answer_text(instruction: dict | None, train: bool, rng: random.Random) -> str | None:
+    """What the assistant turn holds: an answer (train), `<ground>`, or nothing."""
+    if instruction is None:
+        return None
+    if instruction["task"] in GROUNDING_TASKS:
+        return GROUND_TOKEN
+    if not train:
+        return None
+    answers = instruction["answers"]
+    if not answers:
+        raise ValueError(f"instruction {instruction['id']}: no answers to train on")
+    return rng.choice(answers) + IM_END
+
+
+def _tokenize(
+    example: dict, tok: PreTrainedTokenizerBase, cfg: Ross3DConfig, train: bool, rng
+) -> tuple[list[int], list[int]]:
+    """input ids and labels of one example (the `<image>` token still a single placeholder)."""
+    instruction = example["instruction"]
+    messages = [
+        {"role": "system", "content": cfg.text.system_prompt},
+        {"role": "user", "content": _user_text(instruction, cfg)},
+    ]
+    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = tok(prompt, add_special_tokens=False).input_ids
+    labels = [IGNORE_INDEX] * len(ids)
+    answer = _answer_text(instruction, train, rng)
+    if answer is not None:
+        answer_ids = tok(answer, add_special_tokens=False).input_ids
+        ids += answer_ids
+        is_lm = instruction["task"] not in GROUNDING_TASKS
+        labels += answer_ids if is_lm else [IGNORE_INDEX] * len(answer_ids)
+    return ids, labels
+
+
+def _grounding_targets(example: dict, cfg: Ross3DConfig, train: bool) -> dict:
+    """Candidate boxes (the example's GT boxes), their patch masks and the positive indices."""
+    instruction = example["instruction"]
+    boxes = torch.as_tensor(example["boxes"], dtype=torch.float32).reshape(-1, 6)
+    object_ids = [int(i) for i in example["object_ids"]]
+    positives = []
+    for oid in instruction["object_ids"]:
+        if oid not in object_ids:
+            if train:
+                raise ValueError(
+                    f"instruction {instruction['id']}: target object {oid} is not among the "
+                    f"scene {example['scene_id']} boxes {object_ids}"
+                )
+            continue
+        positives.append(object_ids.index(oid))
+    in_box = patches_in_boxes(
+        torch.as_tensor(example["depth_mm"]).to(torch.int32),
+        torch.as_tensor(example["K_crop"]),
+        torch.as_tensor(example["T_aligned_cam"]),
+        boxes,
+        cfg.vision.grid,
+        cfg.vision.patch_size,
+        cfg.grounding.min_inside_fraction,
+    )
+    return {"boxes": boxes, "object_ids": object_ids, "positives": positives, "in_box": in_box}
+
+
+def _coord_centre(example: dict) -> torch.Tensor:
+    """Scan2Cap query box centre [3]: the instruction's box, else the example's box of its id."""
+    instruction = example["instruction"]
+    if instruction["boxes"]:
+        return torch.tensor(instruction["boxes"][0][:3], dtype=torch.float32)
+    ids = [int(i) for i in example["object_ids"]]
+    oid = instruction["object_ids"][0] if instruction["object_ids"] else None
+    if oid not in ids:
+        raise ValueError(f"instruction {instruction['id']}: no query box for the <coord> token")
+    return torch.as_tensor(example["boxes"][ids.index(oid)][:3], dtype=torch.float32)
+
+
+def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+
+def normalise_pixels(images_BV3SS: torch.Tensor, cfg: Ross3DConfig) -> torch.Tensor:
+    """uint8 RGB -> SigLIP input ((x / 255 - mean) / std), float32."""
+    mean = torch.tensor(cfg.vision.image_mean).view(3, 1, 1)
+    std = torch.tensor(cfg.vision.image_std).view(3, 1, 1)
+    return (images_BV3SS.float() / 255.0 - mean) / std
+
+
+def collate_examples(
+    examples: list[dict],
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: Ross3DConfig,
+    train: bool = True,
+    seed: int | None = None,
+) -> dict:
+    """Stack loader examples into one model batch (see module docstring; keys in docs)."""
+    if not examples:
+        raise ValueError("collate_examples needs at least one example")
+    rng = random.Random(cfg.seed if seed is None else seed)
+    special = special_token_ids(tokenizer)
+    ids, labels, tasks, grounding, coord = [], [], [], [], []
+    for ex in examples:
+        seq, lab = _tokenize(ex, tokenizer, cfg, train, rng)
+        if seq.count(special["image"]) != 1:
+            raise ValueError(f"scene {ex['scene_id']}: prompt must hold exactly one {IMAGE_TOKEN}")
+        n_visual = len(ex["frame_ids"]) * cfg.tokens_per_frame
+        if len(seq) - 1 + n_visual > cfg.text.max_length:
+            raise ValueError(
+                f"scene {ex['scene_id']}: {len(seq) - 1 + n_visual} tokens exceed max_length "
+                f"{cfg.text.max_length}"
+            )
+        ids.append(seq)
+        labels.append(lab)
+        task = None if ex["instruction"] is None else ex["instruction"]["task"]
+        tasks.append(task)
+        grounding.append(_grounding_targets(ex, cfg, train) if task in GROUNDING_TASKS else None)
+        coord.append(_coord_centre(ex) if special["coord"] in seq else torch.zeros(3))
+    input_ids = _pad(ids, special["pad"])
+    batch = {name: torch.stack([torch.as_tensor(ex[name]) for ex in examples]) for name in _STACKED}
+    batch["images"] = batch["images"].to(torch.uint8)
+    batch.update(
+        input_ids=input_ids,
+        labels=_pad(labels, IGNORE_INDEX),
+        attention_mask=_pad([[1] * len(s) for s in ids], 0),
+        pixel_values=normalise_pixels(batch["images"], cfg),
+        tasks=tasks,
+        is_grounding=torch.tensor([t in GROUNDING_TASKS for t in tasks]),
+        has_text=torch.tensor([t is not None for t in tasks]),
+        grounding=grounding,
+        coord_centres=torch.stack(coord),
+        scene_ids=[ex["scene_id"] for ex in examples],
+        instructions=[ex["instruction"] for ex in examples],
+    )
+    return batch

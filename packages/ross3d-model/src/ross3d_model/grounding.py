@@ -1,0 +1,118 @@
+"""Grounding: object features from patches inside a box, the InfoNCE head, and box selection.
+
+Object k's feature = mean of the pre-pooling (27x27, projected) patch features whose 14x14-pixel
+patch has >= `min_inside_fraction` of its pixels inside box k (per-pixel aligned xyz from depth),
+plus the sine PE of the box centre. The hidden state at `<ground>` is scored against every object
+and a learnable zero-target by cosine / temperature through two MLPs (Linear, ReLU, LayerNorm,
+Linear); the loss is InfoNCE with all target objects (or the zero-target) as positives.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ross3d_model.config import GroundingConfig
+
+
+def pixel_xyz_aligned(
+    depth_mm_VHW: torch.Tensor, K_crop_V33: torch.Tensor, T_aligned_cam_V44: torch.Tensor
+) -> torch.Tensor:
+    """Back-project every pixel (integer pixel indices u, v) to aligned xyz [V, H, W, 3] metres."""
+    v, h, w = depth_mm_VHW.shape
+    z = depth_mm_VHW.float() / 1000.0
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    fx, fy = K_crop_V33[:, 0, 0, None, None], K_crop_V33[:, 1, 1, None, None]
+    cx, cy = K_crop_V33[:, 0, 2, None, None], K_crop_V33[:, 1, 2, None, None]
+    x = (cols[None] - cx) / fx * z
+    y = (rows[None] - cy) / fy * z
+    cam = torch.stack([x, y, z, torch.ones_like(z)], dim=-1)  # [V, H, W, 4]
+    return torch.einsum("vij,vhwj->vhwi", T_aligned_cam_V44.float(), cam)[..., :3]
+
+
+def patches_in_boxes(
+    depth_mm_VHW: torch.Tensor,
+    K_crop_V33: torch.Tensor,
+    T_aligned_cam_V44: torch.Tensor,
+    boxes_K6: torch.Tensor,
+    grid: int,
+    patch_px: int,
+    min_inside_fraction: float,
+) -> torch.Tensor:
+    """bool [K, V, grid, grid]: patch (the top-left grid*patch_px square SigLIP sees) has at least
+    `min_inside_fraction` of its pixels with valid depth inside the axis-aligned box."""
+    side = grid * patch_px
+    depth = depth_mm_VHW[:, :side, :side]
+    xyz = pixel_xyz_aligned(depth, K_crop_V33, T_aligned_cam_V44)
+    valid = depth > 0
+    out = torch.zeros(len(boxes_K6), depth.shape[0], grid, grid, dtype=torch.bool)
+    for k, box in enumerate(boxes_K6.float()):
+        inside = ((xyz - box[:3]).abs() <= box[3:] / 2).all(dim=-1) & valid
+        frac = inside.view(-1, grid, patch_px, grid, patch_px).float().mean(dim=(2, 4))
+        out[k] = frac >= min_inside_fraction
+    return out
+
+
+def object_features(
+    patch_feats_VggD: torch.Tensor, in_box_KVgg: torch.Tensor, centre_pe_KD: torch.Tensor
+) -> torch.Tensor:
+    """Mean patch feature per box (zeros when no patch qualifies) + centre PE -> [K, D]."""
+    weights = in_box_KVgg.flatten(1).to(patch_feats_VggD.dtype)  # [K, V*g*g]
+    counts = weights.sum(dim=1, keepdim=True).clamp(min=1.0)
+    mean = (weights / counts) @ patch_feats_VggD.flatten(0, 2)
+    return mean + centre_pe_KD.to(mean.dtype)
+
+
+def _mlp(dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.LayerNorm(dim), nn.Linear(dim, dim))
+
+
+class GroundingHead(nn.Module):
+    """Scores K objects + a zero-target against a query hidden state (names match the checkpoint
+    keys `ground_head_obj.*`, `ground_head_query.*`, `ground_head_zero_target`)."""
+
+    def __init__(self, hidden_size: int, cfg: GroundingConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.obj = _mlp(hidden_size)
+        self.query = _mlp(hidden_size)
+        self.zero_target = nn.Parameter(torch.randn(hidden_size) * 0.02)
+
+    def forward(self, query_D: torch.Tensor, objects_KD: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity / temperature [K + 1]; the last entry is the zero-target."""
+        cands = torch.cat([objects_KD, self.zero_target[None].to(objects_KD.dtype)], dim=0)
+        obj = F.normalize(self.obj(cands), dim=-1)
+        query = F.normalize(self.query(query_D), dim=-1)
+        return (obj @ query) / self.cfg.temperature
+
+
+def infonce_loss(logits_K1: torch.Tensor, positives: list[int]) -> torch.Tensor:
+    """-log(sum exp(positive logits) / sum exp(all)); no positives -> the zero-target (last)."""
+    idx = positives if positives else [logits_K1.shape[0] - 1]
+    return torch.logsumexp(logits_K1, 0) - torch.logsumexp(logits_K1[idx], 0)
+
+
+def select_single(logits_K1: torch.Tensor) -> int:
+    """ScanRefer: argmax over the K candidates (the zero-target is ignored)."""
+    return int(logits_K1[:-1].argmax())
+
+
+def select_multi(logits_K1: torch.Tensor, threshold: float) -> list[int]:
+    """Multi3DRefer: softmax over candidates + zero-target; take entries in decreasing probability
+    until their cumulative probability reaches `threshold`; the zero-target among them means
+    'no object' only if it is the first pick. Returns candidate indices (may be empty)."""
+    probs = logits_K1.float().softmax(0)
+    order = probs.argsort(descending=True).tolist()
+    zero = len(probs) - 1
+    chosen, total = [], 0.0
+    for i in order:
+        if i == zero:
+            if not chosen:
+                return []
+        else:
+            chosen.append(i)
+        total += float(probs[i])
+        if total >= threshold:
+            break
+    return chosen
