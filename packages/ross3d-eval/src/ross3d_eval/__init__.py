@@ -1,3 +1,19 @@
-"""ross3d-eval."""
+"""ross3d-eval: exact scoring of ScanQA, SQA3D, Scan2Cap, ScanRefer and Multi3DRefer.
+
+Never imports torch. `score(benchmark, predictions, annotations, ...) -> Result`.
+"""
+
+from ross3d_eval.errors import EvalInputError, JavaNotFoundError
+from ross3d_eval.harness import BENCHMARKS, PROTOCOLS, SUPPORTED_PROTOCOLS, Result, score
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "BENCHMARKS",
+    "PROTOCOLS",
+    "SUPPORTED_PROTOCOLS",
+    "EvalInputError",
+    "JavaNotFoundError",
+    "Result",
+    "score",
+]

@@ -1,0 +1,115 @@
+"""The scoring harness: one entry point, the result record and its table / JSON forms."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCHMARKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")
+PROTOCOLS = ("ross3d", "leo", "official")
+# Which protocols each benchmark implements (README "Protocols" says what differs).
+SUPPORTED_PROTOCOLS = {
+    "scanqa": ("ross3d", "leo", "official"),
+    "sqa3d": ("ross3d", "leo"),
+    "scan2cap": ("ross3d",),
+    "scanrefer": ("ross3d",),
+    "multi3drefer": ("ross3d",),
+}
+
+
+@dataclass
+class Result:
+    """Scores of one benchmark run. `metrics` are percentages (x100); `count` is the number
+    of annotated items scored, `missing` how many of them had no prediction (scored as wrong)."""
+
+    benchmark: str
+    protocol: str
+    count: int
+    missing: int
+    metrics: dict[str, float]
+    missing_ids: list[str] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "benchmark": self.benchmark,
+            "protocol": self.protocol,
+            "count": self.count,
+            "missing": self.missing,
+            "metrics": dict(self.metrics),
+        }
+
+    def write_json(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    def table(self):
+        """A rich Table of the metrics."""
+        from rich.table import Table
+
+        title = f"{self.benchmark} ({self.protocol}): {self.count} items, {self.missing} missing"
+        table = Table(title=title)
+        table.add_column("metric")
+        table.add_column("score", justify="right")
+        for name, value in self.metrics.items():
+            table.add_row(name, f"{value:.2f}")
+        return table
+
+
+def pct(x: float) -> float:
+    return float(x) * 100.0
+
+
+def score(
+    benchmark: str,
+    predictions: Path | str,
+    annotations: Path | str,
+    questions: Path | str | None = None,
+    boxes: Path | str | None = None,
+    protocol: str = "ross3d",
+    caption_scorer=None,
+) -> Result:
+    """Score a predictions JSONL file against official annotation files.
+
+    `questions` is needed by sqa3d, `boxes` by scan2cap / scanrefer / multi3drefer.
+    `caption_scorer` (a `CaptionScorer`) lets callers share one METEOR process across calls.
+    Raises `EvalInputError` (bad files) or `ValueError` (bad arguments).
+    """
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    if protocol not in SUPPORTED_PROTOCOLS[benchmark]:
+        raise ValueError(
+            f"protocol {protocol!r} is not defined for {benchmark}; "
+            f"choose one of {', '.join(SUPPORTED_PROTOCOLS[benchmark])}"
+        )
+    needs = {"sqa3d": ("questions", questions)}
+    for bench in ("scan2cap", "scanrefer", "multi3drefer"):
+        needs[bench] = ("boxes", boxes)
+    if benchmark in needs and needs[benchmark][1] is None:
+        raise ValueError(f"{benchmark} needs --{needs[benchmark][0]}")
+    runner = _runner(benchmark)
+    kwargs = {"questions": questions, "boxes": boxes, "caption_scorer": caption_scorer}
+    return runner(Path(predictions), Path(annotations), protocol=protocol, **kwargs)
+
+
+def _runner(benchmark: str) -> Callable[..., Result]:
+    # Imported lazily so `import ross3d_eval` stays cheap.
+    from ross3d_eval import multi3drefer, scan2cap, scanqa, scanrefer, sqa3d
+
+    return {
+        "scanqa": scanqa.evaluate,
+        "sqa3d": sqa3d.evaluate,
+        "scan2cap": scan2cap.evaluate,
+        "scanrefer": scanrefer.evaluate,
+        "multi3drefer": multi3drefer.evaluate,
+    }[benchmark]
+
+
+def with_scorer(caption_scorer, fn: Callable):
+    """Run `fn(scorer)` with the given CaptionScorer, or a temporary one closed afterwards."""
+    from ross3d_eval.captions import CaptionScorer
+
+    if caption_scorer is not None:
+        return fn(caption_scorer)
+    with CaptionScorer() as scorer:
+        return fn(scorer)
