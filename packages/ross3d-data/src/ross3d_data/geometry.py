@@ -19,7 +19,8 @@ def transform_points(T_44: np.ndarray, points_N3: np.ndarray) -> np.ndarray:
     points = np.asarray(points_N3)
     if T_44.shape != (4, 4) or points.shape[-1] != 3:
         raise ValueError(f"expected T (4, 4) and points (..., 3), got {T_44.shape}, {points.shape}")
-    return points @ T_44[:3, :3].T + T_44[:3, 3]
+    # einsum, not `@`: a (N, 3) x (3, 3) BLAS call is slower and fights other processes for cores
+    return np.einsum("ij,...j->...i", T_44[:3, :3], points) + T_44[:3, 3]
 
 
 def invert_pose(T_44: np.ndarray) -> np.ndarray:
@@ -68,7 +69,7 @@ def backproject_depth(
     valid = np.isfinite(depth) & (depth > 0)
     u, v = pixel_grid(*depth.shape)
     K_inv = np.linalg.inv(np.asarray(K_33, dtype=np.float64))
-    rays_HW3 = np.stack([u, v, np.ones_like(u)], axis=-1) @ K_inv.T
+    rays_HW3 = np.einsum("ij,...j->...i", K_inv, np.stack([u, v, np.ones_like(u)], axis=-1))
     z = np.where(valid, depth, np.nan)
     points = transform_points(T_aligned_cam_44, rays_HW3 * z[..., None])
     return points, valid
@@ -82,16 +83,27 @@ def project_points(
     Returns ``uv_N2`` (pixel coordinates, NaN for points with ``z_cam <= 0``) and ``z_cam_N``
     (depth along the optical axis in metres; <= 0 means behind the camera).
     """
-    points_cam = transform_points(invert_pose(T_aligned_cam_44), points_N3)
-    z = points_cam[..., 2]
-    in_front = z > 0
-    safe_z = np.where(in_front, z, 1.0)
     K = np.asarray(K_33, dtype=np.float64)
-    u = K[0, 0] * points_cam[..., 0] / safe_z + K[0, 1] * points_cam[..., 1] / safe_z + K[0, 2]
-    v = K[1, 1] * points_cam[..., 1] / safe_z + K[1, 2]
-    uv = np.stack([u, v], axis=-1)
+    if K.shape != (3, 3) or not np.array_equal(K[2], [0.0, 0.0, 1.0]):
+        raise ValueError(f"K must be a 3x3 pinhole matrix with last row [0, 0, 1], got {K}")
+    T_cam_aligned = invert_pose(T_aligned_cam_44)
+    # One 3x3 map to homogeneous pixels: K's last row keeps z_cam as the third coordinate.
+    homog = transform_points(
+        _affine_44(K @ T_cam_aligned[:3, :3], K @ T_cam_aligned[:3, 3]), points_N3
+    )
+    z = homog[..., 2]
+    in_front = z > 0
+    uv = homog[..., :2] / np.where(in_front, z, 1.0)[..., None]
     uv[~in_front] = np.nan
     return uv, z
+
+
+def _affine_44(A_33: np.ndarray, b_3: np.ndarray) -> np.ndarray:
+    """4x4 affine matrix ``[[A, b], [0, 1]]``."""
+    out = np.eye(4)
+    out[:3, :3] = A_33
+    out[:3, 3] = b_3
+    return out
 
 
 def resize_crop_intrinsics(
