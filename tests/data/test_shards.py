@@ -1,0 +1,172 @@
+"""build-shards: round trip, determinism, resume after an interruption, bad frames."""
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from ross3d_data import shards as shards_mod
+from ross3d_data.demo_annotations import write_demo_annotations
+from ross3d_data.instructions import ConvertConfig, convert_instructions, read_jsonl
+from ross3d_data.posed import read_depth
+from ross3d_data.scene import load_scene
+from ross3d_data.shard_sample import SampleConfig, decode_clip, prepare_clip
+from ross3d_data.shards import ShardConfig, build_shards, read_manifest, read_tar
+from ross3d_data.views import select_uniform
+
+VIEWS = 8
+
+
+@pytest.fixture(scope="module")
+def instructions(demo_scenes, tmp_path_factory) -> Path:
+    """ScanQA train/val instructions for the demo scenes (official files -> jsonl)."""
+    root = tmp_path_factory.mktemp("ann")
+    files = write_demo_annotations(demo_scenes, root)
+    out = root / "scanqa.jsonl"
+    insts = []
+    for split in ("train", "val"):
+        cfg = ConvertConfig(
+            task="scanqa",
+            input=files[f"scanqa_{split}"],
+            split=split,
+            out=root / f"scanqa_{split}.jsonl",
+            boxes_json=files["boxes"],
+        )
+        insts += convert_instructions(cfg).instructions
+    out.write_text("".join(json.dumps(i.to_dict()) + "\n" for i in insts))
+    return out
+
+
+def _cfg(demo_scenes, out, instructions=(), **kw) -> ShardConfig:
+    return ShardConfig(
+        scenes=tuple(demo_scenes),
+        out=out,
+        instructions=tuple(instructions),
+        sample=SampleConfig(views=VIEWS),
+        max_shard_bytes=300_000,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(demo_scenes, instructions, tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards")
+    return out, build_shards(_cfg(demo_scenes, out, [instructions]))
+
+
+def _shard_bytes(out: Path) -> dict[str, bytes]:
+    names = sorted(p.name for p in out.glob("shard-*.tar")) + sorted(
+        p.name for p in out.glob("instructions-*.jsonl")
+    )
+    return {n: (out / n).read_bytes() for n in names}
+
+
+def test_layout_manifest_and_indexes(built, demo_scenes, instructions):
+    out, summary = built
+    ids = sorted(Path(d).name for d in demo_scenes)
+    assert summary.samples == len(ids) and summary.failed == {}
+    manifest = read_manifest(out)
+    keys = [k for s in manifest["shards"] for k in s["keys"]]
+    assert keys == ids  # sorted, each once
+    assert len(manifest["shards"]) == len(ids)  # 300 kB limit: one ~400 kB clip per shard
+    for s in manifest["shards"]:
+        names = [n for n, _ in read_tar(out / s["name"])]
+        assert len(names) == len(set(names)) and all(n.split(".")[0] in s["keys"] for n in names)
+    everything = read_jsonl(instructions)
+    for split in ("train", "val"):
+        index = read_jsonl(out / f"instructions-{split}.jsonl")
+        expected = sorted((i for i in everything if i.split == split), key=lambda i: i.id)
+        assert index == expected and summary.instructions[split] == len(expected)
+    assert summary.vision_only == 0
+
+
+def test_round_trip_equals_prepared_clip(built, demo_scenes):
+    out, _ = built
+    scene_dir = sorted(demo_scenes)[0]
+    clip = prepare_clip(scene_dir, SampleConfig(views=VIEWS), None)
+    members = read_tar(out / "shard-000000.tar")
+    sample = {n.split(".", 1)[1]: d for n, d in members}
+    back = decode_clip(sample)
+    assert back.scene_id == clip.scene_id and back.labels == clip.labels
+    for name, arr in clip.arrays.items():
+        assert back.arrays[name].dtype == arr.dtype and np.array_equal(back.arrays[name], arr), name
+    assert back.depth_mm_VSS.dtype == np.uint16
+    assert np.array_equal(back.depth_mm_VSS, clip.depth_mm_VSS)
+    assert np.array_equal(back.bev_HW3, clip.bev_HW3)
+    # JPEG: lossy but close
+    diff = np.abs(back.images_VSS3.astype(int) - clip.images_VSS3.astype(int))
+    assert back.images_VSS3.shape == (VIEWS, 384, 384, 3) and diff.mean() < 2.0
+    scene = load_scene(scene_dir)
+    assert back.arrays["frame_ids"].tolist() == select_uniform(scene.frame_ids(), VIEWS)
+    assert back.arrays["object_ids"].tolist() == sorted(o.object_id for o in scene.objects)
+
+
+def test_rebuild_with_workers_is_byte_identical(built, demo_scenes, instructions, tmp_path):
+    out, _ = built
+    build_shards(_cfg(demo_scenes, tmp_path / "b", [instructions], workers=2))
+    assert _shard_bytes(tmp_path / "b") == _shard_bytes(out)
+    with pytest.raises(FileExistsError, match="already built"):
+        build_shards(_cfg(demo_scenes, tmp_path / "b", [instructions]))
+
+
+def test_interrupted_build_resumes_to_same_bytes(
+    built, demo_scenes, instructions, tmp_path, monkeypatch
+):
+    out, _ = built
+    real = shards_mod._prepare_job
+    calls = []
+
+    def dying(payload):
+        if calls:
+            raise KeyboardInterrupt  # the process is killed while preparing the 2nd scene
+        calls.append(payload)
+        return real(payload)
+
+    monkeypatch.setattr(shards_mod, "_prepare_job", dying)
+    with pytest.raises(KeyboardInterrupt):
+        build_shards(_cfg(demo_scenes, tmp_path / "c", [instructions]))
+    assert not (tmp_path / "c" / "manifest.json").exists()
+    monkeypatch.setattr(shards_mod, "_prepare_job", real)
+    summary = build_shards(_cfg(demo_scenes, tmp_path / "c", [instructions]))
+    assert summary.reused == 1 and summary.samples == len(demo_scenes)
+    assert _shard_bytes(tmp_path / "c") == _shard_bytes(out)
+    assert not list((tmp_path / "c").rglob("*.tmp"))
+
+
+def test_bad_frames_are_skipped_and_counted(demo_scenes, tmp_path):
+    src = sorted(demo_scenes)[0]
+    scene_dir = tmp_path / "scenes" / src.name
+    shutil.copytree(src, scene_dir, ignore=shutil.ignore_patterns("*.sens"))
+    ids = load_scene(scene_dir).frame_ids()
+    (scene_dir / "pose" / f"{ids[5]}.txt").write_text("-inf -inf -inf -inf\n" * 4)
+    chosen = select_uniform(load_scene(scene_dir).frame_ids(), VIEWS)
+    (scene_dir / "color" / f"{chosen[2]}.jpg").unlink()
+    depth = read_depth(scene_dir / "depth" / f"{chosen[3]}.png")
+    cv2.imwrite(str(scene_dir / "depth" / f"{chosen[3]}.png"), np.zeros_like(depth))
+    summary = build_shards(
+        ShardConfig(scenes=(scene_dir,), out=tmp_path / "out", sample=SampleConfig(views=VIEWS))
+    )
+    assert summary.skipped_frames == {"empty depth": 1, "invalid pose": 1, "unreadable frame": 1}
+    members = dict(read_tar(tmp_path / "out" / "shard-000000.tar"))
+    frame_ids = np.load(__import__("io").BytesIO(members[f"{src.name}.frame_ids.npy"]))
+    assert len(frame_ids) == VIEWS
+    assert not {ids[5], chosen[2], chosen[3]} & set(frame_ids.tolist())
+    # each bad view replaced by its nearest good neighbour in frame order
+    valid = load_scene(scene_dir).frame_ids()
+    assert valid[valid.index(chosen[2]) - 1] in frame_ids
+    assert valid[valid.index(chosen[3]) - 1] in frame_ids
+
+
+def test_failed_scene_is_reported_not_packed(demo_scenes, tmp_path):
+    broken = tmp_path / "scenes" / "broken0000_00"
+    shutil.copytree(sorted(demo_scenes)[0], broken, ignore=shutil.ignore_patterns("*.sens"))
+    for p in (broken / "pose").iterdir():
+        p.write_text("-inf -inf -inf -inf\n" * 4)
+    summary = build_shards(
+        ShardConfig(
+            scenes=(tmp_path / "scenes",), out=tmp_path / "out", sample=SampleConfig(views=VIEWS)
+        )
+    )
+    assert list(summary.failed) == ["broken0000_00"] and summary.samples == 0
