@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -305,15 +304,8 @@ def test_config_validation():
         BevConfig(size_px=2)
 
 
-def real_data_root() -> Path:
-    root = os.environ.get("ROSS3D_REAL_DATA")
-    if not root:
-        pytest.skip("set ROSS3D_REAL_DATA=/work/shared/data to run the real TUM RGB-D test")
-    return Path(root)
-
-
-def test_real_tum_teddy_renders_by_fusion():
-    scene = load_scene(real_data_root() / "tum_fr3_teddy")
+def test_real_tum_teddy_renders_by_fusion(real_data):
+    scene = load_scene(real_data)
     res = render_bev(scene, BevConfig())
     img = res.image_HW3
     assert res.source == "fusion" and img.shape == (432, 432, 3)

@@ -30,7 +30,9 @@ import numpy as np
 
 from ross3d_data.bev_raster import render_mesh_raster, render_mesh_raycast, render_points_zbuffer
 from ross3d_data.errors import SceneError
+from ross3d_data.jobs import JobSummary, run_scene_jobs
 from ross3d_data.records import Mesh
+from ross3d_data.scene import find_scenes, load_scene
 
 BACKENDS = ("raster", "open3d")
 
@@ -265,12 +267,64 @@ def render_bev(scene, cfg: BevConfig) -> BevResult:
 
 
 def write_bev(result: BevResult, scene_id: str, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``out_dir/<scene_id>/bev.png`` and ``bev.json``; returns both paths."""
+    """Write ``out_dir/<scene_id>/bev.png`` and ``bev.json``; returns both paths.
+
+    Each file is written under a temporary name and renamed, the JSON last, so a killed run
+    never leaves a scene that looks finished (see ``is_bev_done``).
+    """
     from PIL import Image
 
     folder = Path(out_dir) / scene_id
     folder.mkdir(parents=True, exist_ok=True)
     png, meta = folder / "bev.png", folder / "bev.json"
-    Image.fromarray(result.image_HW3, mode="RGB").save(png)
-    meta.write_text(json.dumps(result.to_json(scene_id), indent=2) + "\n")
+    tmp_png, tmp_meta = folder / ".bev.png.partial", folder / ".bev.json.partial"
+    Image.fromarray(result.image_HW3, mode="RGB").save(tmp_png, format="PNG")
+    tmp_png.replace(png)
+    tmp_meta.write_text(json.dumps(result.to_json(scene_id), indent=2) + "\n")
+    tmp_meta.replace(meta)
     return png, meta
+
+
+def is_bev_done(out_dir: Path, scene_id: str) -> bool:
+    """True when ``out_dir/<scene_id>`` holds both BEV files."""
+    folder = Path(out_dir) / scene_id
+    return (folder / "bev.png").is_file() and (folder / "bev.json").is_file()
+
+
+def _bev_job(payload: tuple[Path, Path, BevConfig]) -> str:
+    """Render and write one scene; returns a one-line note for the summary."""
+    scene_dir, out_dir, cfg = payload
+    scene = load_scene(scene_dir)
+    result = render_bev(scene, cfg)
+    write_bev(result, scene.scene_id, out_dir)
+    covered = float(result.image_HW3.any(axis=2).mean())
+    return (
+        f"{result.source} ({result.backend}), {100 * result.meters_per_pixel:.2f} cm/px, "
+        f"{covered:.0%} non-empty"
+    )
+
+
+def render_bev_scenes(
+    scene_paths: list[Path],
+    out_dir: Path,
+    cfg: BevConfig,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> JobSummary:
+    """Render ``out_dir/<scene_id>/bev.{png,json}`` for every scene under ``scene_paths``.
+
+    Each path is a scene folder or a folder of scene folders (``find_scenes``). Finished
+    scenes are skipped unless ``overwrite``; a failing scene is reported in the summary and the
+    others continue.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = [
+        (scene_dir.name, (scene_dir, out_dir, cfg))
+        for path in scene_paths
+        for scene_dir in find_scenes(path)
+    ]
+    return run_scene_jobs(
+        items, _bev_job, workers=workers, desc="render BEV",
+        is_done=lambda payload: is_bev_done(out_dir, payload[0].name), overwrite=overwrite,
+    )  # fmt: skip

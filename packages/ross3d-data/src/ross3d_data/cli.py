@@ -57,3 +57,63 @@ def export_frames_cmd(
         raise typer.Exit(2) from None
     summary.print(console)
     raise typer.Exit(summary.exit_code)
+
+
+@app.command("render-bev")
+def render_bev_cmd(
+    scenes: Annotated[list[Path], typer.Argument(help="scene folders, or folders of scenes")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="writes OUT/<scene_id>/bev.{png,json}")],
+    size: Annotated[int, typer.Option("--size", min=8, help="image side in pixels")] = 432,
+    ceiling: Annotated[
+        float,
+        typer.Option("--ceiling", help="cut away everything this many metres above the floor"),
+    ] = 2.0,
+    backend: Annotated[str, typer.Option("--backend", help="mesh renderer: raster | open3d")] = (
+        "raster"
+    ),
+    supersample: Annotated[int, typer.Option("--supersample", min=1, help="anti-aliasing")] = 1,
+    workers: Workers = 1,
+    overwrite: Overwrite = False,
+) -> None:
+    """Top-down colour images of aligned scenes (mesh, else fused RGB-D frames); resumable."""
+    from ross3d_data.bev import BevConfig, render_bev_scenes
+    from ross3d_data.errors import SceneError
+
+    try:
+        cfg = BevConfig(
+            size_px=size, ceiling_above_floor_m=ceiling, backend=backend, supersample=supersample
+        )
+        summary = render_bev_scenes(scenes, out, cfg, workers=workers, overwrite=overwrite)
+    except (SceneError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    summary.print(console)
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command("preview")
+def preview_cmd(
+    scene: Annotated[Path, typer.Argument(help="one scene folder")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write")],
+    views: Annotated[int, typer.Option("--views", min=1, help="number of views")] = 16,
+    method: Annotated[str, typer.Option("--method", help="uniform | max-coverage")] = "uniform",
+    bev_dir: Annotated[
+        Path | None, typer.Option("--bev-dir", help="read BEV_DIR/<scene_id>/bev.png if there")
+    ] = None,
+) -> None:
+    """Picture of the chosen views, their overlap matrix and the cameras on the BEV."""
+    from ross3d_data.errors import SceneError
+    from ross3d_data.preview import PreviewConfig, write_preview
+
+    try:
+        cfg = PreviewConfig(views=views, method=method, bev_dir=bev_dir)
+        data = write_preview(scene, out, cfg)
+    except (SceneError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    for note in data.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    console.print(
+        f"wrote {out}: {len(data.frame_ids)} views of {data.scene_id}, frames {data.frame_ids}, "
+        f"mean coverage {float(data.coverage_V.mean()):.2f}"
+    )
