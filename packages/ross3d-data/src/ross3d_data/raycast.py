@@ -86,8 +86,9 @@ class MeshRaycaster:
         img = np.full((K.height, K.width, 3), background, np.uint8)
         tri = self._faces[hit["prim_HW"][ok]]
         uv = hit["uv_HW2"][ok]
-        w = np.stack([1 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], 1)[..., None]
-        img[ok] = np.clip(np.round((self._colors[tri] * w).sum(1)), 0, 255).astype(np.uint8)
+        w = np.stack([1 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], 1)
+        rgb = np.einsum("nk,nkc->nc", w, self._colors[tri])
+        img[ok] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
         depth_mm = np.zeros((K.height, K.width), np.uint16)
         depth_mm[ok] = np.round(depth_m[ok] * 1000.0).astype(np.uint16)
         return img, depth_mm
