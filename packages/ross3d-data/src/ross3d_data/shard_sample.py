@@ -4,13 +4,14 @@ Members of a sample with key ``<scene_id>`` (so ``<scene_id>.<name>`` in the tar
 
 * ``NNN.jpg`` (view NNN, RGB JPEG of the 384x384 crop, fixed quality) and ``NNN.depth.png``
   (16-bit PNG, millimetres, 0 = invalid), NNN = 000 ... V-1;
-* ``frame_ids.npy`` int64 [V], ``K_crop.npy`` float32 [V,3,3], ``T_aligned_cam.npy`` float32
+* ``frame_ids.npy`` int64 [V], ``k_crop.npy`` float32 [V,3,3], ``t_aligned_cam.npy`` float32
   [V,4,4], ``coords.npy`` float32 [V,G,G,3], ``coords_valid.npy`` bool [V,G,G],
   ``overlap.npy`` float32 [V,V], ``coverage.npy`` float32 [V];
 * ``bev.png`` (RGB) and ``bev_world_to_pixel.npy`` float32 [3,3];
 * ``boxes.npy`` float32 [K,6], ``object_ids.npy`` int64 [K];
 * ``meta.json``: scene_id, labels (K), views, view method, skipped frame counts.
 
+Member names are lower case (webdataset lower-cases suffixes when it groups members).
 Every encoding is deterministic (``np.save`` bytes, fixed JPEG quality / PNG level, sorted JSON).
 """
 
@@ -218,7 +219,7 @@ def encode_clip(clip: Clip) -> list[tuple[str, bytes]]:
     for i, (img, dep) in enumerate(zip(clip.images_VSS3, clip.depth_mm_VSS, strict=True)):
         members.append((f"{i:03d}.jpg", _encode_image(".jpg", img, jpg)))
         members.append((f"{i:03d}.depth.png", _encode_image(".png", dep.astype(np.uint16), png)))
-    members += [(f"{name}.npy", _npy(clip.arrays[name])) for name in ARRAY_NAMES]
+    members += [(f"{name.lower()}.npy", _npy(clip.arrays[name])) for name in ARRAY_NAMES]
     members.append(("bev.png", _encode_image(".png", clip.bev_HW3, png)))
     meta = {**clip.meta, "labels": clip.labels}
     members.append(("meta.json", json.dumps(meta, sort_keys=True).encode()))
@@ -244,7 +245,8 @@ def decode_clip(sample: dict[str, Any]) -> Clip:
         [_decode_image(sample[f"{i:03d}.depth.png"], f"{i:03d}.depth.png", False) for i in range(n)]
     )
     arrays = {
-        name: np.load(io.BytesIO(sample[f"{name}.npy"]), allow_pickle=False) for name in ARRAY_NAMES
+        name: np.load(io.BytesIO(sample[f"{name.lower()}.npy"]), allow_pickle=False)
+        for name in ARRAY_NAMES
     }
     bev = _decode_image(sample["bev.png"], "bev.png", True)
     labels = meta.pop("labels")

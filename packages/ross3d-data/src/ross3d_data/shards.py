@@ -36,6 +36,7 @@ from .jobs import JobSummary, run_scene_jobs
 from .shard_sample import SampleConfig, encode_clip, prepare_clip
 
 MANIFEST = "manifest.json"
+FORMAT = "ross3d-shards/1"  # bump when the sample encoding changes (invalidates caches)
 TAR_HEADER_BYTES = 1024  # header + padding estimate per member, for shard sizing
 
 
@@ -65,7 +66,7 @@ class ShardConfig:
 
     def fingerprint(self) -> str:
         """Hash of what a prepared sample depends on (cache entries are keyed by it)."""
-        key = json.dumps([asdict(self.sample), str(self.bev_dir)], sort_keys=True)
+        key = json.dumps([FORMAT, asdict(self.sample), str(self.bev_dir)], sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -238,7 +239,7 @@ def _write_manifest(out, cfg, shards, indexes, summary: ShardSummary) -> None:
         for scene_id in sorted({i.scene_id for i in insts}):
             splits_of[scene_id].append(split)
     manifest = {
-        "format": "ross3d-shards/1",
+        "format": FORMAT,
         "sample": asdict(cfg.sample),
         "shards": shards,
         "instruction_files": {s: f"instructions-{s}.jsonl" for s in indexes},
