@@ -122,20 +122,7 @@ def test_prepare_view_rejects_mismatches():
         )
 
 
-def _real_scene_dir():
-    import os
-    from pathlib import Path
-
-    root = os.environ.get("ROSS3D_REAL_DATA")
-    if not root:
-        pytest.skip("set ROSS3D_REAL_DATA=/work/shared/data to run the real TUM RGB-D checks")
-    path = Path(root) / "tum_fr3_teddy"
-    if not path.is_dir():
-        pytest.skip(f"{path} not found")
-    return path
-
-
-def test_real_tum_views_land_on_the_fused_point_cloud():
+def test_real_tum_views_land_on_the_fused_point_cloud(real_data):
     """Prepared depth + K_crop + pose put every pixel on the scene: checks the whole chain."""
     trimesh = pytest.importorskip("trimesh")
     from ross3d_data.geometry import backproject_depth, depth_mm_to_m
@@ -143,7 +130,7 @@ def test_real_tum_views_land_on_the_fused_point_cloud():
     from ross3d_data.scene import load_scene
     from scipy.spatial import cKDTree
 
-    path = _real_scene_dir()
+    path = real_data
     scene = load_scene(path)
     # The fused cloud (3 cm voxels) was built from depth < 4 m only.
     tree = cKDTree(np.asarray(trimesh.load(path / "scene_fused_pointcloud.ply").vertices))

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from ross3d_data.views import (
+    choose_views,
     frame_voxels,
     select_max_coverage,
     select_uniform,
@@ -79,3 +80,36 @@ def test_max_coverage_ties_go_to_lowest_index_and_empty_frames_last():
     assert select_max_coverage([], 3) == []
     with pytest.raises(ValueError):
         select_max_coverage(sets, 0)
+
+
+def _covered(scene, frame_ids, voxel_size=0.1):
+    K = scene.depth_intrinsics.K_33
+    keys = [
+        frame_voxels(scene.load_frame(f).depth_mm_HW, K, scene.T_aligned_cam(f), voxel_size)
+        for f in frame_ids
+    ]
+    return len(np.unique(np.concatenate(keys)))
+
+
+def test_choose_views_skips_invalid_poses(tiny_scene):
+    from ross3d_data.scene import load_scene
+
+    scene = load_scene(tiny_scene(n_frames=6, invalid=(2,)).path)  # frames from the .sens
+    assert scene.frame_ids() == [0, 1, 3, 4, 5]
+    assert choose_views(scene, 3, "uniform") == [0, 3, 5]
+    picks = choose_views(scene, 3, "max-coverage")
+    assert len(set(picks)) == 3 and set(picks) <= {0, 1, 3, 4, 5} and picks == sorted(picks)
+    # fewer valid frames than views: both methods give every frame, repeated as linspace does
+    assert choose_views(scene, 7, "max-coverage") == choose_views(scene, 7) == [0, 0, 1, 3, 3, 4, 5]
+    with pytest.raises(ValueError, match="unknown view method"):
+        choose_views(scene, 3, "random")
+
+
+def test_max_coverage_covers_more_than_uniform_on_a_demo_room(demo_scenes):
+    from ross3d_data.scene import load_scene
+
+    scene = load_scene(demo_scenes[0])
+    uniform = choose_views(scene, 6, "uniform")
+    greedy = choose_views(scene, 6, "max-coverage")
+    assert len(set(greedy)) == 6 and set(greedy) <= set(scene.frame_ids())
+    assert _covered(scene, greedy) > _covered(scene, uniform)
