@@ -206,6 +206,14 @@ def write_demo_scene(
 
 
 def make_demo(out_dir: Path, n_scenes: int = 2, seed: int = 0) -> list[Path]:
-    """Write ``n_scenes`` demo scenes ``OUT/demo000k_00`` and return their folders."""
+    """Write ``n_scenes`` demo scenes ``OUT/demo000k_00`` and return their folders.
+
+    Also writes benchmark annotations for them in the official formats under
+    ``OUT/annotations/`` (see ``ross3d_data.demo_annotations``).
+    """
+    from ross3d_data.demo_annotations import write_demo_annotations
+
     out_dir = Path(out_dir)
-    return [write_demo_scene(out_dir / f"demo{k:04d}_00", k, seed) for k in range(n_scenes)]
+    scenes = [write_demo_scene(out_dir / f"demo{k:04d}_00", k, seed) for k in range(n_scenes)]
+    write_demo_annotations(scenes, out_dir / "annotations")
+    return scenes
