@@ -290,3 +290,22 @@ def test_bad_config_and_files_give_clear_errors(tmp_path):
             object_ids=[1],
             boxes=[[0.0, 1.0]],
         )
+
+
+def test_convert_instructions_cli(tmp_path):
+    from ross3d_data.cli import app
+    from typer.testing import CliRunner
+
+    rows = [{"question_id": "val-scene0000-0", "scene_id": "scene0000_00", "question": "Q?",
+             "answers": ["a"], "object_ids": [1]}, {"question_id": "val-scene0000-1"}]  # fmt: skip
+    (tmp_path / "ScanQA_v1.0_val.json").write_text(json.dumps(rows))
+    write_boxes_json(BOXES, tmp_path / "boxes.json")
+    args = ["convert-instructions", "--task", "scanqa", "--input",
+            str(tmp_path / "ScanQA_v1.0_val.json"), "--split", "val", "--out",
+            str(tmp_path / "o.jsonl"), "--boxes", str(tmp_path / "boxes.json")]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert [i.id for i in read_jsonl(tmp_path / "o.jsonl")] == ["scanqa/val/val-scene0000-0"]
+    assert "missing 'scene_id': 1" in res.output
+    res = CliRunner().invoke(app, [*args[:-2], "--split", "nope"])
+    assert res.exit_code == 2 and "unknown split" in res.output

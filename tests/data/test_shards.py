@@ -170,3 +170,18 @@ def test_failed_scene_is_reported_not_packed(demo_scenes, tmp_path):
         )
     )
     assert list(summary.failed) == ["broken0000_00"] and summary.samples == 0
+
+
+def test_build_shards_cli(demo_scenes, tmp_path):
+    from ross3d_data.cli import app
+    from typer.testing import CliRunner
+
+    root = Path(demo_scenes[0]).parent
+    args = ["build-shards", str(root), "--out", str(tmp_path / "s"), "--views", "2"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    manifest = read_manifest(tmp_path / "s")
+    assert manifest["sample"]["views"] == 2 and len(manifest["shards"]) == 1
+    assert "vision-only clips" in res.output
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "already built" in res.output

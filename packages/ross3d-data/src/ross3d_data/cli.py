@@ -117,3 +117,80 @@ def preview_cmd(
         f"wrote {out}: {len(data.frame_ids)} views of {data.scene_id}, frames {data.frame_ids}, "
         f"mean coverage {float(data.coverage_V.mean()):.2f}"
     )
+
+
+@app.command("convert-instructions")
+def convert_instructions_cmd(
+    task: Annotated[
+        str, typer.Option("--task", help="scanqa|sqa3d|scan2cap|scanrefer|multi3drefer")
+    ],
+    input: Annotated[Path, typer.Option("--input", "-i", help="official benchmark file")],
+    split: Annotated[str, typer.Option("--split", help="train | val | test")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="instructions JSON lines to write")],
+    questions: Annotated[
+        Path | None,
+        typer.Option("--questions", help="SQA3D questions file (with --input annotations)"),
+    ] = None,
+    scenes: Annotated[
+        Path | None, typer.Option("--scenes", help="scene root: boxes from the scenes' objects")
+    ] = None,
+    boxes: Annotated[
+        Path | None, typer.Option("--boxes", help="boxes.json instead of --scenes")
+    ] = None,
+    boxes_out: Annotated[
+        Path | None, typer.Option("--boxes-out", help="write the --scenes box table (boxes.json)")
+    ] = None,
+) -> None:
+    """Convert an official ScanQA/SQA3D/Scan2Cap/ScanRefer/Multi3DRefer file to instructions."""
+    from ross3d_data.errors import SceneError
+    from ross3d_data.instructions import ConvertConfig, convert_instructions, summary_table
+
+    try:
+        cfg = ConvertConfig(task=task, input=input, split=split, out=out, questions=questions,
+                            scenes=scenes, boxes_json=boxes, boxes_out=boxes_out)  # fmt: skip
+        result = convert_instructions(cfg)
+    except (SceneError, ValueError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    console.print(summary_table([result]))
+    console.print(f"wrote {len(result.instructions)} instructions to {out}")
+
+
+@app.command("build-shards")
+def build_shards_cmd(
+    scenes: Annotated[list[Path], typer.Argument(help="scene folders, or folders of scenes")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="shard folder")],
+    instructions: Annotated[
+        list[Path] | None, typer.Option("--instructions", help="instruction .jsonl (repeatable)")
+    ] = None,
+    bev_dir: Annotated[
+        Path | None, typer.Option("--bev-dir", help="read BEV_DIR/<scene_id>/bev.png, else render")
+    ] = None,
+    views: Annotated[int, typer.Option("--views", min=1, help="views per clip")] = 32,
+    method: Annotated[str, typer.Option("--method", help="uniform | max-coverage")] = "uniform",
+    max_shard_bytes: Annotated[
+        int, typer.Option("--max-shard-bytes", help="shard size limit in bytes")
+    ] = 1 << 30,
+    workers: Workers = 1,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="rebuild from scratch (drops the cache)")
+    ] = False,
+) -> None:
+    """WebDataset shards of scene clips + per-split instruction indexes (resumable)."""
+    from ross3d_data.errors import SceneError
+    from ross3d_data.shard_sample import SampleConfig
+    from ross3d_data.shards import ShardConfig, build_shards
+
+    try:
+        cfg = ShardConfig(
+            scenes=tuple(scenes), out=out, instructions=tuple(instructions or ()), bev_dir=bev_dir,
+            sample=SampleConfig(views=views, method=method), max_shard_bytes=max_shard_bytes,
+            workers=workers, overwrite=overwrite,
+        )  # fmt: skip
+        summary = build_shards(cfg, console)
+    except (SceneError, ValueError, FileExistsError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    summary.jobs.print(console)
+    console.print(summary.table())
+    raise typer.Exit(summary.jobs.exit_code)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from .instructions import Instruction, read_jsonl, write_jsonl
 from .jobs import JobSummary, run_scene_jobs
@@ -87,6 +88,23 @@ class ShardSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "jobs"}
+
+    def table(self) -> Table:
+        """Rich table of the counts (the per-scene job table is ``jobs.table()``)."""
+        table = Table(title="build-shards", title_justify="left")
+        table.add_column("what")
+        table.add_column("count", overflow="fold")
+        rows = [
+            ("scenes", self.scenes), ("samples packed", self.samples),
+            ("reused from cache", self.reused), ("failed scenes", len(self.failed)),
+            ("shards", len(self.shards)), ("vision-only clips", self.vision_only),
+            *((f"instructions ({s})", n) for s, n in self.instructions.items()),
+            *((f"skipped frames: {r}", n) for r, n in self.skipped_frames.items()),
+            *((f"skipped instructions: {r}", n) for r, n in self.skipped_instructions.items()),
+        ]  # fmt: skip
+        for what, n in rows:
+            table.add_row(what, str(n))
+        return table
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
