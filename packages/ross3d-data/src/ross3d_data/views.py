@@ -97,11 +97,17 @@ def frame_voxels(
     return voxel_keys(points[valid], voxel_size)
 
 
+def _sorted_unique(keys_N: np.ndarray) -> np.ndarray:
+    """int64 keys sorted and unique (free when they already are, as frame_voxels returns them)."""
+    keys = np.asarray(keys_N, dtype=np.int64).ravel()
+    return keys if np.all(keys[1:] > keys[:-1]) else np.unique(keys)
+
+
 def _membership_matrix(voxels_per_frame: Sequence[np.ndarray]) -> sparse.csr_matrix:
     """Binary frames x distinct-voxels CSR matrix."""
-    lengths = [len(np.unique(v)) for v in voxels_per_frame]
-    all_keys = np.concatenate([np.unique(np.asarray(v, dtype=np.int64)) for v in voxels_per_frame])
-    _, columns = np.unique(all_keys, return_inverse=True)
+    per_frame = [_sorted_unique(v) for v in voxels_per_frame]
+    lengths = [len(v) for v in per_frame]
+    _, columns = np.unique(np.concatenate(per_frame), return_inverse=True)
     rows = np.repeat(np.arange(len(lengths)), lengths)
     data = np.ones(len(columns), dtype=np.int64)
     n_voxels = int(columns.max()) + 1 if len(columns) else 0
