@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ross3d_eval.errors import EvalInputError
+
 BENCHMARKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")
 PROTOCOLS = ("ross3d", "leo", "official")
 # Which protocols each benchmark implements (README "Protocols" says what differs).
@@ -87,6 +89,9 @@ def score(
         needs[bench] = ("boxes", boxes)
     if benchmark in needs and needs[benchmark][1] is None:
         raise ValueError(f"{benchmark} needs --{needs[benchmark][0]}")
+    for path in (predictions, annotations, questions, boxes):
+        if path is not None and not Path(path).is_file():
+            raise EvalInputError(path, "file not found")
     runner = _runner(benchmark)
     kwargs = {"questions": questions, "boxes": boxes, "caption_scorer": caption_scorer}
     return runner(Path(predictions), Path(annotations), protocol=protocol, **kwargs)

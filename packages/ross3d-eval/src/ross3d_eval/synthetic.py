@@ -187,7 +187,7 @@ def _sqa3d(rng, n, out_dir):
 
 def _scanrefer_like(rng, n_objects_total, out_dir, descriptions_per_object):
     """ScanRefer-style annotations over synthetic scenes: (scenes, annotation list)."""
-    n_scenes = max(1, n_objects_total // 20)
+    n_scenes = -(-n_objects_total // 20)  # ceil: enough objects for n queries
     scenes = _scenes(rng, n_scenes, 20)
     anns = []
     for scene_id, objs in scenes.items():
