@@ -1,0 +1,46 @@
+import json
+
+from ross3d_data.cli import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def _text(result) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def test_help_lists_commands():
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0
+    assert "make-demo" in r.output and "export-frames" in r.output
+
+
+def test_make_demo_writes_a_loadable_scene(tmp_path):
+    from ross3d_data.scene import load_scene
+
+    r = runner.invoke(app, ["make-demo", str(tmp_path), "--n-scenes", "1", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    scene = load_scene(tmp_path / "demo0000_00")
+    assert len(scene.frame_ids()) == 39 and len(scene.objects) == 7
+
+
+def test_export_frames_exit_codes(tiny_scene, tmp_path):
+    root = tmp_path / "scans"
+    tiny_scene(name="scene0000_00", root=root)
+    bad = tiny_scene(name="scene0001_00", root=root)
+    out = tmp_path / "out"
+    r = runner.invoke(
+        app, ["export-frames", str(root / "scene0000_00"), "--out", str(out), "--every", "2"]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "scene0000_00" / "export.json").read_text())["frames"] == 2  # 0, 4
+    (bad.path / "scene0001_00.sens").write_bytes(b"\x04\x00\x00\x00garbage")
+    r = runner.invoke(app, ["export-frames", str(root), "--out", str(out), "--every", "2"])
+    assert r.exit_code == 1
+    out_text = _text(r)
+    assert "0 done, 1 skipped (already complete), 1 failed" in out_text
+    assert "scene0001_00" in out_text and "truncated" in out_text
+    r = runner.invoke(app, ["export-frames", str(tmp_path / "missing"), "--out", str(out)])
+    assert r.exit_code == 2 and "missing: not a directory" in _text(r)
