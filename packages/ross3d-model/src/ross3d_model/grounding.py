@@ -20,7 +20,7 @@ def pixel_xyz_aligned(
     depth_mm_VHW: torch.Tensor, K_crop_V33: torch.Tensor, T_aligned_cam_V44: torch.Tensor
 ) -> torch.Tensor:
     """Back-project every pixel (integer pixel indices u, v) to aligned xyz [V, H, W, 3] metres."""
-    v, h, w = depth_mm_VHW.shape
+    h, w = depth_mm_VHW.shape[1:]
     z = depth_mm_VHW.float() / 1000.0
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     fx, fy = K_crop_V33[:, 0, 0, None, None], K_crop_V33[:, 1, 1, None, None]

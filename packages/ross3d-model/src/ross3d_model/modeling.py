@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel, Qwen2Config, Qwen2ForCausalLM
 from transformers.utils import ModelOutput
@@ -131,24 +130,35 @@ class Ross3DForCausalLM(PreTrainedModel):
     def from_config(cls, cfg: Ross3DConfig) -> Ross3DForCausalLM:
         """Build from the typed config: random init, or pretrained components where the config
         names them (`vision.pretrained`, `llm.pretrained`, `vae.pretrained`)."""
-        return cls(Ross3DHFConfig(ross3d=cfg.to_dict()))
+        model = cls(Ross3DHFConfig(ross3d=cfg.to_dict()))
+        if cfg.init_from is not None:
+            from ross3d_model.checkpoint import load_llava_checkpoint
+
+            report = load_llava_checkpoint(model, cfg.init_from)
+            if report.missing or report.unexpected:
+                raise ValueError(f"{cfg.init_from}: {report.summary()}")
+        return model
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, **_ignored) -> Ross3DForCausalLM:
+    def from_pretrained(
+        cls, path: str | Path, dtype: torch.dtype | None = None
+    ) -> Ross3DForCausalLM:
         """Load a folder written by `save_pretrained` (config.json + safetensors, sharded or not).
-        Components are built from the config and then overwritten; every key must match."""
+        Components are built from the config and then overwritten; every key must match, so the
+        round trip is exact (a custom loader: the frozen VAE and the scheduler tables must not be
+        built on the meta device, as transformers' loader would)."""
         from ross3d_model.checkpoint import read_state_dict
 
         config = Ross3DHFConfig.from_pretrained(str(path))
         model = cls(config)
-        state = read_state_dict(Path(path), load_file)
+        state = read_state_dict(Path(path))
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ValueError(
                 f"{path}: checkpoint does not match the model: missing {sorted(missing)[:10]} "
                 f"({len(missing)}), unexpected {sorted(unexpected)[:10]} ({len(unexpected)})"
             )
-        return model
+        return model if dtype is None else model.to(dtype)
 
     def set_special_ids(self, ids: dict[str, int]) -> None:
         """Token ids of `<image>`, `<coord>`, `<ground>`, `<|im_end|>` (tokenizer.special_token_ids)."""
@@ -269,7 +279,7 @@ class Ross3DForCausalLM(PreTrainedModel):
             inputs_embeds=prep.embeds, attention_mask=prep.attention_mask
         ).last_hidden_state
         named = {"lm": self._lm_loss(hidden, prep.labels)}
-        named.update(self._reconstruction_losses(hidden, prep, batch, cross_view))
+        named.update(self._reconstruction_losses(hidden, prep, batch, cross_view, generator))
         named["grounding"], ground_logits = self._grounding(hidden, prep, batch)
         logits = self.language_model.lm_head(hidden) if return_logits else None
         losses = combine_losses(named, self.cfg.objective)
@@ -287,19 +297,22 @@ class Ross3DForCausalLM(PreTrainedModel):
         logits = self.language_model.lm_head(hidden_BLD[:, :-1][keep])
         return F.cross_entropy(logits.float(), target[keep])
 
-    def _reconstruction_losses(self, hidden, prep: PreparedInputs, batch, cross_view) -> dict:
+    def _reconstruction_losses(self, hidden, prep, batch, cross_view, generator) -> dict:
+        """BEV (and cross-view) losses over the non-grounding examples; `generator` drives the
+        VAE latent sampling, timesteps and noise (None = global RNG)."""
         rec = ~batch["is_grounding"].cpu()
         if not rec.any():
             return {"bev": None, "cross_view": None}
         dev = hidden.device
         vis = self.visual_hidden(hidden, prep)[rec.to(dev)]
         masked = prep.masked_views[rec].to(dev)
-        bev_lat, bev_valid = self.latent_tokenizer.encode_bev(batch["bev"][rec].to(dev))
-        out = {"bev": self.reconstructor.bev_loss(vis, ~masked, bev_lat, bev_valid)}
+        bev_lat, bev_valid = self.latent_tokenizer.encode_bev(batch["bev"][rec].to(dev), generator)
+        bev = self.reconstructor.bev_loss(vis, ~masked, bev_lat, bev_valid, generator)
+        out = {"bev": bev}
         out["cross_view"] = None
         if cross_view and masked.any():
-            view_lat = self.latent_tokenizer.encode_views(batch["images"][rec].to(dev))
-            out["cross_view"] = self.reconstructor.view_loss(vis, masked, view_lat)
+            view_lat = self.latent_tokenizer.encode_views(batch["images"][rec].to(dev), generator)
+            out["cross_view"] = self.reconstructor.view_loss(vis, masked, view_lat, generator)
         return out
 
     def ground_scores(self, hidden_BLD, prep: PreparedInputs, batch) -> list:
