@@ -28,7 +28,6 @@ from PIL import Image
 
 from ross3d_data.geometry import (
     depth_mm_to_m,
-    pixel_grid,
     resize_crop_intrinsics,
     transform_points,
 )
@@ -68,10 +67,12 @@ def resize_center_crop(color_HW3: np.ndarray, size: int) -> tuple[np.ndarray, fl
             f"image {width}x{height} is narrower than tall; cannot centre-crop {size}x{size} "
             f"after resizing to height {size}"
         )
-    resized = Image.fromarray(color_HW3).resize((new_width, size), Image.Resampling.BICUBIC)
     left = (new_width - size) // 2
-    image = np.asarray(resized)[:, left : left + size]
-    return np.ascontiguousarray(image), new_width / width, size / height, left
+    scale_x = new_width / width
+    # Resize only the source box that lands in the crop: the same pixels as resize-then-crop.
+    box = (left / scale_x, 0.0, (left + size) / scale_x, float(height))
+    image = Image.fromarray(color_HW3).resize((size, size), Image.Resampling.BICUBIC, box=box)
+    return np.asarray(image), scale_x, size / height, left
 
 
 def resample_depth(
@@ -115,12 +116,18 @@ def token_coordinates(
     depth_m = depth_mm_to_m(depth_mm_SS[:crop, :crop]).astype(np.float64)
     valid = np.isfinite(depth_m) & (depth_m > 0)
     z = np.where(valid, depth_m, 0.0)
-    u, v = pixel_grid(crop, crop)
+    pixel = np.arange(crop, dtype=np.float64)
+
     # Back-projection is linear in (u z, v z, z): the mean point of a cell is K^-1 applied to the
-    # cell sums of those, then the pose, which is far cheaper than back-projecting every pixel.
-    homog = np.stack([u * z, v * z, z], axis=-1).reshape(grid, cell, grid, cell, 3)
-    counts = valid.reshape(grid, cell, grid, cell).sum(axis=(1, 3))
-    mean_homog = homog.sum(axis=(1, 3)) / np.maximum(counts, 1)[..., None]
+    # cell means of those, then the pose, which is far cheaper than back-projecting every pixel.
+    def cell_sums(values_SS: np.ndarray) -> np.ndarray:
+        return values_SS.reshape(grid, cell, grid, cell).sum(axis=(1, 3))
+
+    counts = cell_sums(valid)
+    homog_sums = np.stack(
+        [cell_sums(z * pixel[None, :]), cell_sums(z * pixel[:, None]), cell_sums(z)], axis=-1
+    )
+    mean_homog = homog_sums / np.maximum(counts, 1)[..., None]
     points_cam = mean_homog @ np.linalg.inv(np.asarray(K_crop_33, dtype=np.float64)).T
     coords = np.where((counts > 0)[..., None], transform_points(T_aligned_cam_44, points_cam), 0.0)
     return coords.astype(np.float32), counts > 0
