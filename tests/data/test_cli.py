@@ -20,10 +20,12 @@ def test_help_lists_commands():
 def test_make_demo_writes_a_loadable_scene(tmp_path):
     from ross3d_data.scene import load_scene
 
-    r = runner.invoke(app, ["make-demo", str(tmp_path), "--n-scenes", "1", "--seed", "3"])
+    args = ["make-demo", str(tmp_path), "--n-scenes", "2", "--seed", "3", "--n-frames", "5"]
+    r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    scene = load_scene(tmp_path / "demo0000_00")
-    assert len(scene.frame_ids()) == 39 and len(scene.objects) == 7
+    scene = load_scene(tmp_path / "demo0001_00")
+    assert scene.frame_ids() == [0, 2, 4] and len(scene.objects) == 7
+    assert len(list(tmp_path.iterdir())) == 2
 
 
 def test_export_frames_exit_codes(tiny_scene, tmp_path):

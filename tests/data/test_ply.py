@@ -26,15 +26,16 @@ def test_write_read_roundtrip_is_exact(tmp_path):
     assert r.vertices_N3.dtype == np.float32 and r.colors_N3.dtype == np.uint8
 
 
-def test_file_is_scannet_layout_readable_by_trimesh(tmp_path):
-    import trimesh
+def test_file_is_standard_ply_readable_by_open3d(tmp_path):
+    from ross3d_data.raycast import import_open3d
 
+    o3d = import_open3d()
     m = _mesh()
     write_ply(tmp_path / "m.ply", m)
-    t = trimesh.load(tmp_path / "m.ply", process=False)
-    np.testing.assert_allclose(t.vertices, m.vertices_N3, atol=1e-6)
-    np.testing.assert_array_equal(t.faces, m.faces_F3)
-    np.testing.assert_array_equal(t.visual.vertex_colors[:, :3], m.colors_N3)
+    t = o3d.io.read_triangle_mesh(str(tmp_path / "m.ply"))
+    np.testing.assert_allclose(np.asarray(t.vertices), m.vertices_N3, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(t.triangles), m.faces_F3)
+    np.testing.assert_allclose(np.asarray(t.vertex_colors) * 255, m.colors_N3, atol=1e-3)
 
 
 def _header(n_v, n_f, extra_vertex_props="", face_type="uchar uint"):

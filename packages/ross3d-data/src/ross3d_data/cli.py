@@ -29,11 +29,12 @@ def make_demo_cmd(
     out: Annotated[Path, typer.Argument(help="folder to write demo scenes into")],
     n_scenes: Annotated[int, typer.Option("--n-scenes", min=1)] = 2,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    n_frames: Annotated[int, typer.Option("--n-frames", min=1, help="raw frames per scene")] = 80,
 ) -> None:
     """Write synthetic rooms in ScanNet's formats (mesh, meta, annotations, .sens, posed frames)."""
     from ross3d_data.demo import make_demo
 
-    for path in make_demo(out, n_scenes=n_scenes, seed=seed):
+    for path in make_demo(out, n_scenes=n_scenes, seed=seed, n_frames=n_frames):
         console.print(f"wrote {path}")
 
 
