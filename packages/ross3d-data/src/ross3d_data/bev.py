@@ -169,10 +169,11 @@ def floor_and_ceiling(z_N: np.ndarray, cfg: BevConfig) -> tuple[float, float]:
 
 
 def _grid_below(points_N3: np.ndarray, ceiling_z: float, cfg: BevConfig) -> BevGrid:
-    below = points_N3[points_N3[:, 2] <= ceiling_z, :2]
-    if len(below) == 0:
+    below = points_N3[:, 2] <= ceiling_z
+    if not below.any():
         raise ValueError(f"no geometry at or below the ceiling cut z = {ceiling_z:.3f} m")
-    return grid_for_extent(below.min(axis=0), below.max(axis=0), cfg.size_px, cfg.margin_m)
+    x, y = points_N3[below, 0], points_N3[below, 1]  # per column: axis-0 reductions are slow
+    return grid_for_extent([x.min(), y.min()], [x.max(), y.max()], cfg.size_px, cfg.margin_m)
 
 
 def _downsample(image_HW3: np.ndarray, hit_HW: np.ndarray, factor: int) -> np.ndarray:
