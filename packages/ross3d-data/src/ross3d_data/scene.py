@@ -38,6 +38,7 @@ class FrameSource(Protocol):
     def frame_ids(self) -> list[int]: ...
     def skipped_frame_ids(self) -> list[int]: ...
     def load_frame(self, frame_id: int) -> Frame: ...
+    def pose(self, frame_id: int) -> np.ndarray: ...
 
 
 class PosedSource:
@@ -56,6 +57,9 @@ class PosedSource:
     def load_frame(self, frame_id: int) -> Frame:
         return posed.read_frame(self.path, frame_id)
 
+    def pose(self, frame_id: int) -> np.ndarray:
+        return posed.read_matrix_44(self.path / "pose" / f"{frame_id}.txt")
+
     def intrinsics(self) -> tuple[Intrinsics, Intrinsics]:
         if not self._valid:
             raise SceneError(self.path / "pose", "no frame with a finite pose")
@@ -71,16 +75,19 @@ class SensSource:
         self.path = path
         self.header = sens.read_sens_header(path)
         self._offsets: dict[int, int] | None = None
+        self._poses: dict[int, np.ndarray] = {}
         self._invalid: list[int] = []
 
     def _index(self) -> dict[int, int]:
+        """Valid frame id -> byte offset; reads only the 96-byte frame heads, once."""
         if self._offsets is None:
-            self._offsets, self._invalid = {}, []
+            offsets, poses, invalid = {}, {}, []
             for rec in sens.iter_sens(self.path, with_images=False):
                 if pose_is_valid(rec.T_world_cam):
-                    self._offsets[rec.frame_id] = rec.offset
+                    offsets[rec.frame_id], poses[rec.frame_id] = rec.offset, rec.T_world_cam
                 else:
-                    self._invalid.append(rec.frame_id)
+                    invalid.append(rec.frame_id)
+            self._offsets, self._poses, self._invalid = offsets, poses, invalid
         return self._offsets
 
     def frame_ids(self) -> list[int]:
@@ -96,6 +103,11 @@ class SensSource:
             raise SceneError(self.path, f"frame {frame_id} is not a valid frame of this stream")
         rec = sens.read_record_at(self.path, offsets[frame_id], frame_id)
         return sens.decode_record(self.path, self.header, rec)
+
+    def pose(self, frame_id: int) -> np.ndarray:
+        if frame_id not in self._index():
+            raise SceneError(self.path, f"frame {frame_id} is not a valid frame of this stream")
+        return self._poses[frame_id].copy()
 
 
 class Scene:
@@ -149,11 +161,9 @@ class Scene:
 
     def T_aligned_cam(self, frame_id: int) -> np.ndarray:
         """Aligned camera-to-world 4x4 (float64) of a frame (reads only the pose)."""
-        src = self.frame_source
-        if isinstance(src, PosedSource):
-            T = posed.read_matrix_44(src.path / "pose" / f"{frame_id}.txt")
-        else:
-            T = self.load_frame(frame_id).T_world_cam
+        if self.frame_source is None:
+            raise SceneError(self.root, "scene has no frames (no posed folder and no .sens)")
+        T = self.frame_source.pose(frame_id)
         if not pose_is_valid(T):
             raise SceneError(self.root, f"frame {frame_id} has an invalid (-inf/nan) pose")
         return self.T_aligned_world @ T

@@ -100,6 +100,7 @@ def iter_sens(path: Path, every: int = 1, with_images: bool = True) -> Iterator[
     file and the frame.
     """
     path = Path(path)
+    size = path.stat().st_size
     with path.open("rb") as f:
         header = _read_header(f, path)
         for i in range(header.num_frames):
@@ -109,7 +110,7 @@ def iter_sens(path: Path, every: int = 1, with_images: bool = True) -> Iterator[
             n_color, n_depth = head[18], head[19]
             if i % every or not with_images:
                 f.seek(n_color + n_depth, 1)
-                if f.tell() > path.stat().st_size:
+                if f.tell() > size:
                     raise SceneError(path, f"truncated in {where}: images run past end of file")
                 if i % every:
                     continue
