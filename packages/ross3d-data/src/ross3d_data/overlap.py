@@ -36,16 +36,20 @@ def _seen_by(
     T_44: np.ndarray,
     rel_tol: float,
 ) -> np.ndarray:
-    """bool ``(N,)``: which points a view sees (inside, in front, depth-consistent)."""
+    """bool ``(N,)``: which points a view sees (inside, in front, depth-consistent).
+
+    ``depth_m_HW`` must hold 0 wherever the depth is invalid.
+    """
     height, width = depth_m_HW.shape
     uv, z = project_points(points_N3, K_33, T_44)
-    cols = np.rint(uv[:, 0])
-    rows = np.rint(uv[:, 1])
-    inside = (z > 0) & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
-    seen = np.zeros(len(points_N3), dtype=bool)
+    u, v = uv[:, 0], uv[:, 1]  # NaN behind the camera: every comparison below is False
+    inside = (u > -0.5) & (u < width - 0.5) & (v > -0.5) & (v < height - 0.5)
     idx = np.flatnonzero(inside)
-    d = depth_m_HW[rows[idx].astype(np.intp), cols[idx].astype(np.intp)]
-    seen[idx] = np.isfinite(d) & (d > 0) & (np.abs(z[idx] - d) <= rel_tol * z[idx])
+    # nearest pixel; the coordinates are > -0.5 here, so truncating u + 0.5 rounds them
+    flat = (v[idx] + 0.5).astype(np.intp) * width + (u[idx] + 0.5).astype(np.intp)
+    d = depth_m_HW.ravel()[flat]
+    seen = np.zeros(len(points_N3), dtype=bool)
+    seen[idx] = (d > 0) & (np.abs(z[idx] - d) <= rel_tol * z[idx])
     return seen
 
 
@@ -66,6 +70,7 @@ def view_overlap(
     coverage 0, and sees nothing.
     """
     depth = np.asarray(depth_m_VHW, dtype=np.float64)
+    depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0)
     K = np.asarray(K_V33, dtype=np.float64)
     T = np.asarray(T_aligned_cam_V44, dtype=np.float64)
     if depth.ndim != 3 or K.shape != (len(depth), 3, 3) or T.shape != (len(depth), 4, 4):
