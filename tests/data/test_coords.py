@@ -161,3 +161,8 @@ def test_real_tum_views_land_on_the_fused_point_cloud(real_data):
     off_diag = overlap - np.diag(np.diag(overlap))
     assert (coverage >= off_diag.max(axis=1) - 1e-6).all()
     assert (coverage <= off_diag.sum(axis=1) + 1e-6).all()
+
+
+def test_token_coordinates_rejects_bad_pose():
+    with pytest.raises(ValueError, match="finite"):
+        token_coordinates(np.ones((S, S), np.uint16), K_CROP, np.full((4, 4), np.nan))

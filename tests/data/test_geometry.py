@@ -92,3 +92,11 @@ def test_frustum_corners_at_depth():
     np.testing.assert_allclose(corners[0], [0, 0, 0])
     np.testing.assert_allclose(corners[1], [-0.505, -0.405, 1.0])
     np.testing.assert_allclose(corners[3], [0.495, 0.395, 1.0])
+
+
+def test_non_finite_pose_is_an_error_not_nan_output():
+    bad = np.full((4, 4), -np.inf)
+    with pytest.raises(ValueError, match="finite 4x4"):
+        backproject_depth(np.ones((2, 2)), K, bad)
+    with pytest.raises(ValueError, match="finite 4x4"):
+        project_points(np.zeros((1, 3)), K, bad)

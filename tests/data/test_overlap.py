@@ -87,3 +87,11 @@ def test_empty_depth_view_has_zero_row_and_column():
 def test_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="expected depth"):
         view_overlap(np.zeros((2, H, W)), np.stack([K] * 3), np.stack([np.eye(4)] * 2))
+
+
+def test_single_view_and_bad_pose():
+    overlap, coverage = run([render(0.0)], [0.0], stride=2)
+    assert overlap.tolist() == [[1.0]] and coverage.tolist() == [0.0]
+    T = np.stack([camera_at(0.0), np.full((4, 4), -np.inf)])
+    with pytest.raises(ValueError, match="finite"):
+        view_overlap(np.stack([render(0.0)] * 2), np.stack([K] * 2), T)

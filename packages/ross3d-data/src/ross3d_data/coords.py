@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ross3d_data.geometry import (
+    check_pose,
     depth_mm_to_m,
     resize_crop_intrinsics,
     transform_points,
@@ -112,6 +113,7 @@ def token_coordinates(
     """
     height, width = depth_mm_SS.shape
     _check_grid(min(height, width), crop, grid)
+    T_aligned_cam_44 = check_pose(T_aligned_cam_44, "T_aligned_cam")
     cell = crop // grid
     depth_m = depth_mm_to_m(depth_mm_SS[:crop, :crop]).astype(np.float64)
     valid = np.isfinite(depth_m) & (depth_m > 0)

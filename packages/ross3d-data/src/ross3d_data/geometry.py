@@ -44,6 +44,14 @@ def is_valid_pose(T_44: np.ndarray) -> bool:
     return T_44.shape == (4, 4) and bool(np.isfinite(T_44).all())
 
 
+def check_pose(T_44: np.ndarray, name: str = "pose") -> np.ndarray:
+    """``T_44`` as float64, or ValueError when it is not a finite 4x4 matrix."""
+    T = np.asarray(T_44, dtype=np.float64)
+    if not is_valid_pose(T):
+        raise ValueError(f"{name} must be a finite 4x4 matrix (ScanNet marks lost frames -inf)")
+    return T
+
+
 def depth_mm_to_m(depth_mm_HW: np.ndarray) -> np.ndarray:
     """uint16 millimetres (0 = invalid) -> float32 metres (0 where invalid)."""
     return np.asarray(depth_mm_HW).astype(np.float32) / np.float32(MM_PER_M)
@@ -71,6 +79,7 @@ def backproject_depth(
     depth = np.asarray(depth_m_HW, dtype=np.float64)
     if depth.ndim != 2:
         raise ValueError(f"depth must be (H, W), got {depth.shape}")
+    T = check_pose(T_aligned_cam_44, "T_aligned_cam")
     valid = np.isfinite(depth) & (depth > 0)
     u, v = pixel_grid(*depth.shape)
     K_inv = np.linalg.inv(np.asarray(K_33, dtype=np.float64))
@@ -78,7 +87,7 @@ def backproject_depth(
         _affine_44(K_inv, np.zeros(3)), np.stack([u, v, np.ones_like(u)], -1)
     )
     z = np.where(valid, depth, np.nan)
-    points = transform_points(T_aligned_cam_44, rays_HW3 * z[..., None])
+    points = transform_points(T, rays_HW3 * z[..., None])
     return points, valid
 
 
@@ -93,7 +102,7 @@ def project_points(
     K = np.asarray(K_33, dtype=np.float64)
     if K.shape != (3, 3) or not np.array_equal(K[2], [0.0, 0.0, 1.0]):
         raise ValueError(f"K must be a 3x3 pinhole matrix with last row [0, 0, 1], got {K}")
-    T_cam_aligned = invert_pose(T_aligned_cam_44)
+    T_cam_aligned = invert_pose(check_pose(T_aligned_cam_44, "T_aligned_cam"))
     # One 3x3 map to homogeneous pixels: K's last row keeps z_cam as the third coordinate.
     homog = transform_points(
         _affine_44(K @ T_cam_aligned[:3, :3], K @ T_cam_aligned[:3, 3]), points_N3
