@@ -26,6 +26,9 @@ def test_make_demo_writes_a_loadable_scene(tmp_path):
     scene = load_scene(tmp_path / "demo0001_00")
     assert scene.frame_ids() == [0, 2, 4] and len(scene.objects) == 7
     assert len(list(tmp_path.iterdir())) == 2
+    r = runner.invoke(app, ["make-demo", str(tmp_path), "--n-scenes", "1", "--n-frames", "3"])
+    assert r.exit_code == 0, r.output
+    assert load_scene(tmp_path / "demo0000_00").frame_ids() == [0, 2]  # no stale frame 4
 
 
 def test_export_frames_exit_codes(tiny_scene, tmp_path):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 from ross3d_data import export as export_mod
+from ross3d_data.errors import SceneError
 from ross3d_data.export import MANIFEST, ExportConfig, export_frames, is_exported
 from ross3d_data.scene import load_scene
 from ross3d_data.sens import iter_sens
@@ -88,6 +89,13 @@ def test_bad_scene_is_reported_and_others_finish(tiny_scene, tmp_path):
     assert "scene0001_00.sens: truncated in frame 4 of 5" in s.results[1].detail
     assert s.exit_code == 1
     assert not (tmp_path / "out" / "scene0001_00").exists()
+
+
+def test_duplicate_scene_ids_are_refused(tiny_scene, tmp_path):
+    a = tiny_scene(root=tmp_path / "a").path
+    b = tiny_scene(root=tmp_path / "b").path
+    with pytest.raises(SceneError, match="scene id also found at"):
+        export_frames([a, b], ExportConfig(out=tmp_path / "out"))
 
 
 def test_config_validation(tmp_path):

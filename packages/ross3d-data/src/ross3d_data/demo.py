@@ -10,6 +10,7 @@ directly). The room is laid out in the aligned frame (floor z = 0, ceiling at 2.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,8 +186,13 @@ def _render_frames(mesh_raw: Mesh, poses_raw: np.ndarray, invalid: set[int]) -> 
 def write_demo_scene(
     scene_dir: Path, index: int, seed: int = 0, n_frames: int = 80, every: int = 2
 ) -> Path:
-    """Write one demo scene (raw scan files, ``.sens`` and the posed export) into ``scene_dir``."""
-    scene_dir.mkdir(parents=True, exist_ok=True)
+    """Write one demo scene (raw scan files, ``.sens`` and the posed export) into ``scene_dir``.
+
+    An existing ``scene_dir`` is replaced, so no stale frames of an earlier demo survive.
+    """
+    if scene_dir.exists():
+        shutil.rmtree(scene_dir)
+    scene_dir.mkdir(parents=True)
     objects = demo_layout(index, seed)
     mesh_aligned, seg_idx, segs = build_room(objects, np.random.default_rng([seed, index, 1]))
     T_aligned_world = demo_alignment(index)

@@ -113,9 +113,12 @@ def export_frames(scene_paths: list[Path], cfg: ExportConfig) -> JobSummary:
     the summary and the others continue.
     """
     cfg.out.mkdir(parents=True, exist_ok=True)
-    items = []
+    items, seen = [], {}
     for p in scene_paths:
         for scene_dir in find_scenes(p):
+            if scene_dir.name in seen:  # both would write OUT/<scene_id>
+                raise SceneError(scene_dir, f"scene id also found at {seen[scene_dir.name]}")
+            seen[scene_dir.name] = scene_dir
             items.append((scene_dir.name, (scene_dir, cfg.out / scene_dir.name, cfg.every)))
     return run_scene_jobs(
         items, _export_job, workers=cfg.workers, desc="export frames",

@@ -153,3 +153,5 @@ def _run_pool(items, todo, fn, workers, record) -> None:
                 record(futures[fut], *fut.result())
             except BrokenProcessPool:
                 record(futures[fut], False, "worker process died (killed or out of memory)", 0.0)
+            except Exception as e:  # e.g. an unpicklable payload: still only this scene fails
+                record(futures[fut], False, _reason(e), 0.0)

@@ -218,7 +218,8 @@ def write_sens(
 ) -> None:
     """Write a ``.sens`` with JPEG colour and zlib depth (``header.num_frames`` must match).
 
-    Frame timestamps are written as ``frame_id * 33333`` microseconds (30 Hz).
+    Frames hold millimetres, so ``depth_shift`` is always written as 1000 (``header.depth_shift``
+    is ignored). Frame timestamps are written as ``frame_id * 33333`` microseconds (30 Hz).
     """
     name = header.sensor_name.encode()
     mats = [header.color_intrinsics.matrix_44(), header.extrinsic_color_44,
