@@ -154,8 +154,8 @@ def choose_views(
     """Frame ids of ``count`` views of ``scene`` (only its valid frames are considered).
 
     ``uniform`` reads no images. ``max-coverage`` loads every valid frame's depth, keeps its
-    voxels that the aligned mesh also occupies when the scene has a mesh (as the reference does,
-    to ignore depth noise), and returns the picks sorted by frame id. With fewer valid frames than
+    voxels that also hold an aligned mesh vertex when the scene has a mesh (as the reference
+    does with the scan's vertex cloud, to ignore depth noise), and returns the picks sorted by frame id. With fewer valid frames than
     ``count`` both methods return every frame, repeated as in ``uniform``.
     """
     if method not in VIEW_METHODS:
