@@ -69,3 +69,12 @@ def test_cli_preview(tiny_scene, tmp_path):
     assert Image.open(out).size == (2000, 720)
     bad = CliRunner().invoke(app, ["preview", str(tmp_path / "nope"), "--out", str(out)])
     assert bad.exit_code == 2 and "nope" in bad.output
+
+
+def test_preview_of_the_real_tum_sample(real_data, tmp_path):
+    out = tmp_path / "tum.png"
+    data = write_preview(real_data, out, PreviewConfig(views=6, method="max-coverage", **SMALL))
+    assert Image.open(out).size == (900, 320)
+    assert len(set(data.frame_ids)) == 6 and data.frame_ids == sorted(data.frame_ids)
+    # a hand-held orbit around the teddy: every view shares part of itself with another one
+    assert (data.coverage_V > 0.2).all()
