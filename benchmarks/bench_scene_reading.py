@@ -1,4 +1,4 @@
-"""Benchmark ScanNet-size reading: PLY mesh, .sens indexing/decoding, export, posed frames.
+"""Benchmark ScanNet-size reading (PLY, .sens, export, posed frames) and demo generation.
 
 Run: ``uv run python benchmarks/bench_scene_reading.py``. Synthetic data of ScanNet's sizes
 (150k-vertex / 300k-face mesh; 1296x968 JPEG colour + 640x480 zlib depth frames).
@@ -81,7 +81,19 @@ def bench_sens(tmp: Path) -> None:
     print(f"posed-folder frame read (jpg+png+txt): {t * 1e3:.1f} ms/frame")
 
 
+def bench_demo(tmp: Path) -> None:
+    from ross3d_data.demo import make_demo
+    from ross3d_data.raycast import import_open3d
+
+    import_open3d()  # one-off import cost (seconds) is not the demo's
+    t0, c0 = time.perf_counter(), time.process_time()
+    make_demo(tmp / "demo", n_scenes=2)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"make_demo, 2 scenes x 80 frames: {wall:.1f} s wall, {cpu:.1f} s CPU")
+
+
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
         bench_ply(Path(d))
         bench_sens(Path(d))
+        bench_demo(Path(d))
