@@ -68,10 +68,10 @@ class ToyTask:
     def build_model(self) -> nn.Module:
         return ToyModel(self.hidden_size)
 
-    def epoch_examples(self, epoch: int):
+    def epoch_items(self, epoch: int):
         return iter(self.examples)
 
-    def collate(self, examples: list[dict]) -> dict:
+    def collate(self, examples: list[dict], seed: int) -> dict:
         views = torch.stack([e["images"].float().flatten(1) / 255.0 for e in examples])
         tasks = [e["instruction"]["task"] if e["instruction"] else None for e in examples]
         return {
@@ -95,6 +95,6 @@ class ToyTask:
     def enable_gradient_checkpointing(self, model) -> None:
         model.gradient_checkpointing = True
 
-    def export(self, state_dict, out_dir: Path) -> None:
+    def export(self, model, state_dict, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         torch.save({k: v.cpu() for k, v in state_dict.items()}, out_dir / "toy.pt")

@@ -25,7 +25,7 @@ import torch
 
 from ross3d_model.training import checkpointing as ckpt
 from ross3d_model.training.config import RunConfig, load_deepspeed_config
-from ross3d_model.training.data import Example, MicroBatch, micro_batches
+from ross3d_model.training.data import MicroBatch, micro_batches
 from ross3d_model.training.metrics import (
     CURVE_FILE,
     LOSS_KEYS,
@@ -44,14 +44,14 @@ class TrainTask(Protocol):
     hidden_size: int  # fills DeepSpeed's hidden-size-based "auto" buckets
 
     def build_model(self) -> torch.nn.Module: ...
-    def epoch_examples(self, epoch: int) -> Iterable[Example]: ...
-    def collate(self, examples: list[Example]) -> Any: ...
+    def epoch_items(self, epoch: int) -> Iterable[Any]: ...  # deterministic order per epoch
+    def collate(self, items: list[Any], seed: int) -> Any: ...  # decode + batch
     def to_device(self, batch: Any, device: torch.device) -> Any: ...
     def losses(self, model, batch: Any, cross_view: bool) -> dict[str, torch.Tensor | None]: ...
     def cross_view_active(self, step: int) -> bool: ...
     def count_tokens(self, batch: Any) -> int: ...
     def enable_gradient_checkpointing(self, model: torch.nn.Module) -> None: ...
-    def export(self, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None: ...
+    def export(self, model, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None: ...
 
 
 @dataclass
@@ -105,13 +105,11 @@ def _train(run, task, output_dir, log, resume, progress) -> TrainResult:
         log.truncate_after(start)
     world, accum = accelerator.num_processes, tcfg.grad_accum
     stream = micro_batches(
-        task.epoch_examples,
+        task.epoch_items,
         micro_batch_size=tcfg.micro_batch_size,
         world_size=world,
         rank=accelerator.process_index,
         start=start * accum * world,
-        shuffle_buffer=tcfg.shuffle_buffer,
-        seed=tcfg.seed,
     )
     totals = {"samples": 0, "tokens": 0}
     began = time.perf_counter()
@@ -132,7 +130,7 @@ def _train(run, task, output_dir, log, resume, progress) -> TrainResult:
     records = read_metrics(log.path) if log.path.exists() else []
     curve = output_dir / CURVE_FILE
     if accelerator.is_main_process:
-        task.export(state_dict, export_dir)
+        task.export(accelerator.unwrap_model(model), state_dict, export_dir)
         plot_loss_curves(records, curve, title=f"{run.model} ({output_dir.name})")
     accelerator.wait_for_everyone()
     return TrainResult(
@@ -155,8 +153,9 @@ def _train_step(accelerator, task, model, optimizer, scheduler, stream, step, ru
     lr = scheduler.get_last_lr()[0]  # the rate this step's update uses
     for _ in range(tcfg.grad_accum):
         micro: MicroBatch = next(stream)
-        torch.manual_seed(tcfg.seed * 1_000_003 + micro.index)
-        batch = task.to_device(task.collate(micro.examples), accelerator.device)
+        seed = tcfg.seed * 1_000_003 + micro.index
+        torch.manual_seed(seed)
+        batch = task.to_device(task.collate(micro.items, seed), accelerator.device)
         with accelerator.accumulate(model):
             with accelerator.autocast():
                 losses = task.losses(model, batch, cross_view)
@@ -165,7 +164,7 @@ def _train_step(accelerator, task, model, optimizer, scheduler, stream, step, ru
                 accelerator.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad()
-        _accumulate(sums, losses, len(micro.examples), task.count_tokens(batch))
+        _accumulate(sums, losses, len(micro.items), task.count_tokens(batch))
     if accelerator.distributed_type.value != "DEEPSPEED":
         scheduler.step()  # DeepSpeed steps its scheduler itself, once per optimiser step
     return _record(accelerator.reduce(sums, reduction="sum"), step, lr, cross_view, micro.epoch)
@@ -262,11 +261,11 @@ def resolve_deepspeed_config(ds: dict, run: RunConfig, world_size: int, hidden_s
             node = node.get(key) if isinstance(node, dict) else None
         if not isinstance(node, dict) or leaf not in node:
             continue
+        batch_keys = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps")
         if node[leaf] == "auto":
             node[leaf] = value
-        elif dotted in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps"):
-            if node[leaf] != value:
-                raise ValueError(f"DeepSpeed {dotted}={node[leaf]} contradicts the run's {value}")
+        elif dotted in batch_keys and node[leaf] != value:
+            raise ValueError(f"DeepSpeed {dotted}={node[leaf]} contradicts the run's {value}")
     if "scheduler" in ds:
         raise ValueError("DeepSpeed config must not define a scheduler: the run's cosine is used")
     if "optimizer" not in ds:

@@ -1,0 +1,104 @@
+"""`ross3d-model`: train, predict, demo. Thin typer commands: build a config, call one function."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+
+def _fail(err: Exception) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def train(
+    config: Annotated[str, typer.Option("--config", help="run config: tiny | 7b | JSON path")],
+    shards: Annotated[Path | None, typer.Option("--shards", help="build-shards folder")] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="run folder")] = Path("runs/r"),
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = (
+        False
+    ),
+    deepspeed: Annotated[
+        str | None, typer.Option("--deepspeed", help="zero2 | zero3 | JSON; 'none' = plain DDP")
+    ] = None,
+) -> None:
+    """Train (CPU: plain or under torchrun with gloo; CUDA: DeepSpeed ZeRO-2/3 as configured)."""
+    from ross3d_model.training.config import load_run_config
+    from ross3d_model.training.task import train_from_config
+
+    try:
+        run = load_run_config(config)
+        updates = {}
+        if max_steps is not None:
+            updates["max_steps"] = max_steps
+        if deepspeed is not None:
+            updates["deepspeed"] = None if deepspeed == "none" else deepspeed
+        run.train = dataclasses.replace(run.train, **updates)
+        result = train_from_config(run, output_dir, shards=shards, resume=resume)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    console.print(f"metrics: {result.metrics_path}\nloss curve: {result.curve_path}")
+    console.print(f"model: {result.export_dir}")
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="run folder or exported model")],
+    benchmark: Annotated[
+        list[str], typer.Option("--benchmark", help="scanqa|sqa3d|scan2cap|scanrefer|multi3drefer")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="PRED.jsonl ('{benchmark}' for several)")],
+    shards: Annotated[Path, typer.Option("--shards", help="build-shards folder")],
+    split: Annotated[str, typer.Option("--split")] = "val",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
+    boxes: Annotated[
+        Path | None,
+        typer.Option("--boxes", help="eval-time proposals {scene: {id: [6]}} instead of GT boxes"),
+    ] = None,
+    max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", min=1)] = None,
+) -> None:
+    """Predictions in the `ross3d-eval score` formats; resumable (skips ids already in --out)."""
+    from ross3d_model.predict import PredictConfig, run_predict
+
+    try:
+        cfg = PredictConfig(
+            checkpoint, shards, list(benchmark), out, split, batch_size, boxes, max_new_tokens
+        )
+        summaries = run_predict(cfg, progress=_print_summary)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    if not any(s.written + s.skipped_existing for s in summaries):
+        raise _fail(ValueError(f"no {split} instructions for {benchmark} in {shards}"))
+
+
+def _print_summary(s) -> None:
+    extra = f", {s.missing_proposals} scenes without proposals" if s.missing_proposals else ""
+    console.print(
+        f"{s.benchmark}: wrote {s.written}, kept {s.skipped_existing} existing{extra} -> {s.path}"
+    )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="demo folder")] = Path("demo-out"),
+    steps: Annotated[int, typer.Option("--steps", min=1, help="training steps")] = 40,
+    scenes: Annotated[int, typer.Option("--scenes", min=2, help="synthetic scenes")] = 3,
+) -> None:
+    """CPU end-to-end: demo scenes -> BEV -> shards -> train tiny -> predict -> score -> report."""
+    from ross3d_model.demo import DemoConfig, run_demo
+
+    try:
+        result = run_demo(DemoConfig(out=out, steps=steps, scenes=scenes), console=console)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    console.print(f"[bold]report:[/bold] {result.report}")
+    console.print(f"scores: {result.scores}\nmetrics: {result.metrics}")
