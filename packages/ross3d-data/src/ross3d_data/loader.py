@@ -23,7 +23,8 @@ Tensor contract of an example (V views, S = 384, G = 14, K objects)::
     labels              list[str] (K)
     instruction         dict (instruction schema) or None
 
-With ``batch_size``, fixed-shape tensors are stacked into ``[B, ...]`` and ``scene_id``,
+``images`` and ``bev`` are channel-first views of channel-last buffers (not contiguous; call
+``.contiguous()`` if a kernel needs it). With ``batch_size``, fixed-shape tensors are stacked into ``[B, ...]`` and ``scene_id``,
 ``boxes``, ``object_ids``, ``labels`` and ``instruction`` become lists of length B.
 
 Order: shards are shuffled (deterministically from ``seed``), split over workers
@@ -123,9 +124,10 @@ def clip_to_tensors(sample: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"scene_id": clip.scene_id}
     for name in ARRAY_KEYS:
         out[name] = torch.from_numpy(np.ascontiguousarray(clip.arrays[name]))
-    out["images"] = torch.from_numpy(np.ascontiguousarray(clip.images_VSS3.transpose(0, 3, 1, 2)))
-    out["depth_mm"] = torch.from_numpy(clip.depth_mm_VSS.astype(np.uint16))
-    out["bev"] = torch.from_numpy(np.ascontiguousarray(clip.bev_HW3.transpose(2, 0, 1)))
+    # channel-first views of the decoded HWC buffers (no copy; torch.stack/.contiguous() copy)
+    out["images"] = torch.from_numpy(clip.images_VSS3).permute(0, 3, 1, 2)
+    out["depth_mm"] = torch.from_numpy(clip.depth_mm_VSS.astype(np.uint16, copy=False))
+    out["bev"] = torch.from_numpy(clip.bev_HW3).permute(2, 0, 1)
     out["labels"] = list(clip.labels)
     return out
 

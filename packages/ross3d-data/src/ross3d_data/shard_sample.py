@@ -227,23 +227,32 @@ def encode_clip(clip: Clip) -> list[tuple[str, bytes]]:
 
 
 def _decode_image(data: bytes, name: str, color: bool) -> np.ndarray:
-    flag = cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED
+    flag = cv2.IMREAD_COLOR_RGB if color else cv2.IMREAD_UNCHANGED
     img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     if img is None:
         raise ValueError(f"member {name}: not a decodable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if color else img
+    return img
+
+
+def _decode_stack(sample: dict[str, Any], n: int, suffix: str, color: bool) -> np.ndarray:
+    """Decode members ``000<suffix>`` ... into one preallocated array (no extra stack copy)."""
+    first = _decode_image(sample[f"000{suffix}"], f"000{suffix}", color)
+    out = np.empty((n, *first.shape), first.dtype)
+    out[0] = first
+    for i in range(1, n):
+        img = _decode_image(sample[f"{i:03d}{suffix}"], f"{i:03d}{suffix}", color)
+        if img.shape != first.shape or img.dtype != first.dtype:
+            raise ValueError(f"member {i:03d}{suffix}: {img.shape} {img.dtype} differs from view 0")
+        out[i] = img
+    return out
 
 
 def decode_clip(sample: dict[str, Any]) -> Clip:
     """Inverse of :func:`encode_clip` for a WebDataset sample dict (member name -> bytes)."""
     meta = json.loads(sample["meta.json"])
     n = int(meta["views"])
-    images = np.stack(
-        [_decode_image(sample[f"{i:03d}.jpg"], f"{i:03d}.jpg", True) for i in range(n)]
-    )
-    depth = np.stack(
-        [_decode_image(sample[f"{i:03d}.depth.png"], f"{i:03d}.depth.png", False) for i in range(n)]
-    )
+    images = _decode_stack(sample, n, ".jpg", True)
+    depth = _decode_stack(sample, n, ".depth.png", False)
     arrays = {
         name: np.load(io.BytesIO(sample[f"{name.lower()}.npy"]), allow_pickle=False)
         for name in ARRAY_NAMES
