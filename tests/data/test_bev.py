@@ -320,3 +320,27 @@ def test_real_tum_teddy_renders_by_fusion(real_data):
         p = scene.T_aligned_cam(fid) @ [(320 - k.cx) / k.fx * d, (240 - k.cy) / k.fy * d, d, 1]
         r, c = pixel_of(res, p[0], p[1])
         assert hit[r - 2 : r + 3, c - 2 : c + 3].mean() >= 0.6, fid
+
+
+def test_fusing_demo_frames_reproduces_the_mesh_bev(demo_scenes):
+    # the demo's RGB-D frames are rendered from its mesh: fusing them must redraw the same plan
+    from ross3d_data.bev_fusion import render_fused_bev
+
+    scene = load_scene(demo_scenes[0])
+    cfg = BevConfig(size_px=160)
+    mesh_bev = render_bev(scene, cfg)
+    fused = render_fused_bev(scene, cfg)
+    assert (mesh_bev.source, fused.source) == ("mesh", "fusion")
+    assert fused.floor_z == pytest.approx(mesh_bev.floor_z, abs=0.02)
+    rows, cols = np.nonzero(fused.image_HW3.any(axis=2))
+    assert len(rows) > 0.5 * 160 * 160
+    # every fused pixel centre, mapped through the aligned frame into the mesh BEV
+    xy1 = np.linalg.inv(fused.world_to_pixel_33) @ np.stack([cols + 0.5, rows + 0.5, 0 * rows + 1])
+    c2, r2, _ = np.floor(mesh_bev.world_to_pixel_33 @ xy1).astype(int)
+    inside = (r2 >= 0) & (r2 < 160) & (c2 >= 0) & (c2 < 160)
+    assert inside.mean() > 0.97
+    diff = np.abs(
+        fused.image_HW3[rows[inside], cols[inside]].astype(int)
+        - mesh_bev.image_HW3[r2[inside], c2[inside]]
+    ).max(axis=1)
+    assert np.mean(diff <= 40) > 0.85  # JPEG, colour noise and object outlines differ a little

@@ -57,7 +57,7 @@ class BevConfig:
     supersample: int = 1
     n_threads: int = 0
     fusion_max_frames: int = 300
-    fusion_depth_stride: int = 2
+    fusion_depth_stride: int = 1
     fusion_max_depth_m: float = 6.0
     fusion_fill_holes: int = 1
 
@@ -168,7 +168,8 @@ def floor_and_ceiling(z_N: np.ndarray, cfg: BevConfig) -> tuple[float, float]:
     return floor_z, floor_z + cfg.ceiling_above_floor_m
 
 
-def _grid_below(points_N3: np.ndarray, ceiling_z: float, cfg: BevConfig) -> BevGrid:
+def grid_below(points_N3: np.ndarray, ceiling_z: float, cfg: BevConfig) -> BevGrid:
+    """The BEV grid covering the xy extent of the points at or below the cut."""
     below = points_N3[:, 2] <= ceiling_z
     if not below.any():
         raise ValueError(f"no geometry at or below the ceiling cut z = {ceiling_z:.3f} m")
@@ -191,7 +192,7 @@ def render_mesh_bev(mesh: Mesh, cfg: BevConfig) -> BevResult:
     if len(mesh.faces_F3) == 0 or len(verts) == 0:
         raise ValueError("mesh has no faces")
     floor_z, ceiling_z = floor_and_ceiling(verts[:, 2], cfg)
-    grid = _grid_below(verts, ceiling_z, cfg)
+    grid = grid_below(verts, ceiling_z, cfg)
     fine = grid.scaled(cfg.supersample)
     verts_px = fine.to_pixel(verts)
     if cfg.backend == "open3d":
@@ -241,7 +242,7 @@ def render_points_bev(points_N3: np.ndarray, colors_N3: np.ndarray, cfg: BevConf
     if len(pts) == 0:
         raise ValueError("no points to render")
     floor_z, ceiling_z = floor_and_ceiling(pts[:, 2], cfg)
-    grid = _grid_below(pts, ceiling_z, cfg)
+    grid = grid_below(pts, ceiling_z, cfg)
     image, _ = render_points_zbuffer(grid.to_pixel(pts), colors_N3, cfg.size_px, ceiling_z)
     image = fill_small_holes(image, cfg.fusion_fill_holes)
     return BevResult(
@@ -259,10 +260,9 @@ def render_bev(scene, cfg: BevConfig) -> BevResult:
     try:
         if mesh is not None and len(mesh.faces_F3) > 0:
             return render_mesh_bev(mesh, cfg)
-        from ross3d_data.bev_fusion import fuse_scene_points
+        from ross3d_data.bev_fusion import render_fused_bev
 
-        points, colors = fuse_scene_points(scene, cfg)
-        return render_points_bev(points, colors, cfg)
+        return render_fused_bev(scene, cfg)
     except ValueError as exc:
         raise SceneError(scene.root, f"cannot render BEV: {exc}") from exc
 

@@ -203,23 +203,46 @@ def render_mesh_raycast(
     return _shade(faces[prim[flat]], bary, flat, colors_N3, size_px)
 
 
+class PointCanvas:
+    """A running top-down z-buffer for point splats, fed one batch (e.g. one frame) at a time.
+
+    Each pixel keeps the colour of the highest point ``<= z_max_m`` seen so far; a point at
+    continuous pixel position ``(col, row)`` lands in pixel ``(floor(col), floor(row))``.
+    Memory stays one image, however many points pass through.
+    """
+
+    def __init__(self, size_px: int, z_max_m: float) -> None:
+        self.size_px = size_px
+        self.z_max_m = z_max_m
+        self._z = np.full(size_px * size_px, -np.inf)
+        self._packed = np.zeros(size_px * size_px, dtype=np.uint32)
+
+    def add(self, points_px_N3: np.ndarray, colors_N3: np.ndarray) -> None:
+        pts = np.asarray(points_px_N3, dtype=np.float64)
+        cr = np.floor(pts[:, :2]).astype(np.int64)
+        n = self.size_px
+        keep = np.flatnonzero(
+            (pts[:, 2] <= self.z_max_m)
+            & (cr[:, 0] >= 0) & (cr[:, 0] < n) & (cr[:, 1] >= 0) & (cr[:, 1] < n)
+        )  # fmt: skip
+        flat = cr[keep, 1] * n + cr[keep, 0]
+        win = _zbuffer_winners(flat, pts[keep, 2], n * n)
+        flat, z, src = flat[win], pts[keep[win], 2], keep[win]
+        higher = z > self._z[flat]
+        flat, src = flat[higher], src[higher]
+        self._z[flat] = z[higher]
+        self._packed[flat] = _pack_rgb(np.asarray(colors_N3, dtype=np.uint8)[src])
+
+    def image(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(image_HW3 uint8, hit_HW bool)`` of everything added so far."""
+        flat = np.flatnonzero(np.isfinite(self._z))
+        return _paint(flat, self._packed[flat], self.size_px)
+
+
 def render_points_zbuffer(
     points_px_N3: np.ndarray, colors_N3: np.ndarray, size_px: int, z_max_m: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Splat points top-down: each pixel takes the colour of its highest point ``<= z_max_m``.
-
-    A point at continuous pixel position ``(col, row)`` lands in pixel
-    ``(floor(col), floor(row))``; returns ``(image_HW3 uint8, hit_HW bool)``.
-    """
-    pts = np.asarray(points_px_N3, dtype=np.float64)
-    cr = np.floor(pts[:, :2]).astype(np.int64)
-    keep = np.flatnonzero(
-        (pts[:, 2] <= z_max_m)
-        & (cr[:, 0] >= 0)
-        & (cr[:, 0] < size_px)
-        & (cr[:, 1] >= 0)
-        & (cr[:, 1] < size_px)
-    )
-    flat = cr[keep, 1] * size_px + cr[keep, 0]
-    win = _zbuffer_winners(flat, pts[keep, 2], size_px * size_px)
-    return _paint(flat[win], _pack_rgb(np.asarray(colors_N3, np.uint8)[keep[win]]), size_px)
+    """Splat points top-down in one go (see ``PointCanvas``); returns ``(image_HW3, hit_HW)``."""
+    canvas = PointCanvas(size_px, z_max_m)
+    canvas.add(points_px_N3, colors_N3)
+    return canvas.image()
