@@ -309,3 +309,33 @@ def test_convert_instructions_cli(tmp_path):
     assert "missing 'scene_id': 1" in res.output
     res = CliRunner().invoke(app, [*args[:-2], "--split", "nope"])
     assert res.exit_code == 2 and "unknown split" in res.output
+
+
+def test_scanrefer_unique_multiple_with_nyu40_label_map(tmp_path):
+    tsv = tmp_path / "scannetv2-labels.combined.tsv"
+    header = "id\traw_category\tcategory\tcount\tnyu40id\n"
+    tsv.write_text(header + "1\tchair\tchair\t9\t5\n2\toffice chair\tchair\t3\t5\n3\ttable\ttable\t4\t7\n"
+                   "4\tpiano\tpiano\t1\t39\n5\tstool\tstool\t1\t40\n")  # fmt: skip
+    label_map = scanrefer.read_label_map(tsv)
+    rows = [
+        {"scene_id": "s", "object_id": "2", "object_name": "office_chair", "ann_id": "0",
+         "description": "a chair."},
+        {"scene_id": "s", "object_id": "9", "object_name": "chair", "ann_id": "0",
+         "description": "a chair."},
+        {"scene_id": "s", "object_id": "1", "object_name": "table", "ann_id": "0",
+         "description": "a table."},
+        {"scene_id": "s", "object_id": "4", "object_name": "piano", "ann_id": "0",
+         "description": "a piano."},
+        {"scene_id": "s", "object_id": "5", "object_name": "stool", "ann_id": "0",
+         "description": "a stool."},
+    ]  # fmt: skip
+    by_map = [
+        i.eval["eval_type"] for i in scanrefer.convert(rows, "val", None, label_map).instructions
+    ]
+    # chairs share NYU40 class 5; piano (39) and stool (40 -> invalid -> 39) share "other"
+    assert by_map == ["multiple", "multiple", "unique", "multiple", "multiple"]
+    by_name = [i.eval["eval_type"] for i in scanrefer.convert(rows, "val").instructions]
+    assert by_name == ["unique"] * 5  # raw names all differ
+    (tmp_path / "bad.tsv").write_text("just one line\n")
+    with pytest.raises(ValueError, match=r"labels\.combined"):
+        scanrefer.read_label_map(tmp_path / "bad.tsv")

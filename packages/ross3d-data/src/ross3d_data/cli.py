@@ -141,6 +141,10 @@ def convert_instructions_cmd(
     boxes_out: Annotated[
         Path | None, typer.Option("--boxes-out", help="write the --scenes box table (boxes.json)")
     ] = None,
+    label_map: Annotated[
+        Path | None,
+        typer.Option("--label-map", help="scannetv2-labels.combined.tsv: exact unique/multiple"),
+    ] = None,
 ) -> None:
     """Convert an official ScanQA/SQA3D/Scan2Cap/ScanRefer/Multi3DRefer file to instructions."""
     from ross3d_data.errors import SceneError
@@ -148,7 +152,7 @@ def convert_instructions_cmd(
 
     try:
         cfg = ConvertConfig(task=task, input=input, split=split, out=out, questions=questions,
-                            scenes=scenes, boxes_json=boxes, boxes_out=boxes_out)  # fmt: skip
+                            scenes=scenes, boxes_json=boxes, boxes_out=boxes_out, label_map=label_map)  # fmt: skip
         result = convert_instructions(cfg)
     except (SceneError, ValueError, FileNotFoundError) as e:
         console.print(f"[red]error:[/red] {e}")

@@ -15,6 +15,15 @@ from .schema import Instruction
 BoxTable = dict[str, dict[int, list[float]]]
 
 
+@dataclass(frozen=True)
+class SourceFiles:
+    """The official files one conversion reads (only some tasks use the optional ones)."""
+
+    input: Path
+    questions: Path | None = None  # SQA3D questions file (input = annotations file)
+    label_map: Path | None = None  # scannetv2-labels.combined.tsv (ScanRefer/Scan2Cap eval_type)
+
+
 class RowError(ValueError):
     """A benchmark row that cannot be converted; the message is the skip reason."""
 

@@ -8,7 +8,6 @@ Rows: ``{"scene_id", "ann_id", "object_name", "description", "object_ids": [int]
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from . import prompts
@@ -16,6 +15,7 @@ from .common import (
     BoxTable,
     ConvertResult,
     RowError,
+    SourceFiles,
     get,
     get_int,
     load_json_list,
@@ -58,7 +58,5 @@ def convert(rows: list[Any], split: str, boxes: BoxTable | None = None) -> Conve
     return run_rows(ConvertResult("multi3drefer", split), rows, one)
 
 
-def convert_files(
-    input: Path, split: str, boxes: BoxTable | None = None, questions: Path | None = None
-) -> ConvertResult:
-    return convert(load_json_list(input), split, boxes)
+def convert_files(src: SourceFiles, split: str, boxes: BoxTable | None = None) -> ConvertResult:
+    return convert(load_json_list(src.input), split, boxes)

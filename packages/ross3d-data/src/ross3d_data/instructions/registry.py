@@ -12,13 +12,14 @@ from . import multi3drefer, scan2cap, scanqa, scanrefer, sqa3d
 from .common import (
     BoxTable,
     ConvertResult,
+    SourceFiles,
     boxes_from_scenes,
     read_boxes_json,
     write_boxes_json,
 )
 from .schema import SPLITS, TASKS, write_jsonl
 
-Converter = Callable[[Path, str, BoxTable | None, Path | None], ConvertResult]
+Converter = Callable[[SourceFiles, str, BoxTable | None], ConvertResult]
 
 CONVERTERS: dict[str, Converter] = {
     "scanqa": scanqa.convert_files,
@@ -35,7 +36,8 @@ class ConvertConfig:
 
     Boxes come from ``boxes_json`` (a boxes.json) or from the scenes found under ``scenes``;
     with neither, instructions keep object ids but no boxes. ``boxes_out`` writes the table
-    used (only meaningful with ``scenes``).
+    used (only meaningful with ``scenes``). ``label_map`` (ScanNet's
+    scannetv2-labels.combined.tsv) makes ScanRefer/Scan2Cap unique/multiple exact.
     """
 
     task: str
@@ -46,6 +48,7 @@ class ConvertConfig:
     scenes: Path | None = None
     boxes_json: Path | None = None
     boxes_out: Path | None = None
+    label_map: Path | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -78,7 +81,8 @@ def load_box_table(cfg: ConvertConfig) -> BoxTable | None:
 def convert_instructions(cfg: ConvertConfig) -> ConvertResult:
     """Convert one official benchmark file to instruction JSON lines at ``cfg.out``."""
     boxes = load_box_table(cfg)
-    result = CONVERTERS[cfg.task](Path(cfg.input), cfg.split, boxes, cfg.questions)
+    src = SourceFiles(Path(cfg.input), cfg.questions, cfg.label_map)
+    result = CONVERTERS[cfg.task](src, cfg.split, boxes)
     write_jsonl(result.instructions, cfg.out)
     return result
 

@@ -9,29 +9,30 @@ evaluation a detector proposal may replace it (the score is gated on IoU with th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from . import prompts
-from .common import BoxTable, ConvertResult, load_json_list, lookup_boxes, run_rows
-from .scanrefer import parse_row, unique_multiple
+from .common import BoxTable, ConvertResult, SourceFiles, load_json_list, lookup_boxes, run_rows
+from .scanrefer import LabelMap, parse_row, read_label_map, unique_multiple
 from .schema import Instruction
 
 
-def convert(rows: list[Any], split: str, boxes: BoxTable | None = None) -> ConvertResult:
-    lookup = unique_multiple(rows)
+def convert(
+    rows: list[Any], split: str, boxes: BoxTable | None = None, label_map: LabelMap | None = None
+) -> ConvertResult:
+    lookup = unique_multiple(rows, label_map)
     refs: dict[tuple[str, int], list[str]] = {}
     if split != "train":
         for row in rows:
             try:
-                r = parse_row(row, lookup)
+                r = parse_row(row, lookup, label_map)
             except (ValueError, KeyError):
                 continue  # counted when the row itself is converted below
             refs.setdefault((r["scene_id"], r["object_id"]), []).append(r["description"])
     done: set[tuple[str, int]] = set()
 
     def one(row: Any) -> Iterator[Instruction]:
-        r = parse_row(row, lookup)
+        r = parse_row(row, lookup, label_map)
         key = (r["scene_id"], r["object_id"])
         if split == "train":
             suffix, answers = f"/{r['ann_id']}", [prompts.capitalize_description(r["description"])]
@@ -60,7 +61,6 @@ def convert(rows: list[Any], split: str, boxes: BoxTable | None = None) -> Conve
     return run_rows(ConvertResult("scan2cap", split), rows, one)
 
 
-def convert_files(
-    input: Path, split: str, boxes: BoxTable | None = None, questions: Path | None = None
-) -> ConvertResult:
-    return convert(load_json_list(input), split, boxes)
+def convert_files(src: SourceFiles, split: str, boxes: BoxTable | None = None) -> ConvertResult:
+    label_map = read_label_map(src.label_map) if src.label_map is not None else None
+    return convert(load_json_list(src.input), split, boxes, label_map)

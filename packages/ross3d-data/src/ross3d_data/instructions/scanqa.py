@@ -9,11 +9,19 @@ Rows: ``{"question_id": "train-scene0000-0", "scene_id", "question", "answers": 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from . import prompts
-from .common import BoxTable, ConvertResult, RowError, get, load_json_list, lookup_boxes, run_rows
+from .common import (
+    BoxTable,
+    ConvertResult,
+    RowError,
+    SourceFiles,
+    get,
+    load_json_list,
+    lookup_boxes,
+    run_rows,
+)
 from .schema import Instruction
 
 
@@ -48,7 +56,5 @@ def convert(rows: list[Any], split: str, boxes: BoxTable | None = None) -> Conve
     return run_rows(ConvertResult("scanqa", split), rows, one)
 
 
-def convert_files(
-    input: Path, split: str, boxes: BoxTable | None = None, questions: Path | None = None
-) -> ConvertResult:
-    return convert(load_json_list(input), split, boxes)
+def convert_files(src: SourceFiles, split: str, boxes: BoxTable | None = None) -> ConvertResult:
+    return convert(load_json_list(src.input), split, boxes)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import prompts
-from .common import BoxTable, ConvertResult, RowError, get, load_json, run_rows
+from .common import BoxTable, ConvertResult, RowError, SourceFiles, get, load_json, run_rows
 from .schema import Instruction
 
 
@@ -67,14 +67,12 @@ def convert(
     return run_rows(ConvertResult("sqa3d", split), annotations["annotations"], one)
 
 
-def convert_files(
-    input: Path, split: str, boxes: BoxTable | None = None, questions: Path | None = None
-) -> ConvertResult:
-    if questions is None:
+def convert_files(src: SourceFiles, split: str, boxes: BoxTable | None = None) -> ConvertResult:
+    if src.questions is None:
         raise ValueError("sqa3d needs --questions (v1_balanced_questions_<split>_scannetv2.json)")
     try:
-        return convert(load_json(input), load_json(questions), split, questions)
+        return convert(load_json(src.input), load_json(src.questions), split, src.questions)
     except ValueError as e:
         if str(e).startswith("expected {'annotations'"):
-            raise ValueError(f"{input}: {e}") from e
+            raise ValueError(f"{src.input}: {e}") from e
         raise
