@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from ross3d_data.instructions import (
     ConvertConfig,
@@ -339,3 +340,38 @@ def test_scanrefer_unique_multiple_with_nyu40_label_map(tmp_path):
     (tmp_path / "bad.tsv").write_text("just one line\n")
     with pytest.raises(ValueError, match=r"labels\.combined"):
         scanrefer.read_label_map(tmp_path / "bad.tsv")
+
+
+def test_demo_annotations_follow_the_layout_and_convert_cleanly(demo_scenes, tmp_path):
+    from ross3d_data.demo import demo_layout
+    from ross3d_data.demo_annotations import PALETTE, write_demo_annotations
+
+    files = write_demo_annotations(demo_scenes, tmp_path)
+    first = sorted(demo_scenes)[0].name
+    layout = demo_layout(0)
+    qa = {r["question"]: r for r in json.loads(files["scanqa_train"].read_text())
+          if r["scene_id"] == first}  # fmt: skip
+    wardrobe = next(o for o in layout if o.label == "wardrobe")
+    assert PALETTE[qa["What color is the wardrobe?"]["answers"][0]] == wardrobe.color_3
+    assert qa["How many chairs are in the room?"]["answers"] == ["two"]
+    assert sorted(qa["How many chairs are in the room?"]["object_ids"]) == [
+        o.object_id for o in layout if o.label == "chair"]  # fmt: skip
+    val = {r["question"]: r for r in json.loads(files["scanqa_val"].read_text())
+           if r["scene_id"] == first}  # fmt: skip
+    assert val["What is next to the table?"]["answers"] == ["chair"]
+    boxes = read_boxes_json(files["boxes"])
+    assert np.allclose(boxes[first][wardrobe.object_id], wardrobe.box_6, atol=0.02)
+    for task in ("scanqa", "scanrefer", "scan2cap", "multi3drefer"):
+        for split in ("train", "val"):
+            key = f"{'scanrefer' if task == 'scan2cap' else task}_{split}"
+            cfg = ConvertConfig(task=task, input=files[key], split=split,
+                                out=tmp_path / f"{task}_{split}.jsonl", boxes_json=files["boxes"])  # fmt: skip
+            r = convert_instructions(cfg)
+            assert not r.skipped and r.instructions, (task, split)
+    m3d = read_jsonl(tmp_path / "multi3drefer_val.jsonl")
+    assert {i.eval["eval_type"] for i in m3d} >= {"zt_wo_d", "zt_w_d", "mt", "st_wo_d"}
+    for split in ("train", "val"):
+        cfg = ConvertConfig(task="sqa3d", input=files[f"sqa3d_annotations_{split}"],
+                            questions=files[f"sqa3d_questions_{split}"], split=split,
+                            out=tmp_path / f"sqa_{split}.jsonl")  # fmt: skip
+        assert not convert_instructions(cfg).skipped
