@@ -103,6 +103,10 @@ def test_choose_views_skips_invalid_poses(tiny_scene):
     assert choose_views(scene, 7, "max-coverage") == choose_views(scene, 7) == [0, 0, 1, 3, 3, 4, 5]
     with pytest.raises(ValueError, match="unknown view method"):
         choose_views(scene, 3, "random")
+    # candidates thinned uniformly first: linspace picks [0, 3, 5] of the five valid frames
+    assert set(choose_views(scene, 2, "max-coverage", max_candidates=3)) <= {0, 3, 5}
+    with pytest.raises(ValueError, match="max_candidates"):
+        choose_views(scene, 4, "max-coverage", max_candidates=3)
 
 
 def test_max_coverage_covers_more_than_uniform_on_a_demo_room(demo_scenes):

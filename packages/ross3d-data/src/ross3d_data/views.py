@@ -150,19 +150,26 @@ def choose_views(
     method: ViewMethod = "uniform",
     voxel_size: float = 0.1,
     stride: int = 4,
+    max_candidates: int = 300,
 ) -> list[int]:
     """Frame ids of ``count`` views of ``scene`` (only its valid frames are considered).
 
     ``uniform`` reads no images. ``max-coverage`` loads every valid frame's depth, keeps its
     voxels that also hold an aligned mesh vertex when the scene has a mesh (as the reference
     does with the scan's vertex cloud, to ignore depth noise), and returns the picks sorted by frame id. With fewer valid frames than
-    ``count`` both methods return every frame, repeated as in ``uniform``.
+    ``count`` both methods return every frame, repeated as in ``uniform``. ``max-coverage``
+    considers at most ``max_candidates`` frames, spread uniformly (a raw ``.sens`` stream has
+    thousands; the reference used every 20th frame of the stream).
     """
     if method not in VIEW_METHODS:
         raise ValueError(f"unknown view method {method!r}; expected one of {VIEW_METHODS}")
     frame_ids = scene.frame_ids()
     if method == "uniform" or len(frame_ids) <= count:
         return select_uniform(frame_ids, count)
+    if max_candidates < count:
+        raise ValueError(f"max_candidates ({max_candidates}) must be >= count ({count})")
+    if len(frame_ids) > max_candidates:
+        frame_ids = select_uniform(frame_ids, max_candidates)  # distinct: n > max_candidates
     K_depth = scene.depth_intrinsics.K_33
     voxels = [
         frame_voxels(
