@@ -344,3 +344,19 @@ def test_fusing_demo_frames_reproduces_the_mesh_bev(demo_scenes):
         - mesh_bev.image_HW3[r2[inside], c2[inside]]
     ).max(axis=1)
     assert np.mean(diff <= 40) > 0.85  # JPEG, colour noise and object outlines differ a little
+
+
+def test_open3d_backend_without_open3d_says_what_to_do(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "open3d", None)  # makes `import open3d` raise ImportError
+    with pytest.raises(ImportError, match="backend 'raster'"):
+        render_mesh_bev(room(), BevConfig(size_px=16, backend="open3d"))
+
+
+def test_non_finite_mesh_is_rejected():
+    mesh = room()
+    verts = mesh.vertices_N3.copy()
+    verts[3] = np.nan
+    with pytest.raises(ValueError, match="1 non-finite vertices"):
+        render_mesh_bev(Mesh(verts, mesh.colors_N3, mesh.faces_F3), BevConfig(size_px=16))

@@ -191,6 +191,8 @@ def render_mesh_bev(mesh: Mesh, cfg: BevConfig) -> BevResult:
     verts = np.asarray(mesh.vertices_N3, dtype=np.float64)
     if len(mesh.faces_F3) == 0 or len(verts) == 0:
         raise ValueError("mesh has no faces")
+    if not np.isfinite(verts).all():
+        raise ValueError(f"mesh has {(~np.isfinite(verts).all(axis=1)).sum()} non-finite vertices")
     floor_z, ceiling_z = floor_and_ceiling(verts[:, 2], cfg)
     grid = grid_below(verts, ceiling_z, cfg)
     fine = grid.scaled(cfg.supersample)
