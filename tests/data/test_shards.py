@@ -133,6 +133,7 @@ def test_interrupted_build_resumes_to_same_bytes(
     assert summary.reused == 1 and summary.samples == len(demo_scenes)
     assert _shard_bytes(tmp_path / "c") == _shard_bytes(out)
     assert not list((tmp_path / "c").rglob("*.tmp"))
+    assert not (tmp_path / "c" / ".cache").exists()
 
 
 def test_bad_frames_are_skipped_and_counted(demo_scenes, tmp_path):
@@ -159,17 +160,23 @@ def test_bad_frames_are_skipped_and_counted(demo_scenes, tmp_path):
     assert valid[valid.index(chosen[3]) - 1] in frame_ids
 
 
-def test_failed_scene_is_reported_not_packed(demo_scenes, tmp_path):
+def test_failed_scene_is_reported_then_retried(demo_scenes, tmp_path):
+    good = tmp_path / "scenes" / "demo0000_00"
+    shutil.copytree(sorted(demo_scenes)[0], good, ignore=shutil.ignore_patterns("*.sens"))
     broken = tmp_path / "scenes" / "broken0000_00"
-    shutil.copytree(sorted(demo_scenes)[0], broken, ignore=shutil.ignore_patterns("*.sens"))
+    shutil.copytree(good, broken)
     for p in (broken / "pose").iterdir():
         p.write_text("-inf -inf -inf -inf\n" * 4)
-    summary = build_shards(
-        ShardConfig(
-            scenes=(tmp_path / "scenes",), out=tmp_path / "out", sample=SampleConfig(views=VIEWS)
-        )
-    )
-    assert list(summary.failed) == ["broken0000_00"] and summary.samples == 0
+    cfg = ShardConfig(scenes=(tmp_path / "scenes",), out=tmp_path / "out",
+                      sample=SampleConfig(views=2))  # fmt: skip
+    summary = build_shards(cfg)
+    assert list(summary.failed) == ["broken0000_00"] and summary.samples == 1
+    assert read_manifest(tmp_path / "out")["shards"][0]["keys"] == ["demo0000_00"]
+    shutil.rmtree(broken / "pose")
+    shutil.copytree(good / "pose", broken / "pose")  # fixed: the rerun resumes, no overwrite
+    summary = build_shards(cfg)
+    assert summary.failed == {} and summary.reused == 1 and summary.samples == 2
+    assert not (tmp_path / "out" / ".cache").exists()  # complete: cache freed
 
 
 def test_build_shards_cli(demo_scenes, tmp_path):

@@ -6,13 +6,16 @@ Layout of ``out``::
     instructions-<split>.jsonl      instructions whose scene is in the shards (schema of
                                     ross3d_data.instructions; ``scene_id`` is the sample key)
     manifest.json                   config, shards with their keys, splits, summary
-    .cache/<fingerprint>/<scene>.tar  one prepared sample per scene (resume point)
+    .cache/<fingerprint>/<scene>.tar  one prepared sample per scene (resume point; removed once
+                                    a build completes with no failed scene)
 
 Steps: (1) every scene is prepared in a process pool (``jobs.run_scene_jobs``) and written to
 the cache atomically (temp name, then rename), so a killed build resumes where it stopped and
 a scene is never half-written; (2) the cached samples are packed in sorted scene order into
 shards of at most ``max_shard_bytes`` (temp name, then rename); (3) indexes and the manifest
-are written last. Tar headers carry fixed mtime/uid/gid/names and members a fixed order, so the
+are written last. A rerun after a kill, or after a build with failed scenes, reuses the cached
+scenes and retries the rest; a complete build is only redone with ``overwrite`` (which also
+drops the cache: use it after changing a scene's files). Tar headers carry fixed mtime/uid/gid/names and members a fixed order, so the
 same inputs give byte-identical shards whatever the number of workers or interruptions.
 """
 
@@ -157,30 +160,51 @@ def _prepare_all(cfg: ShardConfig, cache_dir: Path, console: Console) -> JobSumm
     )  # fmt: skip
 
 
-def _pack(cache_files: list[Path], out: Path, max_bytes: int) -> list[dict[str, Any]]:
-    """Pack cached samples (in the given order) into shard-NNNNNN.tar files."""
-    shards: list[dict[str, Any]] = []
-    current: list[tuple[str, bytes]] = []
-    keys: list[str] = []
-    size = 0
+class _ShardWriter:
+    """Streams samples into shard-NNNNNN.tar files of at most ``max_bytes`` (temp, then rename)."""
 
-    def flush() -> None:
-        name = f"shard-{len(shards):06d}.tar"
-        write_tar(out / name, current)
-        shards.append({"name": name, "keys": list(keys)})
+    def __init__(self, out: Path, max_bytes: int) -> None:
+        self.out, self.max_bytes = out, max_bytes
+        self.shards: list[dict[str, Any]] = []
+        self.tar: tarfile.TarFile | None = None
+        self.size = 0
 
+    def add(self, key: str, members: list[tuple[str, bytes]]) -> None:
+        sample_bytes = sum(len(d) + TAR_HEADER_BYTES for _, d in members)
+        if self.tar is not None and self.size + sample_bytes > self.max_bytes:
+            self.close()
+        if self.tar is None:
+            name = f"shard-{len(self.shards):06d}.tar"
+            tmp = self.out / (name + ".tmp")
+            self.tar = tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT)  # noqa: SIM115 (close() closes it)
+            self.shards.append({"name": name, "keys": []})
+            self.size = 0
+        for name, data in members:
+            self.tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+        self.shards[-1]["keys"].append(key)
+        self.size += sample_bytes
+
+    def close(self) -> None:
+        if self.tar is not None:
+            self.tar.close()
+            name = self.shards[-1]["name"]
+            os.replace(self.out / (name + ".tmp"), self.out / name)
+            self.tar = None
+
+
+def _pack(
+    cache_files: list[Path], out: Path, max_bytes: int
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Pack cached samples (in the given order); returns (shards, skipped-frame counts)."""
+    writer = _ShardWriter(out, max_bytes)
+    skipped: Counter = Counter()
     for path in cache_files:
         members = read_tar(path)
-        sample_bytes = sum(len(d) + TAR_HEADER_BYTES for _, d in members)
-        if current and size + sample_bytes > max_bytes:
-            flush()
-            current, keys, size = [], [], 0
-        current += members
-        keys.append(path.stem)
-        size += sample_bytes
-    if current:
-        flush()
-    return shards
+        meta = json.loads(dict(members)[f"{path.stem}.meta.json"])
+        skipped.update(meta["skipped_frames"])
+        writer.add(path.stem, members)
+    writer.close()
+    return writer.shards, dict(sorted(skipped.items()))
 
 
 def _index_instructions(
@@ -203,13 +227,15 @@ def _index_instructions(
 
 
 def _start(cfg: ShardConfig) -> Path:
+    """Cache dir for this build; refuses to redo a complete build unless ``overwrite``."""
     out = Path(cfg.out)
-    if (out / MANIFEST).exists() and not cfg.overwrite:
-        raise FileExistsError(f"{out / MANIFEST}: shards already built here; pass overwrite")
+    if (out / MANIFEST).exists():
+        complete = not read_manifest(out)["summary"]["failed"]
+        if complete and not cfg.overwrite:
+            raise FileExistsError(f"{out / MANIFEST}: shards already built here; pass overwrite")
+        (out / MANIFEST).unlink()  # rebuilt below; never left pointing at shards being rewritten
     if cfg.overwrite and (out / ".cache").exists():
         shutil.rmtree(out / ".cache")
-    if cfg.overwrite and (out / MANIFEST).exists():
-        (out / MANIFEST).unlink()
     cache_dir = out / ".cache" / cfg.fingerprint()
     cache_dir.mkdir(parents=True, exist_ok=True)
     return cache_dir
@@ -227,10 +253,9 @@ def build_shards(cfg: ShardConfig, console: Console | None = None) -> ShardSumma
     cache_files = [cache_dir / f"{k}.tar" for k in sorted(done)]
     for stale in out.glob("shard-*.tar"):
         stale.unlink()
-    shards = _pack(cache_files, out, cfg.max_shard_bytes)
+    shards, summary.skipped_frames = _pack(cache_files, out, cfg.max_shard_bytes)
     summary.shards = [s["name"] for s in shards]
     summary.samples = len(cache_files)
-    summary.skipped_frames = _count_skipped_frames(cache_files)
     indexes = _index_instructions(cfg.instructions, set(done), summary)
     for stale in out.glob("instructions-*.jsonl"):
         stale.unlink()
@@ -240,15 +265,9 @@ def build_shards(cfg: ShardConfig, console: Console | None = None) -> ShardSumma
     with_text = {i.scene_id for v in indexes.values() for i in v}
     summary.vision_only = len(set(done) - with_text)
     _write_manifest(out, cfg, shards, indexes, summary)
+    if not summary.failed:  # complete: nothing left to resume, free the disk
+        shutil.rmtree(out / ".cache")
     return summary
-
-
-def _count_skipped_frames(cache_files: list[Path]) -> dict[str, int]:
-    total: Counter = Counter()
-    for path in cache_files:
-        meta = dict(read_tar(path))[f"{path.stem}.meta.json"]
-        total.update(json.loads(meta)["skipped_frames"])
-    return dict(sorted(total.items()))
 
 
 def _write_manifest(out, cfg, shards, indexes, summary: ShardSummary) -> None:
