@@ -78,6 +78,8 @@ def view_overlap(
             f"expected depth (V, H, W), K (V, 3, 3), T (V, 4, 4); got {depth.shape}, "
             f"{K.shape}, {T.shape}"
         )
+    if len(depth) == 0:
+        raise ValueError("view_overlap needs at least one view")
     if stride < 1 or rel_tol < 0:
         raise ValueError(f"need stride >= 1 and rel_tol >= 0, got {stride}, {rel_tol}")
     n_views = len(depth)
@@ -86,7 +88,7 @@ def view_overlap(
     seen_NV = np.zeros((len(points), n_views), dtype=bool)
     for j in range(n_views):
         seen_NV[:, j] = _seen_by(points, depth[j], K[j], T[j], rel_tol)
-    seen_NV[np.arange(len(points)), owners] = False  # own view: set below, not re-tested
+    seen_NV[np.arange(len(points)), owners] = False  # not "another" view; diagonal set below
     ends = np.cumsum(counts)
     seen_counts = np.stack(
         [seen_NV[end - c : end].sum(axis=0) for c, end in zip(counts, ends, strict=True)]
