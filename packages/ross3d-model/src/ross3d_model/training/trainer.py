@@ -315,26 +315,26 @@ def _prepare(accelerator, run: RunConfig, model):
 @contextmanager
 def _distributed_env(deepspeed: bool) -> Iterator[None]:
     """DeepSpeed needs launcher variables even for one process (else it asks for mpi4py): set
-    them when no launcher (torchrun) did, and undo them and the process group afterwards."""
-    launcher = "RANK" in os.environ
-    if not deepspeed or launcher:
-        yield
-        return
-    env = {
-        "RANK": "0",
-        "WORLD_SIZE": "1",
-        "LOCAL_RANK": "0",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(_free_port()),
-    }
-    os.environ.update(env)
+    them when no launcher (torchrun) did. They and the process group stay for the life of the
+    process, so later runs in it reuse the group (DeepSpeed caches it). The ACCELERATE_*
+    variables accelerate sets (e.g. ACCELERATE_USE_DEEPSPEED) are undone afterwards, so a later
+    plain run in the same process does not silently become a DeepSpeed one."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("ACCELERATE_")}
+    if deepspeed and "RANK" not in os.environ:
+        os.environ.update(
+            RANK="0",
+            WORLD_SIZE="1",
+            LOCAL_RANK="0",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(_free_port()),
+        )
     try:
         yield
     finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        for key in env:
-            os.environ.pop(key, None)
+        for key in [k for k in os.environ if k.startswith("ACCELERATE_")]:
+            if key not in before:
+                del os.environ[key]
+        os.environ.update(before)
 
 
 def _free_port() -> int:
