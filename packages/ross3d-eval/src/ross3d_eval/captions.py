@@ -193,6 +193,10 @@ def ptb_tokenize(captions: dict[str, list[str]]) -> dict[str, list[str]]:
     punctuation tokens dropped)."""
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    coco = {k: [{"caption": s} for s in v] for k, v in captions.items()}
+    coco = {k: [{"caption": _one_line(s)} for s in v] for k, v in captions.items()}
     with java_on_path():
-        return PTBTokenizer().tokenize(coco)
+        tokens = PTBTokenizer().tokenize(coco)
+    # The tokenizer pairs output lines with inputs by position; make a lost line loud.
+    if any(len(tokens.get(k, [])) != len(v) for k, v in captions.items()):
+        raise RuntimeError("PTB tokenizer returned a different number of lines than it was given")
+    return tokens
