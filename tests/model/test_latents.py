@@ -45,6 +45,11 @@ def test_encode_views_shapes_and_no_grad(tokenizer):
     assert latents.shape == (1, 2, 64, 14, 14) and latents.dtype == torch.float32
     assert not latents.requires_grad
     assert torch.equal(latents, tokenizer.encode_views(images))  # mean mode is deterministic
+    only_second = tokenizer.encode_views(images, views_BV=torch.tensor([[False, True]]))
+    assert torch.count_nonzero(only_second[0, 0]) == 0
+    torch.testing.assert_close(only_second[0, 1], latents[0, 1])
+    none = tokenizer.encode_views(images, views_BV=torch.zeros(1, 2, dtype=torch.bool))
+    assert none.shape == latents.shape and torch.count_nonzero(none) == 0
 
 
 def test_scale_and_shift_are_applied_as_flux(tokenizer):

@@ -161,13 +161,30 @@ class LatentTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode_views(
-        self, images_BV3SS: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        images_BV3SS: torch.Tensor,
+        generator: torch.Generator | None = None,
+        views_BV: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """uint8 [B, V, 3, S, S] -> float32 [B, V, 4*C_lat, g, g] (g = 14 at view_size 216)."""
+        """uint8 [B, V, 3, S, S] -> float32 [B, V, 4*C_lat, g, g] (g = 14 at view_size 216).
+
+        ``views_BV`` (bool, optional): encode only these views and leave zeros elsewhere; pass
+        the masked views, the only ones ``Reconstructor.view_loss`` reads (the VAE is the
+        largest part of the cross-view cost, see docs/architecture.md)."""
         _check_uint8_images(images_BV3SS, ndim=5, name="images")
         b, v = images_BV3SS.shape[:2]
-        tokens = self._encode(images_BV3SS.flatten(0, 1), self.cfg.view_size, generator)
-        return tokens.unflatten(0, (b, v))
+        if views_BV is None:
+            views_BV = torch.ones(b, v, dtype=torch.bool)
+        if views_BV.shape != (b, v) or views_BV.dtype != torch.bool:
+            raise ValueError(f"views_BV must be bool [{b}, {v}], got {tuple(views_BV.shape)}")
+        views_BV = views_BV.to(images_BV3SS.device)
+        if not views_BV.any():
+            grid = self.cfg.view_grid
+            return torch.zeros(b, v, self.cfg.target_channels, grid, grid, device=views_BV.device)
+        tokens = self._encode(images_BV3SS[views_BV], self.cfg.view_size, generator)
+        out = tokens.new_zeros(b, v, *tokens.shape[1:])
+        out[views_BV] = tokens
+        return out
 
     @torch.no_grad()
     def encode_bev(
