@@ -115,3 +115,14 @@ def test_batches_stack_fixed_shapes(shard_dir):
     assert tuple(batch["images"].shape) == (2, V, 3, S, S)
     assert tuple(batch["coords"].shape) == (2, V, G, G, 3)
     assert len(batch["boxes"]) == 2 and len(batch["instruction"]) == 2
+
+
+def test_shard_urls_with_an_explicit_index(shard_dir):
+    urls = sorted(str(p) for p in shard_dir.glob("shard-*.tar"))
+    index = shard_dir / "instructions-val.jsonl"
+    got = Counter(_key(e) for e in iter_examples(urls, instructions=index))
+    assert got == _expected(shard_dir, "val")
+    with pytest.raises(FileNotFoundError, match="no manifest"):
+        iter_examples(shard_dir.parent)
+    with pytest.raises(FileNotFoundError, match="no such shard"):
+        iter_examples([*urls, str(shard_dir / "shard-999999.tar")])

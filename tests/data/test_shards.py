@@ -192,3 +192,16 @@ def test_build_shards_cli(demo_scenes, tmp_path):
     assert "vision-only clips" in res.output
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and "already built" in res.output
+
+
+def test_real_tum_sample_builds_a_vision_only_clip(real_data, tmp_path):
+    from ross3d_data.loader import iter_examples
+
+    summary = build_shards(ShardConfig(scenes=(real_data,), out=tmp_path / "s",
+                                       sample=SampleConfig(views=4)))  # fmt: skip
+    assert summary.samples == 1 and summary.vision_only == 1 and not summary.failed
+    (ex,) = list(iter_examples(tmp_path / "s", split="train", vision_only=True))
+    assert ex["instruction"] is None and tuple(ex["boxes"].shape) == (0, 6)
+    assert ex["overlap"].diagonal().tolist() == [1.0] * 4
+    # consecutive views of a slow hand-held sweep overlap a lot; most token cells have depth
+    assert float(ex["coverage"].min()) > 0.2 and float(ex["coords_valid"].float().mean()) > 0.8

@@ -108,6 +108,9 @@ def resolve_source(
         with_text = set(manifest["scene_splits"])
     else:
         urls = [str(source)] if isinstance(source, (str, Path)) else [str(u) for u in source]
+        for url in urls:  # local paths must exist; remote/pipe urls are checked when read
+            if ":" not in url and not Path(url).is_file():
+                raise FileNotFoundError(f"{url}: no such shard file or build-shards folder")
         index_path = instructions
         with_text = None
     index = _read_index(index_path)
@@ -244,4 +247,4 @@ def iter_examples(
     instructions: Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Examples in shard order without a DataLoader or shuffling (for inference)."""
-    yield from build_dataset(source, split, 0, 0, vision_only, instructions)
+    return iter(build_dataset(source, split, 0, 0, vision_only, instructions))
