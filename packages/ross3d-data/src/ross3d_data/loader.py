@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .shard_sample import decode_clip
+from .shard_sample import ARRAY_NAMES, decode_clip
 from .shards import read_manifest
 
 STACKED = (
@@ -64,22 +64,10 @@ STACKED = (
     "bev_world_to_pixel",
 )
 LISTED = ("scene_id", "boxes", "object_ids", "labels", "instruction")
-ARRAY_KEYS = (
-    "frame_ids",
-    "K_crop",
-    "T_aligned_cam",
-    "coords",
-    "coords_valid",
-    "overlap",
-    "coverage",
-    "bev_world_to_pixel",
-    "boxes",
-    "object_ids",
-)
 
 
 def _read_index(path: Path | None) -> dict[str, list[dict]]:
-    """scene_id -> instruction dicts (sorted by id) from an instructions-<split>.jsonl."""
+    """scene_id -> instruction dicts (sorted by id); {} when a folder has no index for a split."""
     index: dict[str, list[dict]] = {}
     if path is None or not Path(path).is_file():
         return index
@@ -100,6 +88,8 @@ def resolve_source(
     shard urls/paths (then ``instructions`` names the index and only its scenes count as
     having text).
     """
+    if instructions is not None and not Path(instructions).is_file():
+        raise FileNotFoundError(f"{instructions}: no such instruction index")
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         root = Path(source)
         manifest = read_manifest(root)
@@ -125,7 +115,7 @@ def clip_to_tensors(sample: dict[str, Any]) -> dict[str, Any]:
 
     clip = decode_clip(sample)
     out: dict[str, Any] = {"scene_id": clip.scene_id}
-    for name in ARRAY_KEYS:
+    for name in ARRAY_NAMES:
         out[name] = torch.from_numpy(np.ascontiguousarray(clip.arrays[name]))
     # channel-first views of the decoded HWC buffers (no copy; torch.stack/.contiguous() copy)
     out["images"] = torch.from_numpy(clip.images_VSS3).permute(0, 3, 1, 2)
