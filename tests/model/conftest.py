@@ -8,6 +8,8 @@ form: x = cam_x + (u - cx) / f * 2, y = (v - cy) / f * 2, z = 2.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -27,6 +29,12 @@ def _cell_means(xyz_VHW3: torch.Tensor) -> torch.Tensor:
 
 
 def make_example(instruction: dict | None, seed: int = 0) -> dict:
+    """One loader example of the synthetic scene (tensors cached per seed: do not mutate)."""
+    return {**_scene_tensors(seed), "instruction": instruction}
+
+
+@functools.cache
+def _scene_tensors(seed: int) -> dict:
     gen = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (V, 3, S, S), generator=gen, dtype=torch.uint8)
     depth = torch.full((V, S, S), DEPTH_MM, dtype=torch.int32)
@@ -60,7 +68,6 @@ def make_example(instruction: dict | None, seed: int = 0) -> dict:
         "boxes": torch.from_numpy(boxes),
         "object_ids": torch.tensor([10, 11, 12]),
         "labels": ["chair", "table", "lamp"],
-        "instruction": instruction,
     }
 
 
@@ -98,7 +105,7 @@ def tiny_tokenizer(tmp_path_factory):
     return build_tiny_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_model(tiny_cfg, tiny_tokenizer):
     from ross3d_model.modeling import Ross3DForCausalLM
     from ross3d_model.tokenizer import special_token_ids
@@ -106,10 +113,11 @@ def tiny_model(tiny_cfg, tiny_tokenizer):
     torch.manual_seed(0)
     model = Ross3DForCausalLM.from_config(tiny_cfg)
     model.set_special_ids(special_token_ids(tiny_tokenizer))
+    model.eval()  # no dropout anyway; tests that train build their own model
     return model
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def mixed_examples():
     """One example per kind: QA, caption (<coord>), ScanRefer, Multi3DRefer, vision-only."""
     return [

@@ -22,13 +22,13 @@ def pixel_xyz_aligned(
     """Back-project every pixel (integer pixel indices u, v) to aligned xyz [V, H, W, 3] metres."""
     h, w = depth_mm_VHW.shape[1:]
     z = depth_mm_VHW.float() / 1000.0
-    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    fx, fy = K_crop_V33[:, 0, 0, None, None], K_crop_V33[:, 1, 1, None, None]
-    cx, cy = K_crop_V33[:, 0, 2, None, None], K_crop_V33[:, 1, 2, None, None]
-    x = (cols[None] - cx) / fx * z
-    y = (rows[None] - cy) / fy * z
-    cam = torch.stack([x, y, z, torch.ones_like(z)], dim=-1)  # [V, H, W, 4]
-    return torch.einsum("vij,vhwj->vhwi", T_aligned_cam_V44.float(), cam)[..., :3]
+    K = K_crop_V33.float()
+    u = (torch.arange(w, dtype=torch.float32) - K[:, 0, 2, None]) / K[:, 0, 0, None]  # [V, W]
+    v = (torch.arange(h, dtype=torch.float32) - K[:, 1, 2, None]) / K[:, 1, 1, None]  # [V, H]
+    cam = torch.stack([u[:, None, :].expand_as(z) * z, v[:, :, None].expand_as(z) * z, z], -1)
+    T = T_aligned_cam_V44.float()
+    xyz = torch.bmm(cam.flatten(1, 2), T[:, :3, :3].transpose(1, 2)) + T[:, None, :3, 3]
+    return xyz.view(-1, h, w, 3)
 
 
 def patches_in_boxes(
@@ -45,12 +45,19 @@ def patches_in_boxes(
     side = grid * patch_px
     depth = depth_mm_VHW[:, :side, :side]
     xyz = pixel_xyz_aligned(depth, K_crop_V33, T_aligned_cam_V44)
+    axes = [xyz[..., a].contiguous() for a in range(3)]
     valid = depth > 0
+    lo = (boxes_K6[:, :3] - boxes_K6[:, 3:] / 2).float()
+    hi = (boxes_K6[:, :3] + boxes_K6[:, 3:] / 2).float()
     out = torch.zeros(len(boxes_K6), depth.shape[0], grid, grid, dtype=torch.bool)
-    for k, box in enumerate(boxes_K6.float()):
-        inside = ((xyz - box[:3]).abs() <= box[3:] / 2).all(dim=-1) & valid
-        frac = inside.view(-1, grid, patch_px, grid, patch_px).float().mean(dim=(2, 4))
-        out[k] = frac >= min_inside_fraction
+    for k in range(len(boxes_K6)):
+        inside = valid.clone()
+        for a in range(3):
+            inside &= (axes[a] >= lo[k, a]) & (axes[a] <= hi[k, a])
+        if not inside.any():
+            continue
+        count = inside.view(-1, grid, patch_px, grid, patch_px).sum(dim=(2, 4))
+        out[k] = count >= min_inside_fraction * patch_px * patch_px
     return out
 
 

@@ -1,0 +1,89 @@
+"""collate_examples: conversation layout, label masking, seeded answer choice, tensors, errors."""
+
+import pytest
+import torch
+from conftest import instruction, make_example
+from ross3d_model.batch import IGNORE_INDEX, collate_examples, normalise_pixels
+from ross3d_model.config import SPATIAL_PROMPT
+
+
+def _decode(tok, ids):
+    return tok.decode([i for i in ids if i != IGNORE_INDEX])
+
+
+def test_labels_cover_exactly_the_answer(tiny_cfg, tiny_tokenizer, mixed_examples):
+    batch = collate_examples(mixed_examples, tiny_tokenizer, tiny_cfg, seed=0)
+    text = _decode(tiny_tokenizer, batch["input_ids"][0][batch["attention_mask"][0].bool()])
+    answer = _decode(tiny_tokenizer, batch["labels"][0].tolist())
+    assert answer in ("brown<|im_end|>", "the chair is brown<|im_end|>")
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n")
+    assert f"<|im_start|>user\n<image>\n{SPATIAL_PROMPT} What color is the chair?" in text
+    assert text.endswith("<|im_start|>assistant\n" + answer)
+    # grounding: `<ground>` answer, no LM target; vision-only: bare `<image>`, no target
+    for i in (2, 3, 4):
+        assert (batch["labels"][i] == IGNORE_INDEX).all()
+    ground = _decode(tiny_tokenizer, batch["input_ids"][2][batch["attention_mask"][2].bool()])
+    assert ground.endswith("<|im_start|>assistant\n<ground>")
+    vision_only = _decode(tiny_tokenizer, batch["input_ids"][4][batch["attention_mask"][4].bool()])
+    assert (
+        "<|im_start|>user\n<image><|im_end|>" in vision_only and SPATIAL_PROMPT not in vision_only
+    )
+
+
+def test_tensor_fields(tiny_cfg, tiny_tokenizer, mixed_examples):
+    batch = collate_examples(mixed_examples, tiny_tokenizer, tiny_cfg)
+    b = len(mixed_examples)
+    assert batch["pixel_values"].shape == (b, 4, 3, 384, 384)
+    assert batch["images"].dtype == torch.uint8 and batch["bev"].shape == (b, 3, 432, 432)
+    assert batch["coords"].shape == (b, 4, 14, 14, 3) and batch["overlap"].shape == (b, 4, 4)
+    assert batch["is_grounding"].tolist() == [False, False, True, True, False]
+    assert batch["has_text"].tolist() == [True, True, True, True, False]
+    assert batch["grounding"][2]["positives"] == [0]
+    assert batch["grounding"][3]["positives"] == [0, 1]
+    assert batch["grounding"][2]["in_box"].shape == (3, 4, 27, 27)
+    # scan2cap: <coord> gets the centre of object 10's box (the instruction has no box)
+    assert torch.equal(batch["coord_centres"][1], torch.tensor([0.0, 0.0, 2.0]))
+    assert torch.equal(batch["coord_centres"][0], torch.zeros(3))
+
+
+def test_pixel_normalisation(tiny_cfg):
+    images = torch.tensor([0, 255, 51], dtype=torch.uint8).view(1, 1, 3, 1, 1)
+    got = normalise_pixels(images, tiny_cfg).flatten()
+    assert torch.allclose(got, torch.tensor([-1.0, 1.0, -0.6]))
+
+
+def test_answer_choice_is_seeded(tiny_cfg, tiny_tokenizer):
+    ex = [make_example(instruction("scanqa"))]
+    picks = {
+        seed: _decode(
+            tiny_tokenizer,
+            collate_examples(ex, tiny_tokenizer, tiny_cfg, seed=seed)["labels"][0].tolist(),
+        )
+        for seed in range(8)
+    }
+    again = collate_examples(ex, tiny_tokenizer, tiny_cfg, seed=3)["labels"][0].tolist()
+    assert _decode(tiny_tokenizer, again) == picks[3]
+    assert len(set(picks.values())) == 2  # both answers get picked across seeds
+
+
+def test_eval_batch_has_no_answer(tiny_cfg, tiny_tokenizer):
+    batch = collate_examples(
+        [make_example(instruction("scanqa"))], tiny_tokenizer, tiny_cfg, train=False
+    )
+    assert (batch["labels"] == IGNORE_INDEX).all()
+    text = tiny_tokenizer.decode(batch["input_ids"][0])
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_missing_target_object_is_an_error(tiny_cfg, tiny_tokenizer):
+    ex = make_example(instruction("scanrefer", object_ids=[99]))
+    with pytest.raises(ValueError, match="target object 99"):
+        collate_examples([ex], tiny_tokenizer, tiny_cfg)
+
+
+def test_too_long_is_an_error(tiny_cfg, tiny_tokenizer):
+    cfg = type(tiny_cfg).from_dict(
+        {**tiny_cfg.to_dict(), "text": {**tiny_cfg.to_dict()["text"], "max_length": 500}}
+    )
+    with pytest.raises(ValueError, match="exceed max_length 500"):
+        collate_examples([make_example(instruction("scanqa"))], tiny_tokenizer, cfg)
