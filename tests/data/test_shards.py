@@ -128,6 +128,11 @@ def test_interrupted_build_resumes_to_same_bytes(
     with pytest.raises(KeyboardInterrupt):
         build_shards(_cfg(demo_scenes, tmp_path / "c", [instructions]))
     assert not (tmp_path / "c" / "manifest.json").exists()
+    # what a kill -9 in the middle of writes leaves behind: half-written temp files
+    (cache,) = (tmp_path / "c" / ".cache").iterdir()
+    second = sorted(Path(d).name for d in demo_scenes)[1]
+    (cache / f"{second}.tar.tmp").write_bytes(b"half a tar")
+    (tmp_path / "c" / "shard-000000.tar.tmp").write_bytes(b"half a shard")
     monkeypatch.setattr(shards_mod, "_prepare_job", real)
     summary = build_shards(_cfg(demo_scenes, tmp_path / "c", [instructions]))
     assert summary.reused == 1 and summary.samples == len(demo_scenes)

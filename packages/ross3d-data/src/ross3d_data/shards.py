@@ -251,7 +251,7 @@ def build_shards(cfg: ShardConfig, console: Console | None = None) -> ShardSumma
     summary = ShardSummary(scenes=len(jobs.results), jobs=jobs, reused=jobs.count("skipped"))
     summary.failed = {r.name: r.detail for r in jobs.failed}
     cache_files = [cache_dir / f"{k}.tar" for k in sorted(done)]
-    for stale in out.glob("shard-*.tar"):
+    for stale in [*out.glob("shard-*.tar"), *out.glob("shard-*.tar.tmp")]:
         stale.unlink()
     shards, summary.skipped_frames = _pack(cache_files, out, cfg.max_shard_bytes)
     summary.shards = [s["name"] for s in shards]
