@@ -20,6 +20,14 @@ SUPPORTED_PROTOCOLS = {
     "multi3drefer": ("ross3d",),
 }
 
+# Files besides predictions and annotations that a benchmark cannot be scored without.
+REQUIRED_FILES = {
+    "sqa3d": ("questions",),
+    "scan2cap": ("boxes",),
+    "scanrefer": ("boxes",),
+    "multi3drefer": ("boxes",),
+}
+
 
 @dataclass
 class Result:
@@ -84,17 +92,21 @@ def score(
             f"protocol {protocol!r} is not defined for {benchmark}; "
             f"choose one of {', '.join(SUPPORTED_PROTOCOLS[benchmark])}"
         )
-    needs = {"sqa3d": ("questions", questions)}
-    for bench in ("scan2cap", "scanrefer", "multi3drefer"):
-        needs[bench] = ("boxes", boxes)
-    if benchmark in needs and needs[benchmark][1] is None:
-        raise ValueError(f"{benchmark} needs --{needs[benchmark][0]}")
+    given = {"questions": questions, "boxes": boxes}
+    for name in REQUIRED_FILES.get(benchmark, ()):
+        if given[name] is None:
+            raise ValueError(f"{benchmark} needs --{name}")
     for path in (predictions, annotations, questions, boxes):
         if path is not None and not Path(path).is_file():
             raise EvalInputError(path, "file not found")
     runner = _runner(benchmark)
-    kwargs = {"questions": questions, "boxes": boxes, "caption_scorer": caption_scorer}
-    return runner(Path(predictions), Path(annotations), protocol=protocol, **kwargs)
+    return runner(
+        Path(predictions),
+        Path(annotations),
+        protocol=protocol,
+        caption_scorer=caption_scorer,
+        **{k: Path(v) for k, v in given.items() if v is not None},
+    )
 
 
 def _runner(benchmark: str) -> Callable[..., Result]:
