@@ -210,3 +210,21 @@ def test_real_tum_sample_builds_a_vision_only_clip(real_data, tmp_path):
     assert ex["overlap"].diagonal().tolist() == [1.0] * 4
     # consecutive views of a slow hand-held sweep overlap a lot; most token cells have depth
     assert float(ex["coverage"].min()) > 0.2 and float(ex["coords_valid"].float().mean()) > 0.8
+
+
+def test_bev_is_read_from_bev_dir_when_there(demo_scenes, tmp_path):
+    from ross3d_data.bev import BevResult, write_bev
+
+    scene_dir = sorted(demo_scenes)[0]
+    image = np.zeros((432, 432, 3), np.uint8)
+    image[10:20, 30:40] = (200, 100, 50)
+    w2p = np.array([[50.0, 0.0, 216.0], [0.0, -50.0, 216.0], [0.0, 0.0, 1.0]])
+    write_bev(
+        BevResult(image, w2p, 0.02, 0.0, 2.0, "test", "mesh"), scene_dir.name, tmp_path / "bev"
+    )
+    build_shards(ShardConfig(scenes=(scene_dir,), out=tmp_path / "s", bev_dir=tmp_path / "bev",
+                             sample=SampleConfig(views=2)))  # fmt: skip
+    sample = {n.split(".", 1)[1]: d for n, d in read_tar(tmp_path / "s" / "shard-000000.tar")}
+    clip = decode_clip(sample)
+    assert np.array_equal(clip.bev_HW3, image)
+    assert np.array_equal(clip.arrays["bev_world_to_pixel"], w2p.astype(np.float32))
