@@ -3,7 +3,7 @@ between the public LLaVA-Video / Ross3D layout and `Ross3DForCausalLM` (table in
 docs/architecture.md).
 
 LLaVA layout (lmms-lab/LLaVA-Video-7B-Qwen2)        ours
-  model.vision_tower.vision_tower.vision_model.*    vision_tower.vision_model.*
+  model.vision_tower.vision_tower.vision_model.*    vision_tower.*  (transformers 5 SigLIP)
   model.mm_projector.{0,2}.*                         mm_projector.{0,2}.*
   model.image_newline                                image_newline
   model.mask_token            (Ross3D)               mask_token
@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 # (LLaVA prefix, our prefix), most specific first: the first match wins.
 LLAVA_KEY_MAP: tuple[tuple[str, str], ...] = (
-    ("model.vision_tower.vision_tower.vision_model.", "vision_tower.vision_model."),
+    ("model.vision_tower.vision_tower.vision_model.", "vision_tower."),
     ("model.mm_projector.", "mm_projector."),
     ("model.image_newline", "image_newline"),
     ("model.mask_token", "mask_token"),
