@@ -39,13 +39,13 @@ class ToyModel(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(width))
 
     def forward(self, batch: dict, cross_view: bool) -> dict:
-        x = batch["views"]  # [B, V, 48]
+        x = batch["views"].to(self.encoder[0].weight.dtype)  # [B, V, 48]; bf16 under DeepSpeed
         h = self.encoder(x)
         out = {"lm": None, "cross_view": None, "bev": None, "grounding": None}
         noise = torch.randn_like(x)  # like the diffusion noise: needs the seeded RNG
         out["bev"] = (self.bev_head(h.mean(1)) - (x.mean(1) + 0.1 * noise.mean(1))).pow(2).mean()
         if cross_view:
-            masked = torch.rand(x.shape[:2]) < 0.5
+            masked = torch.rand(x.shape[:2], device=x.device) < 0.5
             hm = torch.where(masked[..., None], self.mask_token.expand_as(h), h)
             out["cross_view"] = (self.view_head(hm) - x).pow(2).mean()
         text = batch["has_text"]

@@ -102,3 +102,7 @@ def demo(
         raise _fail(err) from None
     console.print(f"[bold]report:[/bold] {result.report}")
     console.print(f"scores: {result.scores}\nmetrics: {result.metrics}")
+
+
+if __name__ == "__main__":  # `torchrun -m ross3d_model.cli train ...`
+    app()

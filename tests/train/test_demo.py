@@ -1,0 +1,30 @@
+"""`ross3d-model demo` end to end (slow: minutes on 2 cores)."""
+
+import json
+
+import pytest
+from ross3d_model.cli import app
+from ross3d_model.predict import BENCHMARKS
+from ross3d_model.report import loss_trend
+from ross3d_model.training.metrics import read_metrics
+from typer.testing import CliRunner
+
+
+@pytest.mark.slow
+def test_demo_writes_metrics_scores_and_report_and_reconstruction_losses_fall(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert str(out / "report.md") in result.output.replace("\n", "")
+    records = read_metrics(out / "train" / "metrics.jsonl")
+    assert len(records) == 40
+    for key in ("bev", "cross_view"):
+        first, last, _ = loss_trend(records, key)
+        assert last < first, (key, first, last)
+    scores = json.loads((out / "scores.json").read_text())
+    assert set(scores) == set(BENCHMARKS)
+    assert all(s["missing"] == 0 and s["count"] > 0 for s in scores.values())
+    report = (out / "report.md").read_text()
+    for picture in ("bev.png", "_views.png", "loss_curve.png"):
+        assert picture in report
+    assert "| bev |" in report and "| cross_view |" in report and "scanrefer" in report
