@@ -228,3 +228,19 @@ def test_bev_is_read_from_bev_dir_when_there(demo_scenes, tmp_path):
     clip = decode_clip(sample)
     assert np.array_equal(clip.bev_HW3, image)
     assert np.array_equal(clip.arrays["bev_world_to_pixel"], w2p.astype(np.float32))
+
+
+def test_frames_exported_apart_from_the_scans(demo_scenes, tmp_path):
+    src = sorted(demo_scenes)[0]
+    scan = tmp_path / "scans" / src.name
+    shutil.copytree(src, scan, ignore=shutil.ignore_patterns(
+        "*.sens", "color", "depth", "pose", "intrinsic", "export.json"))  # fmt: skip
+    for sub in ("color", "depth", "pose", "intrinsic"):
+        shutil.copytree(src / sub, tmp_path / "frames" / src.name / sub)
+    without = build_shards(ShardConfig(scenes=(scan,), out=tmp_path / "a",
+                                       sample=SampleConfig(views=2)))  # fmt: skip
+    assert list(without.failed) == [src.name]  # a mesh but no frames
+    summary = build_shards(ShardConfig(scenes=(scan,), out=tmp_path / "b",
+                                       frames_dir=tmp_path / "frames",
+                                       sample=SampleConfig(views=2)))  # fmt: skip
+    assert summary.samples == 1 and not summary.failed

@@ -171,6 +171,10 @@ def build_shards_cmd(
     bev_dir: Annotated[
         Path | None, typer.Option("--bev-dir", help="read BEV_DIR/<scene_id>/bev.png, else render")
     ] = None,
+    frames_dir: Annotated[
+        Path | None,
+        typer.Option("--frames-dir", help="posed frames exported apart: FRAMES_DIR/<scene_id>"),
+    ] = None,
     views: Annotated[int, typer.Option("--views", min=1, help="views per clip")] = 32,
     method: Annotated[str, typer.Option("--method", help="uniform | max-coverage")] = "uniform",
     max_shard_bytes: Annotated[
@@ -189,6 +193,7 @@ def build_shards_cmd(
     try:
         cfg = ShardConfig(
             scenes=tuple(scenes), out=out, instructions=tuple(instructions or ()), bev_dir=bev_dir,
+            frames_dir=frames_dir,
             sample=SampleConfig(views=views, method=method), max_shard_bytes=max_shard_bytes,
             workers=workers, overwrite=overwrite,
         )  # fmt: skip

@@ -150,12 +150,17 @@ def load_views(
     return ids, views
 
 
-def prepare_clip(scene_dir: Path, cfg: SampleConfig, bev_dir: Path | None) -> Clip:
-    """Load a scene, choose and prepare its views, compute overlaps, attach BEV and boxes."""
+def prepare_clip(
+    scene_dir: Path, cfg: SampleConfig, bev_dir: Path | None, frames_dir: Path | None = None
+) -> Clip:
+    """Load a scene, choose and prepare its views, compute overlaps, attach BEV and boxes.
+
+    ``frames_dir``: exported posed frames kept apart from the scan (``load_scene``'s argument).
+    """
     from .bev_io import load_or_render_bev
     from .scene import load_scene
 
-    scene = load_scene(Path(scene_dir))
+    scene = load_scene(Path(scene_dir), frames_dir)
     bad: Counter = Counter()
     if scene.skipped_frame_ids():
         bad["invalid pose"] += len(scene.skipped_frame_ids())

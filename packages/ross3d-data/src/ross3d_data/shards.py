@@ -52,6 +52,7 @@ class ShardConfig:
     out: Path
     instructions: tuple[Path, ...] = ()
     bev_dir: Path | None = None
+    frames_dir: Path | None = None  # posed frames exported apart from the scans (load_scene)
     sample: SampleConfig = field(default_factory=SampleConfig)
     max_shard_bytes: int = 1 << 30
     workers: int = 1
@@ -70,7 +71,9 @@ class ShardConfig:
 
     def fingerprint(self) -> str:
         """Hash of what a prepared sample depends on (cache entries are keyed by it)."""
-        key = json.dumps([FORMAT, asdict(self.sample), str(self.bev_dir)], sort_keys=True)
+        key = json.dumps(
+            [FORMAT, asdict(self.sample), str(self.bev_dir), str(self.frames_dir)], sort_keys=True
+        )
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -132,10 +135,10 @@ def read_tar(path: Path) -> list[tuple[str, bytes]]:
         return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()]
 
 
-def _prepare_job(payload: tuple[Path, SampleConfig, Path | None, Path, str]) -> str:
+def _prepare_job(payload: tuple[Path, ShardConfig, Path, str]) -> str:
     """Worker: prepare one scene and cache its sample (members named ``<key>.<name>``)."""
-    scene_dir, sample_cfg, bev_dir, cache_dir, scene_id = payload
-    clip = prepare_clip(scene_dir, sample_cfg, bev_dir)
+    scene_dir, cfg, cache_dir, scene_id = payload
+    clip = prepare_clip(scene_dir, cfg.sample, cfg.bev_dir, cfg.frames_dir)
     if clip.scene_id != scene_id or "." in clip.scene_id:
         raise ValueError(f"{scene_dir}: scene id {clip.scene_id!r} is not a usable sample key")
     members = [(f"{clip.scene_id}.{name}", data) for name, data in encode_clip(clip)]
@@ -149,14 +152,14 @@ def _prepare_all(cfg: ShardConfig, cache_dir: Path, console: Console) -> JobSumm
 
     dirs = sorted({d for root in cfg.scenes for d in find_scenes(Path(root))})
     # load_scene names a scene after its folder
-    items = [(d.name, (d, cfg.sample, cfg.bev_dir, cache_dir, d.name)) for d in dirs]
+    items = [(d.name, (d, cfg, cache_dir, d.name)) for d in dirs]
     ids = [i for i, _ in items]
     dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
     if dupes:
         raise ValueError(f"scene ids found in more than one folder: {', '.join(dupes)}")
     return run_scene_jobs(
         items, _prepare_job, workers=cfg.workers, desc="prepare clips",
-        is_done=lambda p: (p[3] / f"{p[4]}.tar").is_file(), console=console,
+        is_done=lambda p: (p[2] / f"{p[3]}.tar").is_file(), console=console,
     )  # fmt: skip
 
 
