@@ -93,6 +93,7 @@ def _train(run, task, output_dir, log, resume, progress) -> TrainResult:
     accelerator = _make_accelerator(run, task)
     torch.manual_seed(tcfg.seed)  # same initial weights on every process
     model = task.build_model()
+    model.train()  # pretrained parts load in eval mode, which also disables checkpointing
     if tcfg.gradient_checkpointing:
         task.enable_gradient_checkpointing(model)
     model, optimizer, scheduler = _prepare(accelerator, run, model)
@@ -112,13 +113,14 @@ def _train(run, task, output_dir, log, resume, progress) -> TrainResult:
         start=start * accum * world,
     )
     totals = {"samples": 0, "tokens": 0}
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     with _progress(progress and accelerator.is_main_process, start, tcfg.max_steps) as advance:
         for step in range(start, tcfg.max_steps):
             record = _train_step(accelerator, task, model, optimizer, scheduler, stream, step, run)
             totals["samples"] += record["samples"]
             totals["tokens"] += record["tokens"]
             record["elapsed_s"] = round(time.perf_counter() - began, 3)
+            record["cpu_s"] = round(time.process_time() - cpu_began, 3)  # this process
             if accelerator.is_main_process and ((step + 1) % tcfg.log_every == 0 or step == 0):
                 log.append(record)
             if (step + 1) % tcfg.save_every == 0 or step + 1 == tcfg.max_steps:
