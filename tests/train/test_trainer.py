@@ -105,3 +105,11 @@ def test_shipped_deepspeed_configs_train_and_resume_on_cpu(tmp_path, stage):
     )
     assert again.records[-1]["loss"] == ds.records[-1]["loss"]
     assert again.records[-1]["lr"] == ds.records[-1]["lr"]
+
+
+def test_resume_with_another_batch_layout_is_refused(tmp_path):
+    examples = toy_examples(10)
+    train(_run(steps=3), ToyTask(examples), tmp_path, progress=False)
+    longer = _run(steps=5, grad_accum=1)
+    with pytest.raises(ValueError, match=r"4 examples per step.*this run has 2"):
+        train(longer, ToyTask(examples), tmp_path, resume=True, progress=False)

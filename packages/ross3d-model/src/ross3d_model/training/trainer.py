@@ -98,13 +98,14 @@ def _train(run, task, output_dir, log, resume, progress) -> TrainResult:
         task.enable_gradient_checkpointing(model)
     model, optimizer, scheduler = _prepare(accelerator, run, model)
     start = 0
+    world, accum = accelerator.num_processes, tcfg.grad_accum
     if resume and (found := ckpt.latest_checkpoint(output_dir)):
-        accelerator.load_state(str(found[1]))
         start = ckpt.read_state(found[1])["step"]
+        _check_layout(ckpt.read_state(found[1]), found[1], tcfg.micro_batch_size * accum * world)
+        accelerator.load_state(str(found[1]))
     if accelerator.is_main_process:
         run.save(output_dir / "run_config.json")
         log.truncate_after(start)
-    world, accum = accelerator.num_processes, tcfg.grad_accum
     stream = micro_batches(
         task.epoch_items,
         micro_batch_size=tcfg.micro_batch_size,
@@ -124,7 +125,7 @@ def _train(run, task, output_dir, log, resume, progress) -> TrainResult:
             if accelerator.is_main_process and ((step + 1) % tcfg.log_every == 0 or step == 0):
                 log.append(record)
             if (step + 1) % tcfg.save_every == 0 or step + 1 == tcfg.max_steps:
-                _save_checkpoint(accelerator, output_dir, step + 1, tcfg.keep_checkpoints)
+                _save_checkpoint(accelerator, output_dir, step + 1, run)
             advance(record)
     elapsed = max(time.perf_counter() - began, 1e-9)
     export_dir = output_dir / EXPORT_DIR
@@ -199,13 +200,30 @@ def _record(sums: torch.Tensor, step: int, lr: float, cross_view: bool, epoch: i
     return record
 
 
-def _save_checkpoint(accelerator, output_dir: Path, step: int, keep: int) -> None:
+def _check_layout(state: dict, path: Path, examples_per_step: int) -> None:
+    """Exact resume needs the same examples per optimiser step (data position = step x that)."""
+    saved = state.get("examples_per_step")
+    if saved != examples_per_step:
+        raise ValueError(
+            f"{path}: saved with {saved} examples per step (micro-batch x accumulation x "
+            f"processes), this run has {examples_per_step}; resume with the same layout"
+        )
+
+
+def _save_checkpoint(accelerator, output_dir: Path, step: int, run: RunConfig) -> None:
+    tcfg = run.train
     path = ckpt.checkpoint_dir(output_dir, step)
     accelerator.save_state(str(path))  # collective under DeepSpeed
     if accelerator.is_main_process:
-        ckpt.write_state(path, {"step": step, "num_processes": accelerator.num_processes})
+        world = accelerator.num_processes
+        state = {
+            "step": step,
+            "num_processes": world,
+            "examples_per_step": tcfg.micro_batch_size * tcfg.grad_accum * world,
+        }
+        ckpt.write_state(path, state)
         ckpt.mark_complete(path)
-        ckpt.prune(output_dir, keep)
+        ckpt.prune(output_dir, tcfg.keep_checkpoints)
     accelerator.wait_for_everyone()
 
 
