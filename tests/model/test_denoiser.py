@@ -72,6 +72,17 @@ def test_pooling_reads_only_unmasked_tokens():
     torch.testing.assert_close(pool(changed, keep), pooled)
 
 
+def test_pooling_rows_share_one_projection_of_the_token_sets():
+    torch.manual_seed(1)
+    pool = AttentionPooling(in_features=12, width=16, num_queries=3, num_heads=2)
+    tokens = torch.randn(2, 6, 12)
+    rows = torch.tensor([1, 1, 0])
+    masks = torch.tensor([[1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 1, 1], [1, 0, 0, 0, 0, 1]]).bool()
+    shared = pool(tokens, masks, rows_M=rows)
+    torch.testing.assert_close(shared, pool(tokens[rows], masks))
+    assert not torch.allclose(shared[0], shared[1])
+
+
 def test_timestep_changes_the_prediction_after_training():
     den = _denoiser()
     _randomize(den)

@@ -30,8 +30,8 @@ class AttentionPooling(nn.Module):
     """Learnable queries attend over conditioning tokens: LayerNorm (no affine) -> SiLU ->
     Linear to ``width`` -> keys/values (no bias) -> multi-head attention -> Linear.
 
-    Use :meth:`keys_values` once per set of tokens and :meth:`pool` per condition, so several
-    conditions can share projected tokens through a key mask.
+    Everything happens inside ``forward`` so that ZeRO-3 parameter gathering (forward hooks)
+    sees every use of the parameters.
     """
 
     def __init__(self, in_features: int, width: int, num_queries: int, num_heads: int) -> None:
@@ -46,24 +46,26 @@ class AttentionPooling(nn.Module):
         self.queries = nn.Parameter(torch.randn(num_queries, width) * 0.02)
         self.out = nn.Linear(width, width, bias=False)
 
-    def keys_values(self, tokens_NLF: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[N, L, in_features] -> keys, values [N, heads, L, width/heads]."""
-        x = self.proj(self.norm(tokens_NLF.to(self.queries.dtype)))
-        return self._heads(self.k(x)), self._heads(self.v(x))
-
-    def pool(
-        self, keys: torch.Tensor, values: torch.Tensor, key_mask_NL: torch.Tensor | None = None
+    def forward(
+        self,
+        tokens_NLF: torch.Tensor,
+        key_mask_ML: torch.Tensor | None = None,
+        rows_M: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Pooled condition [N, num_queries, width]; ``key_mask_NL`` True = token may be read
-        (every row needs at least one True)."""
-        n = keys.shape[0]
-        q = self._heads(self.queries.unsqueeze(0)).expand(n, -1, -1, -1)
-        mask = None if key_mask_NL is None else key_mask_NL[:, None, None, :]
+        """Pooled conditions [M, num_queries, width] from token sets [N, L, in_features].
+
+        Condition m reads token set ``rows_M[m]`` (default: M = N, condition i reads set i),
+        restricted to the tokens where ``key_mask_ML[m]`` is True (every row needs one), so
+        several conditions share one projection of the tokens.
+        """
+        x = self.proj(self.norm(tokens_NLF.to(self.queries.dtype)))
+        keys, values = self._heads(self.k(x)), self._heads(self.v(x))
+        if rows_M is not None:
+            keys, values = keys[rows_M], values[rows_M]
+        q = self._heads(self.queries.unsqueeze(0)).expand(keys.shape[0], -1, -1, -1)
+        mask = None if key_mask_ML is None else key_mask_ML[:, None, None, :]
         pooled = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         return self.out(pooled.transpose(1, 2).flatten(2))
-
-    def forward(self, tokens_NLF: torch.Tensor, key_mask_NL: torch.Tensor | None = None):
-        return self.pool(*self.keys_values(tokens_NLF), key_mask_NL)
 
     def _heads(self, x_NLD: torch.Tensor) -> torch.Tensor:
         return x_NLD.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
