@@ -169,6 +169,8 @@ class _CachedMeteor:
         writer.start()
         stats = [proc.stdout.readline().decode().strip() for _ in pairs]
         writer.join()
+        if pairs and not stats[-1]:  # EOF: the JVM is gone
+            raise RuntimeError(f"METEOR stopped: {proc.stderr.read().decode()[-2000:]}")
         return stats
 
 
