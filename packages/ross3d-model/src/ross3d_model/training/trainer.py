@@ -250,6 +250,10 @@ def _make_accelerator(run: RunConfig, task: TrainTask):
             load_deepspeed_config(tcfg.deepspeed), run, world, task.hidden_size
         )
         kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=ds)
+    else:
+        # Without cpu=True accelerate ignores torchrun's variables on a CPU-only machine and
+        # every process trains alone; with it, they form a gloo group (MULTI_CPU).
+        kwargs["cpu"] = not torch.cuda.is_available()
     return Accelerator(**kwargs)
 
 
