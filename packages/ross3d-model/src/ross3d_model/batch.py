@@ -90,16 +90,16 @@ def _grounding_targets(example: dict, cfg: Ross3DConfig, train: bool) -> dict:
     return {"boxes": boxes, "object_ids": object_ids, "positives": positives, "in_box": in_box}
 
 
-def _coord_centre(example: dict) -> torch.Tensor:
-    """Scan2Cap query box centre [3]: the instruction's box, else the example's box of its id."""
+def _query_box(example: dict) -> torch.Tensor:
+    """Scan2Cap query box [6]: the instruction's box, else the example's box of its object id."""
     instruction = example["instruction"]
     if instruction["boxes"]:
-        return torch.tensor(instruction["boxes"][0][:3], dtype=torch.float32)
+        return torch.tensor(instruction["boxes"][0], dtype=torch.float32)
     ids = [int(i) for i in example["object_ids"]]
     oid = instruction["object_ids"][0] if instruction["object_ids"] else None
     if oid not in ids:
         raise ValueError(f"instruction {instruction['id']}: no query box for the <coord> token")
-    return torch.as_tensor(example["boxes"][ids.index(oid)][:3], dtype=torch.float32)
+    return torch.as_tensor(example["boxes"][ids.index(oid)], dtype=torch.float32)
 
 
 def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
@@ -142,7 +142,7 @@ def collate_examples(
         task = None if ex["instruction"] is None else ex["instruction"]["task"]
         tasks.append(task)
         grounding.append(_grounding_targets(ex, cfg, train) if task in GROUNDING_TASKS else None)
-        coord.append(_coord_centre(ex) if special["coord"] in seq else torch.zeros(3))
+        coord.append(_query_box(ex) if special["coord"] in seq else torch.zeros(6))
     input_ids = _pad(ids, special["pad"])
     batch = {name: torch.stack([torch.as_tensor(ex[name]) for ex in examples]) for name in _STACKED}
     batch["images"] = batch["images"].to(torch.uint8)
@@ -155,7 +155,8 @@ def collate_examples(
         is_grounding=torch.tensor([t in GROUNDING_TASKS for t in tasks]),
         has_text=torch.tensor([t is not None for t in tasks]),
         grounding=grounding,
-        coord_centres=torch.stack(coord),
+        query_boxes=torch.stack(coord),  # [B, 6] Scan2Cap query box (zeros: no <coord>)
+        coord_centres=torch.stack(coord)[:, :3],
         scene_ids=[ex["scene_id"] for ex in examples],
         instructions=[ex["instruction"] for ex in examples],
     )

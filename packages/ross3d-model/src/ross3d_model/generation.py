@@ -67,14 +67,11 @@ def _text_record(instruction: dict, text: str, batch: dict, i: int) -> dict:
     task = instruction["task"]
     if task in ("scanqa", "sqa3d"):
         return {"question_id": _eval_field(instruction, "question_id"), "answer": text}
-    box = instruction["boxes"][0] if instruction["boxes"] else None
-    if box is None:
-        raise ValueError(f"instruction {instruction['id']}: scan2cap needs the query box")
     return {
         "scene_id": batch["scene_ids"][i],
         "object_id": _eval_field(instruction, "object_id"),
         "caption": text,
-        "box": _box_list(box),
+        "box": _box_list(batch["query_boxes"][i]),
     }
 
 
