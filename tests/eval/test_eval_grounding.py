@@ -2,7 +2,7 @@
 
 import pytest
 from evalfiles import interval_box, write_json, write_jsonl
-from ross3d_eval import score
+from ross3d_eval import EvalInputError, score
 
 
 def test_scanrefer_metrics(scanrefer_files):
@@ -104,3 +104,54 @@ def test_missing_zero_target_prediction_scores_zero(tmp_path):
     )
     assert r.missing == 1
     assert r.metrics["F1@0.25"] == 0.0
+
+
+def write_label_map(path):
+    """A few rows in the layout of ScanNet's scannetv2-labels.combined.tsv (column 1 raw name,
+    column 7 nyu40 class); our own rows, not ScanNet's file."""
+    header = "id\traw_category\tcategory\tcount\tnyu40id\teigen13id\tnyuClass\tnyu40class"
+    rows = [
+        ("1", "office chair", "chair", "9", "5", "4", "chair", "chair"),
+        ("2", "chair", "chair", "9", "5", "4", "chair", "chair"),
+        ("3", "monitor", "monitor", "9", "40", "7", "otherprop", "otherprop"),
+        ("4", "tv", "tv", "9", "25", "11", "television", "television"),
+        ("5", "bed", "bed", "9", "4", "1", "bed", "bed"),
+    ]
+    path.write_text("\n".join([header, *("\t".join(r) for r in rows)]) + "\n")
+    return path
+
+
+def test_scanrefer_eval_type_through_label_map(tmp_path):
+    names = ["office_chair", "chair", "monitor", "tv", "lamp", "bed"]
+    anns = [
+        {"scene_id": "s", "object_id": str(i), "ann_id": "0", "object_name": n}
+        for i, n in enumerate(names)
+    ]
+    boxes = {"s": {str(i): interval_box(3 * i, 3 * i + 1) for i in range(len(names))}}
+    # Hit only the office chair (0) and the bed (5).
+    preds = [
+        {"scene_id": "s", "object_id": str(i), "ann_id": "0", "box": interval_box(3 * i, 3 * i + 1)}
+        for i in (0, 5)
+    ]
+    files = {
+        "predictions": write_jsonl(tmp_path / "p.jsonl", preds),
+        "annotations": write_json(tmp_path / "a.json", anns),
+        "boxes": write_json(tmp_path / "b.json", boxes),
+    }
+    plain = score("scanrefer", **files)
+    assert plain.metrics["unique@0.5"] == pytest.approx(200 / 6)  # every name is its own class
+    assert "multiple@0.5" not in plain.metrics
+    mapped = score("scanrefer", **files, label_map=write_label_map(tmp_path / "labels.tsv"))
+    # chair class: objects 0, 1 -> multiple; others (monitor, tv, unknown lamp) -> multiple;
+    # bed -> unique.
+    assert mapped.metrics["unique@0.5"] == 100.0
+    assert mapped.metrics["multiple@0.5"] == pytest.approx(100 / 5)
+
+
+def test_label_map_errors(tmp_path, scanrefer_files):
+    bad = tmp_path / "labels.tsv"
+    bad.write_text("header\nonly\ttwo\n")
+    with pytest.raises(EvalInputError, match=r"labels\.tsv:2: expected >= 8"):
+        score("scanrefer", **scanrefer_files, label_map=bad)
+    with pytest.raises(ValueError, match="only used by scanrefer"):
+        score("multi3drefer", **scanrefer_files, label_map=bad)

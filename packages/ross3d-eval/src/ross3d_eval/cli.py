@@ -34,6 +34,9 @@ def score(
         Path | None, typer.Option(help="{scene_id: {object_id: [6]}} GT boxes")
     ] = None,
     protocol: Annotated[str, typer.Option(help="ross3d | leo | official")] = "ross3d",
+    label_map: Annotated[
+        Path | None, typer.Option(help="scanrefer: ScanNet scannetv2-labels.combined.tsv")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON here")] = None,
 ) -> None:
     """Score PREDICTIONS against ANNOTATIONS; print a table, optionally write RESULT.json."""
@@ -41,7 +44,9 @@ def score(
 
     console = Console()
     try:
-        result = run_score(benchmark, predictions, annotations, questions, boxes, protocol)
+        result = run_score(
+            benchmark, predictions, annotations, questions, boxes, protocol, label_map=label_map
+        )
     except (EvalInputError, JavaNotFoundError, ValueError) as e:
         raise _fail(Console(stderr=True), e) from None
     console.print(result.table())

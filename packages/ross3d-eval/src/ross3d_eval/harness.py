@@ -78,11 +78,14 @@ def score(
     boxes: Path | str | None = None,
     protocol: str = "ross3d",
     caption_scorer=None,
+    label_map: Path | str | None = None,
 ) -> Result:
     """Score a predictions JSONL file against official annotation files.
 
     `questions` is needed by sqa3d, `boxes` by scan2cap / scanrefer / multi3drefer.
     `caption_scorer` (a `CaptionScorer`) lets callers share one METEOR process across calls.
+    `label_map` (scanrefer only) is ScanNet's scannetv2-labels.combined.tsv, used to derive
+    unique / multiple exactly as ScanRefer when the annotations carry no `eval_type`.
     Raises `EvalInputError` (bad files) or `ValueError` (bad arguments).
     """
     if benchmark not in BENCHMARKS:
@@ -92,11 +95,13 @@ def score(
             f"protocol {protocol!r} is not defined for {benchmark}; "
             f"choose one of {', '.join(SUPPORTED_PROTOCOLS[benchmark])}"
         )
-    given = {"questions": questions, "boxes": boxes}
+    if label_map is not None and benchmark != "scanrefer":
+        raise ValueError("--label-map is only used by scanrefer")
+    given = {"questions": questions, "boxes": boxes, "label_map": label_map}
     for name in REQUIRED_FILES.get(benchmark, ()):
         if given[name] is None:
             raise ValueError(f"{benchmark} needs --{name}")
-    for path in (predictions, annotations, questions, boxes):
+    for path in (predictions, annotations, questions, boxes, label_map):
         if path is not None and not Path(path).is_file():
             raise EvalInputError(path, "file not found")
     runner = _runner(benchmark)
