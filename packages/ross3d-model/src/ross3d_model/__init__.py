@@ -1,3 +1,13 @@
-"""ross3d-model."""
+"""ross3d-model: the Ross3D reconstructive 3D-aware LMM.
+
+Public entry points (import from the submodules; this package import stays light):
+- `config.load_config(name_or_path) -> Ross3DConfig` (shipped: tiny, mid, 7b)
+- `tokenizer.build_tokenizer(path_or_hub_id)`, `tokenizer.build_tiny_tokenizer(out_dir)`
+- `batch.collate_examples(examples, tokenizer, cfg, train=True, seed=None)`
+- `modeling.Ross3DForCausalLM.from_config(cfg)` / `.from_pretrained(folder)`; `model(batch,
+  cross_view=...)` -> `Ross3DOutput(loss, losses, logits, ground_logits, masked_views)`
+- `checkpoint.load_llava_checkpoint(model, folder_or_hub_id)`
+- `generation.predict(model, batch, tokenizer)` -> prediction records for `ross3d-eval score`
+"""
 
 __version__ = "0.1.0"
