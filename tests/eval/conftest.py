@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from evalfiles import interval_box, write_json, write_jsonl
 from ross3d_eval.captions import CaptionScorer
-
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(config, items):
-    """`slow` tests of this folder run only when asked for (`-m slow`): the root config has no
-    default deselection, and the fresh-venv install takes about a minute."""
-    if "slow" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="slow: run with -m slow")
-    for item in items:
-        if "slow" in item.keywords and HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(skip)
-
 
 @pytest.fixture(scope="session")
 def caption_scorer():
