@@ -6,6 +6,7 @@ import pytest
 from evalfiles import interval_box, write_json, write_jsonl
 from ross3d_eval.captions import CaptionScorer
 
+
 @pytest.fixture(scope="session")
 def caption_scorer():
     """One CaptionScorer (one METEOR JVM, slow to start) shared by every test."""
