@@ -118,7 +118,8 @@ class Ross3DTask:
         return text + b * v * self.cfg.tokens_per_frame
 
     def enable_gradient_checkpointing(self, model) -> None:
-        model.gradient_checkpointing_enable()
+        # Non-reentrant: reentrant checkpointing breaks DDP's find_unused_parameters.
+        model.gradient_checkpointing_enable({"use_reentrant": False})
 
     def export(self, model, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None:
         """A folder `predict` reads: config.json + safetensors + tokenizer/."""
