@@ -133,3 +133,13 @@ def test_same_generator_same_losses(tiny_model, tiny_cfg, tiny_tokenizer):
         for _ in range(2)
     ]
     assert float(runs[0].loss.detach()) == float(runs[1].loss.detach())
+
+
+def test_coord_token_gets_the_query_box_pe(tiny_model, batch):
+    prep = tiny_model.prepare_inputs(batch, torch.zeros(5, 4, dtype=torch.bool))
+    coord_id = tiny_model.special_ids["coord"]
+    pos = (prep.input_ids[1] == coord_id).nonzero().flatten()
+    assert len(pos) == 1 and not (prep.input_ids[0] == coord_id).any()
+    token = tiny_model.get_input_embeddings().weight[coord_id]
+    pe = encode_xyz(torch.tensor([0.0, 0.0, 2.0]), 64, tiny_model.cfg.position)
+    assert torch.allclose(prep.embeds[1, int(pos[0])], token + pe, atol=1e-6)
