@@ -183,9 +183,10 @@ class Ross3DForCausalLM(PreTrainedModel):
         return self.mm_projector(feats.to(dtype)).unflatten(0, (b, v))
 
     def choose_masks(self, batch: dict, cross_view: bool, generator=None) -> torch.Tensor:
-        """masked [B, V] bool: none unless cross_view; grounding examples are never masked."""
+        """masked [B, V] bool: none unless cross_view (and the branch is enabled); grounding
+        examples are never masked."""
         b, v = batch["coords"].shape[:2]
-        if not cross_view:
+        if not (cross_view and self.cfg.reconstruction.enable_cross_view):
             return torch.zeros(b, v, dtype=torch.bool)
         rc = self.cfg.reconstruction
         masked = choose_masked_views(
@@ -298,20 +299,26 @@ class Ross3DForCausalLM(PreTrainedModel):
         return F.cross_entropy(logits.float(), target[keep])
 
     def _reconstruction_losses(self, hidden, prep, batch, cross_view, generator) -> dict:
-        """BEV (and cross-view) losses over the non-grounding examples; `generator` drives the
-        VAE latent sampling, timesteps and noise (None = global RNG)."""
+        """BEV (and, on cross-view steps, cross-view) losses over the non-grounding examples of
+        the enabled branches; `generator` drives the VAE latent sampling, timesteps and noise
+        (None = global RNG). A cross-view step without masked views still calls `view_loss`,
+        whose zero stays connected to the graph (distributed backward sees the same graph)."""
+        out = {"bev": None, "cross_view": None}
         rec = ~batch["is_grounding"].cpu()
         if not rec.any():
-            return {"bev": None, "cross_view": None}
+            return out
         dev = hidden.device
+        rc = self.cfg.reconstruction
         vis = self.visual_hidden(hidden, prep)[rec.to(dev)]
         masked = prep.masked_views[rec].to(dev)
-        bev_lat, bev_valid = self.latent_tokenizer.encode_bev(batch["bev"][rec].to(dev), generator)
-        bev = self.reconstructor.bev_loss(vis, ~masked, bev_lat, bev_valid, generator)
-        out = {"bev": bev}
-        out["cross_view"] = None
-        if cross_view and masked.any():
-            view_lat = self.latent_tokenizer.encode_views(batch["images"][rec].to(dev), generator)
+        if rc.enable_bev:
+            bev_lat, bev_valid = self.latent_tokenizer.encode_bev(
+                batch["bev"][rec].to(dev), generator
+            )
+            out["bev"] = self.reconstructor.bev_loss(vis, ~masked, bev_lat, bev_valid, generator)
+        if cross_view and rc.enable_cross_view:
+            images = batch["images"][rec].to(dev)
+            view_lat = self.latent_tokenizer.encode_views(images, generator, views_BV=masked)
             out["cross_view"] = self.reconstructor.view_loss(vis, masked, view_lat, generator)
         return out
 
