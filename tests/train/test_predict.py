@@ -101,3 +101,27 @@ def test_predict_errors_are_clear(demo_data, exported, tmp_path):
         existing_keys(bad, "scanqa")
     with pytest.raises(ValueError, match="no exported model"):
         run_predict(PredictConfig(tmp_path, demo_data["shards"], ["scanqa"], tmp_path / "p.jsonl"))
+
+
+def test_eval_time_proposals_replace_the_gt_candidates(demo_data, exported, tmp_path):
+    gt = json.loads(demo_data["annotations"]["boxes"].read_text())
+    proposals = {
+        scene: {str(100 + int(k)): [b[0] + 10.0, *b[1:]] for k, b in objs.items()}
+        for scene, objs in gt.items()
+    }
+    path = tmp_path / "proposals.json"
+    path.write_text(json.dumps(proposals))
+    out = tmp_path / "scanrefer.jsonl"
+    cfg = PredictConfig(exported, demo_data["shards"], ["scanrefer"], out, boxes=path, limit=2)
+    assert run_predict(cfg)[0].written == 2
+    for line in out.read_text().splitlines():
+        rec = json.loads(line)
+        candidates = list(proposals[rec["scene_id"]].values())
+        assert any(rec["box"] == pytest.approx(b, abs=1e-5) for b in candidates)
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"proposals\.json"):
+        run_predict(
+            PredictConfig(
+                exported, demo_data["shards"], ["scanrefer"], tmp_path / "x.jsonl", boxes=path
+            )
+        )
