@@ -150,3 +150,19 @@ def test_cross_view_step_without_masks_gives_a_connected_zero(tiny_model, tiny_c
     out = tiny_model(b, cross_view=True, masked_views=torch.zeros(1, 4, dtype=torch.bool))
     assert float(out.losses["cross_view"].detach()) == 0.0
     assert out.losses["cross_view"].requires_grad
+
+
+def test_bf16_forward_backward(tiny_cfg, tiny_tokenizer):
+    from ross3d_model.modeling import Ross3DForCausalLM
+    from ross3d_model.tokenizer import special_token_ids
+
+    model = Ross3DForCausalLM.from_config(tiny_cfg).to(torch.bfloat16)
+    model.set_special_ids(special_token_ids(tiny_tokenizer))
+    examples = [make_example(instruction("scanqa")), make_example(instruction("scanrefer"))]
+    b = collate_examples(examples, tiny_tokenizer, tiny_cfg)
+    out = model(b, cross_view=True, masked_views=MASKS[:2])
+    out.loss.backward()
+    assert all(
+        out.losses[k].dtype == torch.float32 for k in ("lm", "cross_view", "bev", "grounding")
+    )
+    assert torch.isfinite(out.loss) and model.mask_token.grad is not None

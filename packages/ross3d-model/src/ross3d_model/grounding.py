@@ -97,7 +97,8 @@ class GroundingHead(nn.Module):
 def infonce_loss(logits_K1: torch.Tensor, positives: list[int]) -> torch.Tensor:
     """-log(sum exp(positive logits) / sum exp(all)); no positives -> the zero-target (last)."""
     idx = positives if positives else [logits_K1.shape[0] - 1]
-    return torch.logsumexp(logits_K1, 0) - torch.logsumexp(logits_K1[idx], 0)
+    logits = logits_K1.float()  # bf16 logits up to 1/0.07: keep the log-sum-exp in float32
+    return torch.logsumexp(logits, 0) - torch.logsumexp(logits[idx], 0)
 
 
 def select_single(logits_K1: torch.Tensor) -> int:
