@@ -113,3 +113,23 @@ def test_resume_with_another_batch_layout_is_refused(tmp_path):
     longer = _run(steps=5, grad_accum=1)
     with pytest.raises(ValueError, match=r"4 examples per step.*this run has 2"):
         train(longer, ToyTask(examples), tmp_path, resume=True, progress=False)
+
+
+def test_metrics_log_truncates_a_killed_tail_and_names_corrupt_lines(tmp_path):
+    from ross3d_model.training.metrics import MetricsLog, plot_loss_curves
+
+    log = MetricsLog(tmp_path)
+    base = {"loss": 1.0, "lm": None, "cross_view": None, "bev": 0.5, "grounding": None, "lr": 0.1}
+    for step in range(1, 13):
+        log.append({"step": step, **base, "bev": 1.0 / step})
+    log.truncate_after(9)
+    assert [r["step"] for r in read_metrics(log.path)] == list(range(1, 10))
+    png = plot_loss_curves(read_metrics(log.path), tmp_path / "curve.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="lacks 'lr'"):
+        log.append(
+            {"step": 10, "loss": 1.0, "lm": None, "cross_view": None, "bev": 1, "grounding": None}
+        )
+    log.path.write_text(log.path.read_text() + "{oops\n")
+    with pytest.raises(ValueError, match=r"metrics\.jsonl:10"):
+        read_metrics(log.path)

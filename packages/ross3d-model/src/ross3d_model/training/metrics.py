@@ -63,7 +63,10 @@ def plot_loss_curves(records: list[dict], out_png: str | Path, title: str = "") 
     for ax, key in zip(axes, keys, strict=False):
         points = [(r["step"], r[key]) for r in records if _finite(r.get(key))]
         steps, values = zip(*points, strict=True)
-        ax.plot(steps, values, marker="." if len(points) < 60 else None, lw=1)
+        ax.plot(steps, values, marker="." if len(points) < 60 else None, lw=1, alpha=0.6)
+        if len(values) >= 8:  # mixed-task batches make single steps noisy: show the trend
+            window = max(3, len(values) // 6)
+            ax.plot(steps[window - 1 :], _running_mean(values, window), lw=2, label="mean")
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -76,6 +79,10 @@ def plot_loss_curves(records: list[dict], out_png: str | Path, title: str = "") 
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
+
+
+def _running_mean(values, window: int) -> list[float]:
+    return [sum(values[i - window : i]) / window for i in range(window, len(values) + 1)]
 
 
 def _finite(value) -> bool:
