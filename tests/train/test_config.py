@@ -77,3 +77,33 @@ def test_deepspeed_config_contradicting_the_run_is_refused():
     ds["scheduler"] = {"type": "WarmupLR"}
     with pytest.raises(ValueError, match="scheduler"):
         resolve_deepspeed_config(ds, RunConfig(), world_size=1, hidden_size=8)
+
+
+def test_checkpoints_incomplete_ones_are_ignored_and_pruned(tmp_path):
+    from ross3d_model.training import checkpointing as ckpt
+
+    for step in (2, 4, 6):
+        path = ckpt.checkpoint_dir(tmp_path, step)
+        path.mkdir(parents=True)
+        ckpt.write_state(path, {"step": step})
+        ckpt.mark_complete(path)
+    ckpt.checkpoint_dir(tmp_path, 8).mkdir()  # killed while saving: no COMPLETE marker
+    assert ckpt.latest_checkpoint(tmp_path)[0] == 6
+    removed = ckpt.prune(tmp_path, keep=2)
+    assert removed == [ckpt.checkpoint_dir(tmp_path, 2)]
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path)] == [4, 6]
+    assert ckpt.checkpoint_dir(tmp_path, 8).is_dir()  # newer than the newest complete: kept
+    (ckpt.checkpoint_dir(tmp_path, 6) / ckpt.STATE_FILE).write_text("{}")
+    with pytest.raises(ValueError, match=r"trainer_state\.json"):
+        ckpt.read_state(ckpt.checkpoint_dir(tmp_path, 6))
+
+
+def test_train_cli_errors_are_clear(tmp_path):
+    from ross3d_model.cli import app
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--config", "tiny", "--output-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "no shards" in result.output
+    result = runner.invoke(app, ["train", "--config", "nope", "--shards", str(tmp_path)])
+    assert result.exit_code == 2 and "no such run config" in result.output

@@ -89,3 +89,22 @@ def test_torchrun_two_gloo_processes_match_one_process_with_double_accumulation(
             else:
                 assert rb[key] == pytest.approx(ra[key], rel=1e-4, abs=1e-6), (ra["step"], key)
         assert rb["lr"] == ra["lr"]
+
+
+def test_cli_deepspeed_zero3_trains_the_tiny_model_and_predict_reads_its_export(
+    demo_data, tmp_path
+):
+    shards, config = demo_data["shards"], _config(tmp_path, "ds", max_steps=2, save_every=2)
+    runner = CliRunner()
+    plain = runner.invoke(app, _train_args(config, shards, tmp_path / "plain"))
+    assert plain.exit_code == 0, plain.output
+    ds = runner.invoke(app, [*_train_args(config, shards, tmp_path / "ds"), "--deepspeed", "zero3"])
+    assert ds.exit_code == 0, ds.output
+    a, b = _losses(tmp_path / "plain"), _losses(tmp_path / "ds")
+    assert b[0]["loss"] == pytest.approx(a[0]["loss"], rel=1e-5)  # same init, data and noise
+    out = tmp_path / "pred.jsonl"
+    args = ["predict", "--checkpoint", str(tmp_path / "ds"), "--benchmark", "sqa3d",
+            "--out", str(out), "--shards", str(shards), "--max-new-tokens", "2"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert all("question_id" in json.loads(line) for line in out.read_text().splitlines())
