@@ -269,12 +269,14 @@ class Ross3DForCausalLM(PreTrainedModel):
         """Named losses for a collated batch (`batch.collate_examples`): LM CE over answer tokens,
         BEV reconstruction for every non-grounding example, cross-view reconstruction of the masked
         frames when `cross_view`, InfoNCE for grounding examples. `masked_views` [B, V] overrides
-        the sampled masks (cross_view only)."""
+        the sampled masks (cross_view only; grounding examples are never masked)."""
         batch = {**(batch or {}), **fields}
         if masked_views is None:
             masked_views = self.choose_masks(batch, cross_view, generator)
         elif not cross_view:
             raise ValueError("masked_views given but cross_view is False")
+        else:  # grounding examples only train the grounding loss: their frames stay visible
+            masked_views = masked_views.bool().cpu() & ~batch["is_grounding"].cpu()[:, None]
         prep = self.prepare_inputs(batch, masked_views.bool().cpu())
         hidden = self.language_model.model(
             inputs_embeds=prep.embeds, attention_mask=prep.attention_mask
