@@ -19,10 +19,12 @@ def toy_task() -> ToyTask:
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> dict:
-    """Demo scenes (2 annotated + 1 vision-only), instructions, BEV and 4-view shards."""
+    """Demo scenes (1 annotated + 1 vision-only), instructions, BEV and 4-view shards; built
+    once per test session even under pytest-xdist (the workers share the base temp folder)."""
+    from filelock import FileLock
     from rich.console import Console
     from ross3d_model.demo import DemoConfig, prepare_data
 
-    out = tmp_path_factory.mktemp("demo")
-    cfg = DemoConfig(out=out, scenes=2)
-    return prepare_data(cfg, Console(quiet=True))
+    root = tmp_path_factory.getbasetemp().parent / "train-demo-data"
+    with FileLock(str(root) + ".lock"):
+        return prepare_data(DemoConfig(out=root, scenes=1), Console(quiet=True), reuse=True)

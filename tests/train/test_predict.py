@@ -48,11 +48,11 @@ def _predict_and_score(demo_data, exported, out_dir, limit):
 
 
 def test_a_few_predictions_per_benchmark_are_accepted_by_ross3d_eval(demo_data, exported, tmp_path):
-    summaries, scores = _predict_and_score(demo_data, exported, tmp_path, limit=2)
+    summaries, scores = _predict_and_score(demo_data, exported, tmp_path, limit=1)
     for bench in BENCHMARKS:
-        assert summaries[bench].written == 2, bench
-        assert scores[bench]["count"] == _val_count(demo_data, bench), bench
-        assert scores[bench]["missing"] == scores[bench]["count"] - 2, bench
+        assert summaries[bench].written == 1, bench
+        assert scores[bench]["count"] == _val_count(demo_data, bench) > 1, bench
+        assert scores[bench]["missing"] == scores[bench]["count"] - 1, bench
     # GT boxes are the candidates: every ScanRefer box is one of the scene's GT boxes
     boxes = json.loads(demo_data["annotations"]["boxes"].read_text())
     for line in (tmp_path / "scanrefer.jsonl").read_text().splitlines():

@@ -17,6 +17,7 @@ from rich.console import Console
 from ross3d_model.predict import BENCHMARKS
 
 DEMO_VIEWS = 4  # views per clip (the tiny model config uses 4)
+DATA_INDEX = "data.json"
 
 
 @dataclass
@@ -60,8 +61,32 @@ def _instructions(ann: dict[str, Path], out: Path) -> list[Path]:
     return paths
 
 
-def prepare_data(cfg: DemoConfig, console: Console) -> dict:
-    """Scenes, annotations, instructions, BEV and shards under cfg.out; returns the paths."""
+def prepare_data(cfg: DemoConfig, console: Console, reuse: bool = False) -> dict:
+    """Scenes, annotations, instructions, BEV and shards under cfg.out; returns the paths
+    (also written to OUT/data.json). reuse=True returns a finished earlier build of the same
+    scene count instead of rebuilding."""
+    index = Path(cfg.out) / DATA_INDEX
+    if reuse and index.is_file():
+        saved = json.loads(index.read_text())
+        if saved["annotated_scenes"] == cfg.scenes:
+            console.print(f"reusing the demo data in {cfg.out}")
+            return {
+                "scenes": [Path(p) for p in saved["scenes"]],
+                "annotations": {k: Path(v) for k, v in saved["annotations"].items()},
+                "shards": Path(saved["shards"]),
+            }
+    data = _build_data(cfg, console)
+    record = {
+        "annotated_scenes": cfg.scenes,
+        "scenes": [str(p) for p in data["scenes"]],
+        "annotations": {k: str(v) for k, v in data["annotations"].items()},
+        "shards": str(data["shards"]),
+    }
+    index.write_text(json.dumps(record, indent=2) + "\n")
+    return data
+
+
+def _build_data(cfg: DemoConfig, console: Console) -> dict:
     from ross3d_data.bev import BevConfig, render_bev_scenes
     from ross3d_data.demo import make_demo
     from ross3d_data.demo_annotations import write_demo_annotations
@@ -128,7 +153,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
 
     console = console or Console()
     out = Path(cfg.out)
-    data = prepare_data(cfg, console)
+    data = prepare_data(cfg, console, reuse=True)
     console.print(f"[bold]5/6[/bold] train the tiny config for {cfg.steps} steps")
     run = load_run_config("tiny")
     run.train = dataclasses.replace(run.train, max_steps=cfg.steps, seed=cfg.seed)
