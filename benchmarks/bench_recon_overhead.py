@@ -59,7 +59,7 @@ def synthetic_example(cfg, seed: int) -> dict:
     }
 
 
-def step_times(config_name: str, repeats: int) -> dict[str, tuple[float, float]]:
+def step_times(config_name: str, repeats: int) -> dict[str, tuple[float, float, float]]:
     from ross3d_model.batch import collate_examples
     from ross3d_model.config import load_config
     from ross3d_model.modeling import Ross3DForCausalLM
@@ -90,7 +90,14 @@ def step_times(config_name: str, repeats: int) -> dict[str, tuple[float, float]]
             out.loss.backward()
             if i:
                 times[name].append(time.perf_counter() - start)
-    results = {name: (min(t), statistics.median(t)) for name, t in times.items()}
+    results = {}
+    for name, (cross_view, recon) in settings.items():  # one FLOP-counted step per setting
+        model._reconstruction_losses = recon
+        with FlopCounterMode(display=False) as counter:
+            out = model(batch, cross_view=cross_view, generator=torch.Generator().manual_seed(0))
+            out.loss.backward()
+        flops = float(counter.get_total_flops())
+        results[name] = (min(times[name]), statistics.median(times[name]), flops)
     model._reconstruction_losses = with_recon
     return results
 
@@ -246,11 +253,16 @@ def main() -> None:
     parser.add_argument("--skip-flops", action="store_true")
     args = parser.parse_args()
     times = step_times(args.config, args.repeats)
-    base = times["LM only"][0]
-    print(f"| setting ({args.config} config, CPU) | min step (s) | median (s) | overhead (min) |")
-    print("|---|---|---|---|")
-    for name, (fastest, median) in times.items():
-        print(f"| {name} | {fastest:.2f} | {median:.2f} | {100 * (fastest / base - 1):+.1f} % |")
+    base, base_flops = times["LM only"][0], times["LM only"][2]
+    print(
+        f"| setting ({args.config} config, CPU) | min step (s) | median (s) | overhead (min) "
+        "| GFLOP fwd+bwd | FLOP overhead |\n|---|---|---|---|---|---|"
+    )
+    for name, (fastest, median, flops) in times.items():
+        print(
+            f"| {name} | {fastest:.2f} | {median:.2f} | {100 * (fastest / base - 1):+.1f} % "
+            f"| {flops / 1e9:.0f} | {100 * (flops / base_flops - 1):+.1f} % |"
+        )
     print(f"\n| reconstruction branch alone ({args.config} config) | min time (s) |\n|---|---|")
     for name, seconds in branch_times(args.config, args.repeats).items():
         print(f"| {name} | {seconds:.2f} |")

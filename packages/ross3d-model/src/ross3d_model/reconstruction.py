@@ -130,7 +130,7 @@ class Reconstructor(nn.Module):
             cond = pooling(tokens, visible_BV.repeat_interleave(t, dim=1))[sample_idx]
         else:
             readable = visible_BV[sample_idx].clone()
-            readable[torch.arange(len(view_idx)), view_idx] = True
+            readable[torch.arange(len(view_idx), device=readable.device), view_idx] = True
             cond = pooling(tokens, readable.repeat_interleave(t, dim=1), rows_M=sample_idx)
         repeats = self.cfg.view_repeats
         x0 = view_latents[sample_idx, view_idx].repeat(repeats, 1, 1, 1)
