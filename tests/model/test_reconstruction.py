@@ -64,6 +64,20 @@ def test_cosine_schedule_noising_matches_the_closed_form():
         torch.testing.assert_close(x_t[i], expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("prediction", ["v_prediction", "sample"])
+def test_other_prediction_targets(prediction):
+    model = _model(prediction=prediction)
+    x0 = torch.randn(4, 64, 14, 14)
+    x_t, t, target = model.noised(x0, torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    torch.randint(0, 1000, (4,), generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    ab = model.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    expected = ab.sqrt() * eps - (1 - ab).sqrt() * x0 if prediction == "v_prediction" else x0
+    torch.testing.assert_close(target, expected)
+    torch.testing.assert_close(x_t, ab.sqrt() * x0 + (1 - ab).sqrt() * eps)
+
+
 def test_view_loss_at_init_is_the_mean_squared_noise():
     # adaLN-zero + zero final layer -> the denoiser predicts 0, so the epsilon-MSE is mean(eps^2)
     model = _model()

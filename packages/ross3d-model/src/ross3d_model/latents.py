@@ -4,7 +4,8 @@ token grids aligned with the LLM's visual tokens.
 Views: uint8 RGB -> [-1, 1] -> resize to ``view_size`` (216) -> VAE latent 27x27x16 ->
 bilinear resize to the next even size 28x28 (as the public code) -> 2x2 space-to-channel ->
 14x14x64, one latent token per visual token. BEV: 432 -> 54x54x16 -> 27x27x64.
-``z = (latent - shift_factor) * scaling_factor``. The public code takes a *sample* of the
+``z = (latent - shift_factor) * scaling_factor``. Images are resized with antialiasing (the
+public code resizes 384 -> 216 bilinearly without it, which aliases fine texture). The public code takes a *sample* of the
 latent distribution (``latent_mode="sample"``, the default here); ``"mean"`` uses its mean.
 
 Space-to-channel is ``torch.nn.functional.pixel_unshuffle(z, 2)``: output channel
