@@ -21,9 +21,11 @@ def test_demo_writes_metrics_scores_and_report_and_reconstruction_losses_fall(tm
     for key in ("bev", "cross_view"):
         first, last, _ = loss_trend(records, key)
         assert last < first, (key, first, last)
-    scores = json.loads((out / "scores.json").read_text())
+    scores = json.loads((out / "scores.json").read_text())  # benchmark -> metrics
     assert set(scores) == set(BENCHMARKS)
-    assert all(s["missing"] == 0 and s["count"] > 0 for s in scores.values())
+    assert {"EM", "CIDEr"} <= set(scores["scanqa"]) and "Acc@0.25" in scores["scanrefer"]
+    results = json.loads((out / "score_results.json").read_text())
+    assert all(r["missing"] == 0 and r["count"] > 0 for r in results.values())
     report = (out / "report.md").read_text()
     for picture in ("bev.png", "_views.png", "loss_curve.png"):
         assert picture in report

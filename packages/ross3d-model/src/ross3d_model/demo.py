@@ -170,8 +170,10 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     run_predict(pcfg)
     preds = {b: output_path(pcfg, b) for b in BENCHMARKS}
     scores = score_all(preds, data["annotations"])
-    scores_path = out / "scores.json"
-    scores_path.write_text(json.dumps(scores, indent=2) + "\n")
+    scores_path = out / "scores.json"  # benchmark -> metrics (percent)
+    metrics = {bench: result["metrics"] for bench, result in scores.items()}
+    scores_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "score_results.json").write_text(json.dumps(scores, indent=2) + "\n")
     scene0 = data["scenes"][0]
     views_png = write_preview_png(scene0, out, PreviewConfig(views=8, bev_dir=out / "bev"))
     pictures = {
