@@ -133,3 +133,16 @@ def test_metrics_log_truncates_a_killed_tail_and_names_corrupt_lines(tmp_path):
     log.path.write_text(log.path.read_text() + "{oops\n")
     with pytest.raises(ValueError, match=r"metrics\.jsonl:10"):
         read_metrics(log.path)
+
+
+def test_bf16_autocast_with_gradient_checkpointing_tracks_the_fp32_run(tmp_path):
+    examples = toy_examples(10)
+    fp32 = train(_run(steps=2), ToyTask(examples), tmp_path / "fp32", progress=False)
+    bf16 = train(
+        _run(steps=2, bf16=True, gradient_checkpointing=True),
+        ToyTask(examples),
+        tmp_path / "bf16",
+        progress=False,
+    )
+    for a, b in zip(fp32.records, bf16.records, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=3e-2)
