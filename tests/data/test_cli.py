@@ -25,7 +25,14 @@ def test_make_demo_writes_a_loadable_scene(tmp_path):
     assert r.exit_code == 0, r.output
     scene = load_scene(tmp_path / "demo0001_00")
     assert scene.frame_ids() == [0, 2, 4] and len(scene.objects) == 7
-    assert len(list(tmp_path.iterdir())) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "annotations",
+        "demo0000_00",
+        "demo0001_00",
+    ]
+    boxes = json.loads((tmp_path / "annotations" / "boxes.json").read_text())
+    assert sorted(boxes) == ["demo0000_00", "demo0001_00"] and len(boxes["demo0001_00"]) == 7
+    assert (tmp_path / "annotations" / "scanqa").is_dir()
     r = runner.invoke(app, ["make-demo", str(tmp_path), "--n-scenes", "1", "--n-frames", "3"])
     assert r.exit_code == 0, r.output
     assert load_scene(tmp_path / "demo0000_00").frame_ids() == [0, 2]  # no stale frame 4

@@ -211,15 +211,24 @@ def write_demo_scene(
     return scene_dir
 
 
-def make_demo(out_dir: Path, n_scenes: int = 2, seed: int = 0, n_frames: int = 80) -> list[Path]:
+def make_demo(
+    out_dir: Path, n_scenes: int = 2, seed: int = 0, n_frames: int = 80, annotations: bool = True
+) -> list[Path]:
     """Write ``n_scenes`` demo scenes ``OUT/demo000k_00`` and return their folders.
 
     ``n_frames`` raw frames per ``.sens`` (frames 20 and 41 get -inf poses when they exist);
-    the posed export keeps every 2nd frame.
+    the posed export keeps every 2nd frame. With ``annotations`` the five benchmarks' files for
+    these scenes are written in the official formats under ``OUT/annotations/`` (see
+    ``ross3d_data.demo_annotations``; ``find_scenes`` does not mistake that folder for a scene).
     """
+    from ross3d_data.demo_annotations import write_demo_annotations
+
     if n_scenes < 1 or n_frames < 1:
         raise ValueError(f"need n_scenes >= 1 and n_frames >= 1, got {n_scenes}, {n_frames}")
     out_dir = Path(out_dir)
-    return [
+    scenes = [
         write_demo_scene(out_dir / f"demo{k:04d}_00", k, seed, n_frames) for k in range(n_scenes)
     ]
+    if annotations:
+        write_demo_annotations(scenes, out_dir / "annotations")
+    return scenes

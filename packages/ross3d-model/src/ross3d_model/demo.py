@@ -95,7 +95,8 @@ def _build_data(cfg: DemoConfig, console: Console) -> dict:
 
     out = cfg.out
     console.print("[bold]1/6[/bold] demo scenes")
-    scenes = make_demo(out / "scenes", n_scenes=cfg.scenes + 1, seed=cfg.seed)
+    # the last scene stays without text (semi-supervised), so annotations are written here
+    scenes = make_demo(out / "scenes", n_scenes=cfg.scenes + 1, seed=cfg.seed, annotations=False)
     ann = write_demo_annotations(scenes[: cfg.scenes], out / "annotations")
     console.print(f"[bold]2/6[/bold] instructions ({scenes[-1].name} stays vision-only)")
     instructions = _instructions(ann, out / "instructions")
