@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import instruction, make_example
+from model_examples import instruction, make_example
 from ross3d_model.batch import IGNORE_INDEX, collate_examples, normalise_pixels
 from ross3d_model.config import SPATIAL_PROMPT
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import instruction, make_example
+from model_examples import instruction, make_example
 from ross3d_model.batch import collate_examples
 from ross3d_model.generation import generate_text, ground_logits, predict, select_rows
 from ross3d_model.grounding import select_multi

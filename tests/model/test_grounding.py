@@ -3,7 +3,7 @@
 import math
 
 import torch
-from conftest import DEPTH_MM, FOCAL, S, V
+from model_examples import DEPTH_MM, FOCAL, S, V
 from ross3d_model.config import GroundingConfig
 from ross3d_model.grounding import (
     GroundingHead,

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import instruction, make_example
+from model_examples import instruction, make_example
 from ross3d_model.batch import collate_examples
 from ross3d_model.modeling import Ross3DForCausalLM
 from ross3d_model.tokenizer import special_token_ids
