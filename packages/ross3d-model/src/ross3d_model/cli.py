@@ -90,7 +90,7 @@ def _print_summary(s) -> None:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="demo folder")] = Path("demo-out"),
-    steps: Annotated[int, typer.Option("--steps", min=1, help="training steps")] = 40,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="training steps")] = 60,
     scenes: Annotated[int, typer.Option("--scenes", min=2, help="synthetic scenes")] = 3,
 ) -> None:
     """CPU end-to-end: demo scenes -> BEV -> shards -> train tiny -> predict -> score -> report."""

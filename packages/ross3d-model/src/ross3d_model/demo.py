@@ -23,7 +23,7 @@ DATA_INDEX = "data.json"
 @dataclass
 class DemoConfig:
     out: Path
-    steps: int = 40
+    steps: int = 60
     scenes: int = 3  # annotated scenes; one more vision-only scene is added
     seed: int = 0
     max_new_tokens: int = 8
