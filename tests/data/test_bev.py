@@ -75,7 +75,7 @@ def has_open3d() -> bool:
     return True
 
 
-BACKENDS = ["raster", pytest.param("open3d", marks=pytest.mark.skipif(not has_open3d(), reason="open3d not importable"))]  # fmt: skip
+BACKENDS = ["jit", "raster", pytest.param("open3d", marks=pytest.mark.skipif(not has_open3d(), reason="open3d not importable"))]  # fmt: skip
 
 
 def test_grid_maps_pixel_centres_to_half_integers():
@@ -170,6 +170,29 @@ def test_raster_and_open3d_backends_agree_on_a_noisy_mesh():
     assert diff.max() <= 1  # float32 vs float64 barycentrics round differently at most
 
 
+def test_jit_and_numpy_raster_backends_agree_on_a_noisy_mesh():
+    rng = np.random.default_rng(1)
+    n = 40
+    xs, ys = np.meshgrid(np.linspace(0, 3.0137, n), np.linspace(0, 2.0071, n), indexing="ij")
+    zs = rng.normal(0, 0.05, xs.shape) + 0.3 * np.sin(xs * 2)
+    verts = np.stack([xs, ys, zs], -1).reshape(-1, 3).astype(np.float32)
+    idx = np.arange(n * n).reshape(n, n)
+    q = np.stack([idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]], -1).reshape(-1, 4)
+    faces = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]])
+    colors = rng.integers(0, 256, (len(verts), 3)).astype(np.uint8)
+    # a ceiling above the cut must vanish in both; the red box pokes through the noisy floor
+    ceiling = box((1.5, 1.0, 2.6), (3.0, 2.0, 0.02), (0, 0, 255))
+    mesh = merge(Mesh(verts, colors, faces), box((1.5, 1.0, 0.5), (0.5, 0.7, 1.0), RED), ceiling)
+    a = render_mesh_bev(mesh, BevConfig(size_px=80, backend="jit"))
+    b = render_mesh_bev(mesh, BevConfig(size_px=80, backend="raster"))
+    hit_a, hit_b = a.image_HW3.any(axis=2), b.image_HW3.any(axis=2)
+    assert (hit_a != hit_b).sum() <= 2  # float64 vs float32 edge tests at exact outline centres
+    both = hit_a & hit_b
+    diff = np.abs(a.image_HW3.astype(int) - b.image_HW3.astype(int)).max(axis=2)[both]
+    assert diff.max() <= 1
+    assert not (a.image_HW3 == (0, 0, 255)).all(axis=2).any()
+
+
 def test_supersampling_keeps_geometry_and_averages_edges():
     res = render_mesh_bev(room(), BevConfig(size_px=64, supersample=3))
     assert res.image_HW3.shape == (64, 64, 3)
@@ -235,7 +258,7 @@ def test_bev_files_round_trip(tmp_path):
     np.testing.assert_allclose(M, res.world_to_pixel_33)
     assert pytest.approx(res.world_to_pixel_33 @ [1.0, 2.0, 1.0]) == M @ [1.0, 2.0, 1.0]
     assert meta["ceiling_z"] == pytest.approx(2.0) and meta["floor_z"] == pytest.approx(0.0)
-    assert (meta["backend"], meta["source"]) == ("raster", "mesh")
+    assert (meta["backend"], meta["source"]) == ("jit", "mesh")
 
 
 def T_looking_down(x: float, y: float, height: float) -> np.ndarray:

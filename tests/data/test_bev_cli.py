@@ -33,7 +33,7 @@ def test_render_bev_cli_draws_demo_furniture_where_the_layout_puts_it(demo_scene
         image, meta = read_bev_files(out / scene_dir.name)
         assert image.shape == (160, 160, 3)
         assert (meta["scene_id"], meta["width"], meta["height"]) == (scene_dir.name, 160, 160)
-        assert (meta["source"], meta["backend"]) == ("mesh", "raster")
+        assert (meta["source"], meta["backend"]) == ("mesh", "jit")
         assert abs(meta["floor_z"]) < 0.02 and abs(meta["ceiling_z"] - 2.0) < 0.02
         M = np.array(meta["world_to_pixel"]).reshape(3, 3)
         # the demo mesh is stored mis-aligned: furniture only lands right if alignment is applied

@@ -69,9 +69,9 @@ def render_bev_cmd(
         float,
         typer.Option("--ceiling", help="cut away everything this many metres above the floor"),
     ] = 2.0,
-    backend: Annotated[str, typer.Option("--backend", help="mesh renderer: raster | open3d")] = (
-        "raster"
-    ),
+    backend: Annotated[
+        str, typer.Option("--backend", help="mesh renderer: jit | raster | open3d")
+    ] = "jit",
     supersample: Annotated[int, typer.Option("--supersample", min=1, help="anti-aliasing")] = 1,
     workers: Workers = 1,
     overwrite: Overwrite = False,
