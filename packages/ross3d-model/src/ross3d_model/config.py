@@ -168,7 +168,7 @@ class TextConfig:
 
 @dataclass
 class Ross3DConfig:
-    """The whole model. The reconstruction sections are H7's dataclasses (docs/model_interfaces.md)."""
+    """The whole model. The reconstruction sections are the branch's own dataclasses (docs/model_interfaces.md)."""
 
     vision: VisionConfig = field(default_factory=VisionConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
