@@ -4,6 +4,7 @@ import json
 
 import pytest
 from ross3d_model.cli import app
+from ross3d_model.demo import DemoConfig
 from ross3d_model.predict import BENCHMARKS
 from ross3d_model.report import loss_trend
 from ross3d_model.training.metrics import read_metrics
@@ -17,7 +18,7 @@ def test_demo_writes_metrics_scores_and_report_and_reconstruction_losses_fall(tm
     assert result.exit_code == 0, result.output
     assert str(out / "report.md") in result.output.replace("\n", "")
     records = read_metrics(out / "train" / "metrics.jsonl")
-    assert len(records) == 40
+    assert len(records) == DemoConfig(out=out).steps  # the CLI's default is the config's
     for key in ("bev", "cross_view"):
         first, last, _ = loss_trend(records, key)
         assert last < first, (key, first, last)
