@@ -90,14 +90,19 @@ def _print_summary(s) -> None:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="demo folder")] = Path("demo-out"),
-    steps: Annotated[int, typer.Option("--steps", min=1, help="training steps")] = 60,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="training steps [default: DemoConfig's]")
+    ] = None,
     scenes: Annotated[int, typer.Option("--scenes", min=2, help="synthetic scenes")] = 3,
 ) -> None:
     """CPU end-to-end: demo scenes -> BEV -> shards -> train tiny -> predict -> score -> report."""
     from ross3d_model.demo import DemoConfig, run_demo
 
     try:
-        result = run_demo(DemoConfig(out=out, steps=steps, scenes=scenes), console=console)
+        cfg = DemoConfig(out=out, scenes=scenes)
+        if steps is not None:
+            cfg = dataclasses.replace(cfg, steps=steps)
+        result = run_demo(cfg, console=console)
     except (ValueError, FileNotFoundError) as err:
         raise _fail(err) from None
     console.print(f"[bold]report:[/bold] {result.report}")
