@@ -91,7 +91,8 @@ def _print_summary(s) -> None:
 def demo(
     out: Annotated[Path, typer.Option("--out", help="demo folder")] = Path("demo-out"),
     steps: Annotated[
-        int | None, typer.Option("--steps", min=1, help="training steps (default: DemoConfig.steps)")
+        int | None,
+        typer.Option("--steps", min=1, help="training steps (default: DemoConfig.steps)"),
     ] = None,
     scenes: Annotated[int, typer.Option("--scenes", min=2, help="synthetic scenes")] = 3,
 ) -> None:
