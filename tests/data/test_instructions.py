@@ -47,12 +47,20 @@ def test_scanqa_rows_and_malformed_rows_are_counted():
     ]
     r = scanqa.convert(rows, "train", BOXES)
     assert r.rows == 4
-    assert [i.id for i in r.instructions] == ["scanqa/train/train-scene0000-0"]
+    # train: one sample per (question, answer), as Ross3D process_scanqa.py (26,515 samples)
+    assert [i.id for i in r.instructions] == [
+        "scanqa/train/train-scene0000-0/0",
+        "scanqa/train/train-scene0000-0/1",
+    ]
+    assert [i.answers for i in r.instructions] == [["chair"], ["a chair"]]
     inst = r.instructions[0]
     assert inst.prompt == "What is next to the table? Answer the question simply."
-    assert inst.answers == ["chair", "a chair"]
     assert inst.object_ids == [2] and inst.boxes == [[2.0, 0.0, 0.5, 0.5, 0.5, 1.0]]
-    assert inst.eval == {"question_id": "train-scene0000-0"}
+    assert all(i.eval == {"question_id": "train-scene0000-0"} for i in r.instructions)
+    val = scanqa.convert(rows[:1], "val", BOXES).instructions
+    assert [(i.id, i.answers) for i in val] == [
+        ("scanqa/val/train-scene0000-0", ["chair", "a chair"])
+    ]
     assert r.skipped == {
         "missing 'answers'": 1,
         "object_id not in scene": 1,
@@ -312,11 +320,16 @@ def test_convert_instructions_cli(tmp_path):
     assert res.exit_code == 2 and "unknown split" in res.output
 
 
-def test_scanrefer_unique_multiple_with_nyu40_label_map(tmp_path):
+def test_scanrefer_unique_multiple_with_the_18_scanrefer_classes(tmp_path):
+    # ScanRefer lib/dataset.py _get_raw2label: raw category (column 1) -> nyu40class (column 7),
+    # kept when one of the 18 ScanRefer classes, else "others"
     tsv = tmp_path / "scannetv2-labels.combined.tsv"
-    header = "id\traw_category\tcategory\tcount\tnyu40id\n"
-    tsv.write_text(header + "1\tchair\tchair\t9\t5\n2\toffice chair\tchair\t3\t5\n3\ttable\ttable\t4\t7\n"
-                   "4\tpiano\tpiano\t1\t39\n5\tstool\tstool\t1\t40\n")  # fmt: skip
+    header = "id\traw_category\tcategory\tcount\tnyu40id\teigen13id\tnyuClass\tnyu40class\n"
+    tsv.write_text(header + "1\tchair\tchair\t9\t5\t4\tchair\tchair\n"
+                   "2\toffice chair\tchair\t3\t5\t4\tchair\tchair\n"
+                   "3\ttable\ttable\t4\t7\t6\ttable\ttable\n"
+                   "4\tpiano\tpiano\t1\t39\t7\tpiano\totherfurniture\n"
+                   "5\twall\twall\t1\t1\t12\twall\twall\n")  # fmt: skip
     label_map = scanrefer.read_label_map(tsv)
     rows = [
         {"scene_id": "s", "object_id": "2", "object_name": "office_chair", "ann_id": "0",
@@ -327,18 +340,18 @@ def test_scanrefer_unique_multiple_with_nyu40_label_map(tmp_path):
          "description": "a table."},
         {"scene_id": "s", "object_id": "4", "object_name": "piano", "ann_id": "0",
          "description": "a piano."},
-        {"scene_id": "s", "object_id": "5", "object_name": "stool", "ann_id": "0",
-         "description": "a stool."},
+        {"scene_id": "s", "object_id": "5", "object_name": "wall", "ann_id": "0",
+         "description": "a wall."},
     ]  # fmt: skip
     by_map = [
         i.eval["eval_type"] for i in scanrefer.convert(rows, "val", None, label_map).instructions
     ]
-    # chairs share NYU40 class 5; piano (39) and stool (40 -> invalid -> 39) share "other"
+    # chairs share "chair"; piano (otherfurniture) and wall are both "others"; table alone
     assert by_map == ["multiple", "multiple", "unique", "multiple", "multiple"]
     by_name = [i.eval["eval_type"] for i in scanrefer.convert(rows, "val").instructions]
     assert by_name == ["unique"] * 5  # raw names all differ
     (tmp_path / "bad.tsv").write_text("just one line\n")
-    with pytest.raises(ValueError, match=r"labels\.combined"):
+    with pytest.raises(ValueError, match=r"bad\.tsv"):
         scanrefer.read_label_map(tmp_path / "bad.tsv")
 
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ross3d_eval.benchmarks import TASKS
 from ross3d_eval.errors import EvalInputError
 
-BENCHMARKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")
+BENCHMARKS = TASKS  # one definition: ross3d_eval.benchmarks
 PROTOCOLS = ("ross3d", "leo", "official")
 # Which protocols each benchmark implements (README "Protocols" says what differs).
 SUPPORTED_PROTOCOLS = {

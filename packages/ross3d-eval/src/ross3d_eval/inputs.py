@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ross3d_eval.benchmarks import read_boxes_json
 from ross3d_eval.errors import EvalInputError
 
 
@@ -166,24 +167,14 @@ def index_annotations(
 
 
 def load_boxes(path: Path) -> dict[tuple[str, str], np.ndarray]:
-    """`{scene_id: {object_id: [cx, cy, cz, dx, dy, dz]}}` -> {(scene_id, object_id): (6,)}."""
-    path = Path(path)
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise EvalInputError(path, "expected an object {scene_id: {object_id: [6 numbers]}}")
-    boxes = {}
-    for scene_id, objects in data.items():
-        if not isinstance(objects, dict):
-            raise EvalInputError(path, f"scene {scene_id}: expected an object {{object_id: box}}")
-        for object_id, box in objects.items():
-            loc = Loc(path)
-            try:
-                boxes[(scene_id, str(object_id))] = parse_box(box, loc)
-            except EvalInputError as e:
-                raise EvalInputError(
-                    path, f"scene {scene_id} object {object_id}: {e.why}"
-                ) from None
-    return boxes
+    """A boxes.json (read by `benchmarks.read_boxes_json`, the one reader) as
+    {(scene_id, object_id): float64 (6,)}."""
+    table = read_boxes_json(path)
+    return {
+        (scene_id, str(object_id)): np.asarray(box, dtype=np.float64)
+        for scene_id, objects in table.items()
+        for object_id, box in objects.items()
+    }
 
 
 def gt_box(

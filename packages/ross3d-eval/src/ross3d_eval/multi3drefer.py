@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ross3d_eval.benchmarks import MULTI3DREFER_EVAL_TYPES as EVAL_TYPES
 from ross3d_eval.boxes import f1_scores
 from ross3d_eval.harness import Result, pct
 from ross3d_eval.inputs import (
@@ -26,7 +27,6 @@ from ross3d_eval.inputs import (
 )
 
 THRESHOLDS = (0.25, 0.5)
-EVAL_TYPES = ("zt_w_d", "zt_wo_d", "st_w_d", "st_wo_d", "mt")
 
 
 def query_key(rec: Record) -> tuple[str, str]:

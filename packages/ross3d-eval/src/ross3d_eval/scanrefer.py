@@ -8,13 +8,13 @@ scannetv2-labels.combined.tsv (exact ScanRefer classes for deriving eval_type); 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from ross3d_eval.benchmarks import SCANREFER_EVAL_TYPES as EVAL_TYPES
+from ross3d_eval.benchmarks import eval_types, read_label_map
 from ross3d_eval.boxes import box_iou_pairs
-from ross3d_eval.errors import EvalInputError
 from ross3d_eval.harness import Result, pct
 from ross3d_eval.inputs import (
     Record,
@@ -30,7 +30,6 @@ from ross3d_eval.inputs import (
 )
 
 THRESHOLDS = (0.25, 0.5)
-EVAL_TYPES = ("unique", "multiple")
 
 
 def query_key(rec: Record) -> tuple[str, str, str]:
@@ -41,72 +40,24 @@ def describe(key: tuple[str, ...]) -> str:
     return "/".join(key)
 
 
-# ScanRefer's 18 detection classes (ScanNet DC.type2class); any other nyu40 class is "others".
-SCANREFER_CLASSES = frozenset(
-    [
-        "cabinet",
-        "bed",
-        "chair",
-        "sofa",
-        "table",
-        "door",
-        "window",
-        "bookshelf",
-        "picture",
-        "counter",
-        "desk",
-        "curtain",
-        "refrigerator",
-        "toilet",
-        "sink",
-        "bathtub",
-    ]
-) | {"shower curtain"}
-
-
-def load_label_map(path: Path) -> dict[str, str]:
-    """ScanNet's `scannetv2-labels.combined.tsv` -> {raw_category: ScanRefer class}, as
-    ScanRefer's `_get_raw2label`: column 1 raw name, column 7 nyu40 class, mapped to itself when
-    it is one of the 18 classes and to "others" otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise EvalInputError(path, "file not found")
-    out = {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for lineno, line in enumerate(lines[1:], start=2):
-        cols = line.rstrip().split("\t")
-        if len(cols) < 8:
-            raise EvalInputError(path, "expected >= 8 tab-separated columns", line=lineno)
-        out[cols[1]] = cols[7] if cols[7] in SCANREFER_CLASSES else "others"
-    return out
-
-
 def derive_eval_types(
     records: list[Record], label_map: dict[str, str] | None = None
 ) -> dict[tuple[str, str, str], str]:
-    """`unique` iff the target is the only annotated object (distinct object_id) of its class in
-    the scene, as ScanRefer's lookup over its own annotation file. The class is the object_name
-    (underscores read as spaces) mapped through `label_map` (unknown names -> "others"), or the
-    name itself without a map. An explicit `eval_type` on an item wins."""
-
-    def cls(rec: Record) -> str:
-        name = get_field(rec, "object_name", str).replace("_", " ")
-        return name if label_map is None else label_map.get(name, "others")
-
-    members: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for rec in records:
-        scene, obj, _ = query_key(rec)
-        members[scene][cls(rec)].add(obj)
+    """unique / multiple per query by the one definition (`benchmarks.eval_types`); an explicit
+    `eval_type` on an item wins."""
+    objects = [
+        (scene, obj, get_field(rec, "object_name", str))
+        for rec in records
+        for scene, obj, _ in [query_key(rec)]
+    ]
+    derived = eval_types(objects, label_map)
     types = {}
     for rec in records:
         key = query_key(rec)
         given = rec.data.get("eval_type")
-        if given is not None:
-            if given not in EVAL_TYPES:
-                raise rec.loc.error(f'eval_type must be "unique" or "multiple", got {given!r}')
-            types[key] = given
-        else:
-            types[key] = "unique" if len(members[key[0]][cls(rec)]) == 1 else "multiple"
+        if given is not None and given not in EVAL_TYPES:
+            raise rec.loc.error(f'eval_type must be "unique" or "multiple", got {given!r}')
+        types[key] = given if given is not None else derived[key[:2]]
     return types
 
 
@@ -115,7 +66,7 @@ def evaluate(
 ) -> Result:
     records = read_json_list(annotations)
     anns = index_annotations(records, query_key, describe)
-    types = derive_eval_types(records, None if label_map is None else load_label_map(label_map))
+    types = derive_eval_types(records, None if label_map is None else read_label_map(label_map))
     gt_boxes = load_boxes(boxes)
     preds = index_predictions(read_jsonl(predictions), query_key, anns, describe)
     keys = list(anns)

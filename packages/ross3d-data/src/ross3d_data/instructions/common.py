@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .schema import Instruction
+# Box tables and boxes.json have one definition (ross3d_eval.benchmarks); re-exported here.
+from ross3d_eval.benchmarks import BoxTable as BoxTable
+from ross3d_eval.benchmarks import read_boxes_json as read_boxes_json
+from ross3d_eval.benchmarks import write_boxes_json as write_boxes_json
 
-# {scene_id: {object_id: [cx, cy, cz, dx, dy, dz]}} in the aligned frame
-BoxTable = dict[str, dict[int, list[float]]]
+from .schema import Instruction
 
 
 @dataclass(frozen=True)
@@ -112,31 +114,6 @@ def load_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON: {e}") from e
-
-
-def write_boxes_json(boxes: BoxTable, path: Path) -> None:
-    """Write ``{scene_id: {object_id: [6 floats]}}`` (keys sorted; what ross3d-eval reads)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        s: {str(o): [float(v) for v in b] for o, b in sorted(t.items())}
-        for s, t in sorted(boxes.items())
-    }
-    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-
-
-def read_boxes_json(path: Path) -> BoxTable:
-    """Read a boxes.json; raises ValueError naming the file on a bad entry."""
-    data = load_json(path)
-    out: BoxTable = {}
-    try:
-        for scene_id, table in data.items():
-            out[scene_id] = {int(o): [float(v) for v in b] for o, b in table.items()}
-            if any(len(b) != 6 for b in out[scene_id].values()):
-                raise ValueError(f"scene {scene_id}: a box is not 6 numbers")
-    except (AttributeError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: not a {{scene_id: {{object_id: [6 floats]}}}} table: {e}") from e
-    return out
 
 
 def boxes_from_scenes(scene_dirs: Iterable[Path]) -> BoxTable:

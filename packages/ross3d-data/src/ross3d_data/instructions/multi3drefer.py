@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ross3d_eval.benchmarks import MULTI3DREFER_EVAL_TYPES as EVAL_TYPES
+
 from . import prompts
 from .common import (
     BoxTable,
@@ -23,8 +25,6 @@ from .common import (
     run_rows,
 )
 from .schema import Instruction
-
-EVAL_TYPES = ("zt_w_d", "zt_wo_d", "st_w_d", "st_wo_d", "mt")
 
 
 def convert(rows: list[Any], split: str, boxes: BoxTable | None = None) -> ConvertResult:

@@ -5,6 +5,19 @@ NOT part of these: the model adds them when it builds the conversation. ``<coord
 query position) and the ``<ground>`` answer of grounding tasks are special tokens of the model.
 """
 
+# What separates `<image>` from the task text in the public conversion scripts' user turn
+# (Ross3D `scripts/3d/preprocessing/process_*.py`: "<image> {question} ..." for ScanQA, SQA3D and
+# Scan2Cap, "<image>Identify ..." for ScanRefer and Multi3DRefer). The public training prompt
+# keeps it after the spatial prompt (`<image>\n{spatial}\n {question}`), the public eval
+# input after the image token.
+IMAGE_SEPARATOR = {
+    "scanqa": " ",
+    "sqa3d": " ",
+    "scan2cap": " ",
+    "scanrefer": "",
+    "multi3drefer": "",
+}
+
 SCANQA = "{question} Answer the question simply."
 SQA3D = "{situation} {question} Answer the question using a single word or phrase."
 SCAN2CAP = "Given an object located at <coord> , describe the object in detail."

@@ -25,14 +25,14 @@ def convert(
     if split != "train":
         for row in rows:
             try:
-                r = parse_row(row, lookup, label_map)
+                r = parse_row(row, lookup)
             except (ValueError, KeyError):
                 continue  # counted when the row itself is converted below
             refs.setdefault((r["scene_id"], r["object_id"]), []).append(r["description"])
     done: set[tuple[str, int]] = set()
 
     def one(row: Any) -> Iterator[Instruction]:
-        r = parse_row(row, lookup, label_map)
+        r = parse_row(row, lookup)
         key = (r["scene_id"], r["object_id"])
         if split == "train":
             suffix, answers = f"/{r['ann_id']}", [prompts.capitalize_description(r["description"])]

@@ -2,8 +2,10 @@
 
 Rows: ``{"question_id": "train-scene0000-0", "scene_id", "question", "answers": [str],
 "object_ids": [int], "object_names": [str]}``; test files have no answers (and
-``test_wo_obj`` no objects). One instruction per question with every answer
-(Video-3D-LLM expands answers into separate training samples; the trainer may do the same).
+``test_wo_obj`` no objects). Train: one instruction per (question, answer) pair, as the public
+conversion (Ross3D ``scripts/3d/preprocessing/process_scanqa.py``: 26,515 training samples from
+25,563 questions), ids ``scanqa/train/<question_id>/<k>``; val/test: one per question with every
+answer as a reference.
 """
 
 from __future__ import annotations
@@ -40,18 +42,23 @@ def convert(rows: list[Any], split: str, boxes: BoxTable | None = None) -> Conve
         object_ids = row.get("object_ids", [])
         if not isinstance(object_ids, list) or not all(isinstance(o, int) for o in object_ids):
             raise RowError("bad 'object_ids'")
-        yield Instruction(
-            id=f"scanqa/{split}/{qid}",
-            scene_id=scene_id,
-            task="scanqa",
-            split=split,
-            prompt=prompts.SCANQA.format(question=question),
-            answers=list(answers) if split != "test" else [],
-            object_ids=list(object_ids),
-            boxes=lookup_boxes(boxes, scene_id, object_ids) if object_ids else [],
-            question_type=None,
-            eval={"question_id": qid},
+        per_answer = split == "train"
+        targets = (
+            [[a] for a in answers] if per_answer else [list(answers) if split != "test" else []]
         )
+        for k, refs in enumerate(targets):
+            yield Instruction(
+                id=f"scanqa/{split}/{qid}" + (f"/{k}" if per_answer else ""),
+                scene_id=scene_id,
+                task="scanqa",
+                split=split,
+                prompt=prompts.SCANQA.format(question=question),
+                answers=refs,
+                object_ids=list(object_ids),
+                boxes=lookup_boxes(boxes, scene_id, object_ids) if object_ids else [],
+                question_type=None,
+                eval={"question_id": qid},
+            )
 
     return run_rows(ConvertResult("scanqa", split), rows, one)
 

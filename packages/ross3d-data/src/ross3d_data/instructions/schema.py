@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-TASKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")
-SPLITS = ("train", "val", "test")
+# Task and split names have one definition (ross3d_eval.benchmarks); re-exported here.
+from ross3d_eval.benchmarks import SPLITS as SPLITS
+from ross3d_eval.benchmarks import TASKS as TASKS
 
 
 @dataclass(frozen=True)
