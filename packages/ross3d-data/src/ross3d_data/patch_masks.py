@@ -1,0 +1,190 @@
+"""Grounding patch masks per clip (numpy, torch-free) and their per-clip cache.
+
+A grounding candidate's object feature averages the SigLIP patches (27x27 grid of 14x14-pixel
+patches of the top-left 378x378 of the 384 crop) that have at least ``min_inside_fraction`` of
+their pixels, with valid depth, inside the candidate's axis-aligned box (REFERENCE section 2).
+Training candidates are the clip's GT boxes, so the masks depend only on the clip: they are
+computed once per clip by ``ross3d-data cache-clips`` (kind ``patch_masks`` of
+``ross3d_data.clip_cache``) instead of once per instruction.
+
+:func:`patches_in_boxes` equals ``ross3d_model.grounding.patches_in_boxes`` bit for bit (same
+float32 arithmetic; tests compare them). It is faster because it skips, per box, the patches
+whose bounding box of valid points misses the box (exact: no pixel of such a patch can be
+inside).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .clip_cache import ClipCacheReader, cache_path, fingerprint, shard_source_digest, write_cache
+
+KIND = "patch_masks"
+INPUT_NAMES = ("depth_mm", "K_crop", "T_aligned_cam", "boxes")
+PATCH_DEPTH_RULES = ("any", "valid")
+
+
+@dataclass(frozen=True)
+class PatchMaskParams:
+    """The config values a patch mask depends on (model: vision.grid, vision.patch_size,
+    grounding.min_inside_fraction, grounding.patch_depth; defaults are the 7b values).
+    ``patch_depth`` "valid": only pixels with depth count; "any" (the public code): every pixel
+    counts, an invalid one unprojects to the camera centre."""
+
+    grid: int = 27
+    patch_px: int = 14
+    min_inside_fraction: float = 0.5
+    patch_depth: str = "any"
+
+    def __post_init__(self) -> None:
+        if self.grid < 1 or self.patch_px < 1:
+            raise ValueError(f"grid and patch_px must be >= 1, got {self.grid}, {self.patch_px}")
+        if not 0.0 <= self.min_inside_fraction <= 1.0:
+            raise ValueError(
+                f"min_inside_fraction must be in [0, 1], got {self.min_inside_fraction}"
+            )
+        if self.patch_depth not in PATCH_DEPTH_RULES:
+            raise ValueError(
+                f"patch_depth must be one of {PATCH_DEPTH_RULES}, got {self.patch_depth!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def rebuild_hint(self, shard_dir: str | Path) -> str:
+        return (
+            f"rebuild it with `ross3d-data cache-clips {shard_dir} --grid {self.grid} "
+            f"--patch-px {self.patch_px} --min-inside-fraction {self.min_inside_fraction} "
+            f"--patch-depth {self.patch_depth}`"
+        )
+
+
+def pixel_xyz_aligned(
+    depth_mm_VHW: np.ndarray, K_crop_V33: np.ndarray, T_aligned_cam_V44: np.ndarray
+) -> np.ndarray:
+    """Back-project every pixel (integer indices u, v) to aligned xyz float32 [V, H, W, 3] m."""
+    v_n, h, w = depth_mm_VHW.shape
+    z = depth_mm_VHW.astype(np.float32) / np.float32(1000.0)
+    K = K_crop_V33.astype(np.float32)
+    u = (np.arange(w, dtype=np.float32) - K[:, 0, 2, None]) / K[:, 0, 0, None]  # [V, W]
+    v = (np.arange(h, dtype=np.float32) - K[:, 1, 2, None]) / K[:, 1, 1, None]  # [V, H]
+    cam = np.stack([u[:, None, :] * z, v[:, :, None] * z, z], -1).reshape(v_n, h * w, 3)
+    T = T_aligned_cam_V44.astype(np.float32)
+    xyz = np.matmul(cam, T[:, :3, :3].transpose(0, 2, 1)) + T[:, None, :3, 3]
+    return xyz.reshape(v_n, h, w, 3)
+
+
+def _patches(a_VHW_: np.ndarray, grid: int, p: int) -> np.ndarray:
+    """[V, g*p, g*p, ...] -> [V, g, g, p*p, ...] (patch row, patch col, pixels of the patch)."""
+    v = a_VHW_.shape[0]
+    rest = a_VHW_.shape[3:]
+    a = a_VHW_.reshape(v, grid, p, grid, p, *rest).swapaxes(2, 3)
+    return a.reshape(v, grid, grid, p * p, *rest)
+
+
+def patches_in_boxes(
+    depth_mm_VHW: np.ndarray,
+    K_crop_V33: np.ndarray,
+    T_aligned_cam_V44: np.ndarray,
+    boxes_K6: np.ndarray,
+    grid: int,
+    patch_px: int,
+    min_inside_fraction: float,
+    patch_depth: str = "valid",
+) -> np.ndarray:
+    """bool [K, V, grid, grid]: the patch has at least ``min_inside_fraction`` of its pixels
+    inside the box (faces included); ``patch_depth`` as in :class:`PatchMaskParams`."""
+    side = grid * patch_px
+    depth = np.asarray(depth_mm_VHW)[:, :side, :side]
+    xyz = _patches(pixel_xyz_aligned(depth, K_crop_V33, T_aligned_cam_V44), grid, patch_px)
+    has_depth = depth > 0 if patch_depth == "valid" else np.ones(depth.shape, bool)
+    valid = _patches(has_depth, grid, patch_px)  # [V, g, g, P] pixels that count
+    big = np.float32(np.inf)
+    lo_pt = np.where(valid[..., None], xyz, big).min(axis=3)  # [V, g, g, 3] per-patch bounds
+    hi_pt = np.where(valid[..., None], xyz, -big).max(axis=3)
+    boxes = np.asarray(boxes_K6, np.float32).reshape(-1, 6)
+    lo = boxes[:, :3] - boxes[:, 3:] / np.float32(2)
+    hi = boxes[:, :3] + boxes[:, 3:] / np.float32(2)
+    need = min_inside_fraction * patch_px * patch_px
+    out = np.zeros((len(boxes), depth.shape[0], grid, grid), dtype=bool)
+    for k in range(len(boxes)):
+        cand = np.nonzero(((hi_pt >= lo[k]) & (lo_pt <= hi[k])).all(-1))  # patches touching k
+        if not len(cand[0]):
+            continue
+        pts = xyz[cand]  # [n, P, 3]
+        inside = valid[cand] & ((pts >= lo[k]) & (pts <= hi[k])).all(-1)
+        out[k][cand] = inside.sum(-1) >= need
+    return out
+
+
+def mask_inputs(clip_arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays a clip's patch masks are computed from (and fingerprinted by)."""
+    return {name: np.asarray(clip_arrays[name]) for name in INPUT_NAMES}
+
+
+def clip_masks(inputs: Mapping[str, np.ndarray], params: PatchMaskParams) -> np.ndarray:
+    return patches_in_boxes(
+        inputs["depth_mm"], inputs["K_crop"], inputs["T_aligned_cam"], inputs["boxes"],
+        params.grid, params.patch_px, params.min_inside_fraction, params.patch_depth,
+    )  # fmt: skip
+
+
+def clip_arrays(clip) -> dict[str, np.ndarray]:
+    """A decoded ``shard_sample.Clip`` as the flat arrays of the loader contract's names."""
+    return {**clip.arrays, "depth_mm": clip.depth_mm_VSS, "bev": clip.bev_HW3}
+
+
+def iter_shard_clips(shard_dir: str | Path) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """(clip key, clip arrays) of every clip of a build-shards folder, in shard order."""
+    from .reader import ShardReader
+
+    reader = ShardReader(shard_dir)
+    for key in reader.keys:
+        yield key, clip_arrays(reader.clip(key))
+
+
+def source_digest(shard_dir: str | Path) -> str:
+    from .shards import read_manifest
+
+    return shard_source_digest(read_manifest(Path(shard_dir)))
+
+
+def shard_keys(shard_dir: str | Path) -> list[str]:
+    from .shards import read_manifest
+
+    return [k for s in read_manifest(Path(shard_dir))["shards"] for k in s["keys"]]
+
+
+def cache_patch_masks(shard_dir: str | Path, params: PatchMaskParams, progress=None) -> Path:
+    """Compute every clip's masks and write ``<shard_dir>/clip-cache/patch_masks.h5``.
+    ``progress`` (optional) is called with each clip key as it is done."""
+
+    def entries():
+        for key, arrays in iter_shard_clips(shard_dir):
+            inputs = mask_inputs(arrays)
+            digest = fingerprint(KIND, params.to_dict(), inputs)
+            yield key, digest, {"in_box": clip_masks(inputs, params)}
+            if progress is not None:
+                progress(key)
+
+    path = cache_path(shard_dir, KIND)
+    write_cache(path, KIND, params.to_dict(), source_digest(shard_dir), entries())
+    return path
+
+
+def open_patch_masks(shard_dir: str | Path, params: PatchMaskParams) -> ClipCacheReader:
+    """Reader of a shard folder's mask cache; StaleCacheError (with the command that rebuilds
+    it) when it is missing, built for other params or another shard build."""
+    return ClipCacheReader(
+        cache_path(shard_dir, KIND), KIND, params.to_dict(), source_digest(shard_dir),
+        shard_keys(shard_dir), params.rebuild_hint(shard_dir),
+    )  # fmt: skip
+
+
+def read_masks(reader: ClipCacheReader, key: str, clip_arrays: Mapping[str, np.ndarray]):
+    """bool [K, V, g, g] masks of clip ``key`` (checked against the clip's inputs)."""
+    return reader.read(key, mask_inputs(clip_arrays))["in_box"]
