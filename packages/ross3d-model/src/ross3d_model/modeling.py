@@ -264,12 +264,19 @@ class Ross3DForCausalLM(PreTrainedModel):
         masked_views: torch.Tensor | None = None,
         return_logits: bool = False,
         generator: torch.Generator | None = None,
+        one_graph: bool = True,
         **fields,
     ) -> Ross3DOutput:
         """Named losses for a collated batch (`batch.collate_examples`): LM CE over answer tokens,
         BEV reconstruction for every non-grounding example, cross-view reconstruction of the masked
         frames when `cross_view`, InfoNCE for grounding examples. `masked_views` [B, V] overrides
-        the sampled masks (cross_view only; grounding examples are never masked)."""
+        the sampled masks (cross_view only; grounding examples are never masked).
+
+        one_graph (training default): every trainable head that no loss used (LM head, grounding
+        head, a denoiser branch) runs on one token and enters the total times 0, so every
+        trainable parameter gets a gradient (exactly 0 there) on every micro-batch and every
+        rank; the loss values are unchanged. Needed by DDP / ZeRO (same collectives on every
+        rank, no stale ZeRO-3 gradient)."""
         batch = {**(batch or {}), **fields}
         if masked_views is None:
             masked_views = self.choose_masks(batch, cross_view, generator)
@@ -286,10 +293,36 @@ class Ross3DForCausalLM(PreTrainedModel):
         named["grounding"], ground_logits = self._grounding(hidden, prep, batch)
         logits = self.language_model.lm_head(hidden) if return_logits else None
         losses = combine_losses(named, self.cfg.objective)
+        view_used = named["cross_view"] is not None and bool(prep.masked_views.any())
+        if one_graph and (idle := self._idle_terms(hidden[0, 0], named, view_used)) is not None:
+            losses["total"] = losses["total"] + idle
         return Ross3DOutput(
             loss=losses["total"], losses=losses, logits=logits,
             ground_logits=ground_logits, masked_views=prep.masked_views,
         )  # fmt: skip
+
+    def _idle_terms(self, token_D: torch.Tensor, named: dict, view_used: bool):
+        """0 x (the heads no loss used, each run on one hidden token), or None if all were used.
+        Deterministic (no noise, t = 0), so the RNG stream of the real losses is untouched."""
+        terms = []
+        if named["lm"] is None:
+            terms.append(self.language_model.lm_head(token_D).float().sum())
+        if named["grounding"] is None:
+            terms.append(self.ground_head(token_D, token_D[None]).float().sum())
+        used = {"bev": named["bev"] is not None, "view": view_used}
+        for branch in self.reconstructor.denoiser.branches:
+            if not used[branch]:
+                terms.append(self._idle_branch(token_D, branch))
+        return torch.stack(terms).sum() * 0.0 if terms else None
+
+    def _idle_branch(self, token_D: torch.Tensor, branch: str) -> torch.Tensor:
+        """One zero latent grid through a denoiser branch (pooling + embedder + shared blocks)."""
+        denoiser = self.reconstructor.denoiser
+        parts = denoiser.branches[branch]
+        cond = parts.pooling(token_D.view(1, 1, -1))
+        x = token_D.new_zeros(1, denoiser.channels, parts.grid, parts.grid)
+        t = torch.zeros(1, dtype=torch.long, device=token_D.device)
+        return denoiser(x, t, cond, branch).float().sum()
 
     def _lm_loss(self, hidden_BLD: torch.Tensor, labels_BL: torch.Tensor) -> torch.Tensor | None:
         """CE over answer tokens only (logits computed just there: the vocab is large)."""
