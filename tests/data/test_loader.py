@@ -1,4 +1,5 @@
-"""Loader: contract keys/dtypes/shapes, exactly-once per epoch with 1 and 2 workers, seeding."""
+"""Loader: contract keys/dtypes/shapes, exactly-once per epoch with 1 and 2 workers and over
+ranks, seeding."""
 
 import json
 from collections import Counter
@@ -89,40 +90,50 @@ def test_iter_examples_val_has_no_vision_only_clips(shard_dir):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_each_example_once_per_epoch(shard_dir, workers):
-    loader = make_loader(shard_dir, split="train", num_workers=workers, shuffle_buffer=8, seed=3)
+def test_each_example_once_per_epoch(shard_dir, demo_scenes, workers):
+    vision = sorted(Path(d).name for d in demo_scenes)[1]
+    loader = make_loader(shard_dir, num_workers=workers, seed=3, vision_only_scenes=[vision])
     got = Counter(_key(e) for e in loader)
     expected = _expected(shard_dir, "train")
-    vision_only = {sid for sid, _ in got} - {sid for sid, _ in expected}
-    assert len(vision_only) == 1
-    expected[(vision_only.pop(), None)] = 1
+    expected[(vision, None)] = 1
     assert got == expected
+    plain = Counter(_key(e) for e in make_loader(shard_dir, seed=3))  # no list: no vision-only
+    assert plain == _expected(shard_dir, "train")
+
+
+def test_ranks_get_disjoint_equal_slices_of_one_shuffled_order(shard_dir):
+    n = sum(_expected(shard_dir, "train").values())
+    world = 3
+    parts = [
+        [_key(e) for e in make_loader(shard_dir, seed=5, rank=r, world_size=world)]
+        for r in range(world)
+    ]
+    assert [len(p) for p in parts] == [n // world] * world  # n mod 3 dropped, equal counts
+    flat = [k for p in parts for k in p]
+    assert len(set(flat)) == len(flat) and set(flat) <= set(_expected(shard_dir, "train"))
+    # split after shuffling: rank r holds order[r::3] of the 1-process order of the same seed
+    whole = [_key(e) for e in make_loader(shard_dir, seed=5, batch_size=None)]
+    assert parts[1] == whole[1 : world * (n // world) : world]
 
 
 def test_order_is_deterministic_given_seed(shard_dir):
-    def order(seed):
-        return [
-            _key(e) for e in make_loader(shard_dir, num_workers=2, shuffle_buffer=16, seed=seed)
-        ]
+    def order(seed, workers=2):
+        return [_key(e) for e in make_loader(shard_dir, num_workers=workers, seed=seed)]
 
     first = order(1)
-    assert order(1) == first
+    assert order(1, workers=0) == first
     assert order(2) != first and sorted(order(2), key=str) == sorted(first, key=str)
 
 
 def test_batches_stack_fixed_shapes(shard_dir):
-    batch = next(iter(make_loader(shard_dir, split="val", batch_size=2, shuffle_buffer=0)))
+    batch = next(iter(make_loader(shard_dir, split="val", batch_size=2, shuffle=False)))
     assert tuple(batch["images"].shape) == (2, V, 3, S, S)
     assert tuple(batch["coords"].shape) == (2, V, G, G, 3)
     assert len(batch["boxes"]) == 2 and len(batch["instruction"]) == 2
 
 
-def test_shard_urls_with_an_explicit_index(shard_dir):
-    urls = sorted(str(p) for p in shard_dir.glob("shard-*.tar"))
-    index = shard_dir / "instructions-val.jsonl"
-    got = Counter(_key(e) for e in iter_examples(urls, instructions=index))
-    assert got == _expected(shard_dir, "val")
+def test_missing_folder_or_manifest_is_a_clear_error(shard_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="no manifest"):
         iter_examples(shard_dir.parent)
-    with pytest.raises(FileNotFoundError, match="no such shard"):
-        iter_examples([*urls, str(shard_dir / "shard-999999.tar")])
+    with pytest.raises(FileNotFoundError, match="no such build-shards folder"):
+        iter_examples(tmp_path / "nowhere")

@@ -205,7 +205,8 @@ def test_real_tum_sample_builds_a_vision_only_clip(real_data, tmp_path):
     summary = build_shards(ShardConfig(scenes=(real_data,), out=tmp_path / "s",
                                        sample=SampleConfig(views=4)))  # fmt: skip
     assert summary.samples == 1 and summary.vision_only == 1 and not summary.failed
-    (ex,) = list(iter_examples(tmp_path / "s", split="train", vision_only=True))
+    scene = summary.jobs.results[0].name
+    (ex,) = list(iter_examples(tmp_path / "s", split="train", vision_only_scenes=[scene]))
     assert ex["instruction"] is None and tuple(ex["boxes"].shape) == (0, 6)
     assert ex["overlap"].diagonal().tolist() == [1.0] * 4
     # consecutive views of a slow hand-held sweep overlap a lot; most token cells have depth

@@ -8,31 +8,44 @@ from ross3d_model.training.task import Ross3DTask
 
 
 @pytest.fixture(scope="module")
-def task(demo_data):
-    return Ross3DTask(load_config("tiny"), demo_data["shards"], DataConfig(), shuffle_buffer=8)
+def vision_list(demo_data, tmp_path_factory):
+    path = tmp_path_factory.mktemp("lists") / "vision.txt"
+    path.write_text(f"# semi-supervised scenes\n{demo_data['scenes'][-1].name}\n")
+    return path
 
 
-def test_items_pair_clips_with_instructions_and_keep_the_vision_only_clip(task, demo_data):
-    items = list(task.epoch_items(0))
-    vision_only = {s["__key__"] for s, inst in items if inst is None}
-    assert vision_only == {demo_data["scenes"][-1].name}  # the scene without annotations
+@pytest.fixture(scope="module")
+def task(demo_data, vision_list):
+    data = DataConfig(vision_only_scenes=str(vision_list))
+    return Ross3DTask(load_config("tiny"), demo_data["shards"], data, global_batch=2)
+
+
+def test_items_pair_clips_with_instructions_and_keep_the_listed_vision_only_clip(task, demo_data):
+    items = task.epoch_items(0)
+    assert len(items) % 2 == 0 and len(task.examples) - len(items) < 2  # remainder dropped
+    vision_only = {key for key, inst in task.examples if inst is None}
+    assert vision_only == {demo_data["scenes"][-1].name}  # the listed scene without text
     tasks = {inst["task"] for _, inst in items if inst is not None}
     assert tasks == {"scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer"}
     assert all(inst is None or inst["split"] == "train" for _, inst in items)
-    again = list(task.epoch_items(0))
-    assert [i and i["id"] for _, i in again] == [i and i["id"] for _, i in items]
-    other = [i and i["id"] for _, i in task.epoch_items(1)]
-    assert other != [i and i["id"] for _, i in items] and sorted(map(str, other)) == sorted(
-        str(i and i["id"]) for _, i in items
-    )
-    only = Ross3DTask(
-        task.cfg, demo_data["shards"], DataConfig(tasks=["scanqa"], vision_only=False)
-    )
+    ids = [str(i and i["id"]) for _, i in items]
+    assert ids == [str(i and i["id"]) for _, i in task.epoch_items(0)]
+    other = [str(i and i["id"]) for _, i in task.epoch_items(1)]
+    assert other != ids and len(set(other)) == len(other) == len(ids)
+    only = Ross3DTask(task.cfg, demo_data["shards"], DataConfig(tasks=["scanqa"]))
     assert {i["task"] for _, i in only.epoch_items(0)} == {"scanqa"}
+    assert only.vision_only_refused == []
+
+
+def test_no_list_means_no_vision_only_clip_and_a_missing_list_is_a_clear_error(task, tmp_path):
+    plain = Ross3DTask(task.cfg, task.reader, DataConfig())
+    assert all(inst is not None for _, inst in plain.examples)
+    with pytest.raises(ValueError, match="vision_only_scenes: .*nope.txt not found"):
+        Ross3DTask(task.cfg, task.reader, DataConfig(vision_only_scenes=str(tmp_path / "nope.txt")))
 
 
 def test_vision_only_clips_give_only_reconstruction_losses_and_checkpointing_is_exact(task):
-    items = list(task.epoch_items(0))
+    items = task.examples
     vision = [it for it in items if it[1] is None][:1]
     qa = [it for it in items if it[1] is not None and it[1]["task"] == "scanqa"][:1]
     ground = [it for it in items if it[1] is not None and it[1]["task"] == "scanrefer"][:1]

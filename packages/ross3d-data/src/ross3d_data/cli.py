@@ -180,6 +180,14 @@ def build_shards_cmd(
     max_shard_bytes: Annotated[
         int, typer.Option("--max-shard-bytes", help="shard size limit in bytes")
     ] = 1 << 30,
+    split_list: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--split-list",
+            help="SPLIT=FILE of scene ids (e.g. val=scannetv2_val.txt), recorded per clip "
+            "(repeatable); val/test clips are never trained on without text",
+        ),
+    ] = None,
     workers: Workers = 1,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="rebuild from scratch (drops the cache)")
@@ -195,7 +203,7 @@ def build_shards_cmd(
             scenes=tuple(scenes), out=out, instructions=tuple(instructions or ()), bev_dir=bev_dir,
             frames_dir=frames_dir,
             sample=SampleConfig(views=views, method=method), max_shard_bytes=max_shard_bytes,
-            workers=workers, overwrite=overwrite,
+            workers=workers, overwrite=overwrite, split_lists=_split_lists(split_list or []),
         )  # fmt: skip
         summary = build_shards(cfg, console)
     except (SceneError, ValueError, FileExistsError) as e:
@@ -204,3 +212,15 @@ def build_shards_cmd(
     summary.jobs.print(console)
     console.print(summary.table())
     raise typer.Exit(summary.jobs.exit_code)
+
+
+def _split_lists(values: list[str]) -> tuple[tuple[str, Path], ...]:
+    pairs = []
+    for value in values:
+        split, eq, path = value.partition("=")
+        if not eq or not path:
+            raise ValueError(
+                f"--split-list {value!r}: expected SPLIT=FILE, e.g. val=scannetv2_val.txt"
+            )
+        pairs.append((split, Path(path)))
+    return tuple(pairs)

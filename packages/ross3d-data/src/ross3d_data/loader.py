@@ -1,8 +1,9 @@
-"""Stream examples from build-shards output (docs/contracts.md section 2).
+"""Stream examples from build-shards output (docs/contracts.md section 2) with torch.
 
-One example per (clip, instruction) of the requested split; with ``vision_only`` also one
-example (``instruction=None``) per clip that has no instruction in any split (semi-supervised
-reconstruction-only data). Clips with instructions only in other splits are never yielded.
+Reading goes through ``ross3d_data.reader.ShardReader`` (the one shard reader). One example
+per (clip, instruction) of the requested split, plus ``(clip, None)`` for each usable clip of
+``vision_only_scenes`` (semi-supervised reconstruction-only data; held-out clips are refused,
+see ``ShardReader.vision_only``).
 
 Tensor contract of an example (V views, S = 384, G = 14, K objects)::
 
@@ -24,31 +25,29 @@ Tensor contract of an example (V views, S = 384, G = 14, K objects)::
     instruction         dict (instruction schema) or None
 
 ``images`` and ``bev`` are channel-first views of channel-last buffers (not contiguous; call
-``.contiguous()`` if a kernel needs it). With ``batch_size``, fixed-shape tensors are stacked into ``[B, ...]`` and ``scene_id``,
-``boxes``, ``object_ids``, ``labels`` and ``instruction`` become lists of length B.
+``.contiguous()`` if a kernel needs it). With ``batch_size``, fixed-shape tensors are stacked
+into ``[B, ...]`` and ``scene_id``, ``boxes``, ``object_ids``, ``labels`` and ``instruction``
+become lists of length B.
 
-Order: shards are shuffled (deterministically from ``seed``), split over workers
-(``split_by_worker``) and nodes (``split_by_node``); (clip, instruction) pairs are shuffled in a
-buffer of ``shuffle_buffer`` pairs seeded by ``seed`` and the worker id, and decoded after the
-shuffle (the buffer holds encoded clips only). Same seed, shards and worker count -> same order.
-Each example appears exactly once per epoch as long as every worker gets whole shards; use at
-least as many shards as workers x nodes to keep all of them busy. Pass ``seed + epoch`` to
-reshuffle per epoch. torch is imported lazily (``ross3d-data[torch]``).
+Order (``make_loader``): ``ross3d_data.sampling.epoch_order`` of all examples from
+``(seed, epoch)`` (global batch = ``batch_size`` x world size), then each rank takes a
+disjoint, equal-length slice of it (``rank_slice``: split after shuffling; at most
+``world_size - 1`` examples dropped besides the epoch order's own remainder). DataLoader
+workers decode whole batches of that slice. Same seed and epoch -> same order, whatever the
+number of workers. torch is imported lazily (``ross3d-data[torch]``).
 """
 
 from __future__ import annotations
 
-import json
-import random
 from collections.abc import Iterator, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .shard_sample import ARRAY_NAMES, decode_clip
-from .shards import read_manifest
+from .reader import ShardReader
+from .sampling import epoch_order, rank_slice, task_group
+from .shard_sample import ARRAY_NAMES, Clip, decode_clip
 
 STACKED = (
     "frame_ids",
@@ -66,54 +65,14 @@ STACKED = (
 LISTED = ("scene_id", "boxes", "object_ids", "labels", "instruction")
 
 
-def _read_index(path: Path | None) -> dict[str, list[dict]]:
-    """scene_id -> instruction dicts (sorted by id); {} when a folder has no index for a split."""
-    index: dict[str, list[dict]] = {}
-    if path is None or not Path(path).is_file():
-        return index
-    with Path(path).open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                inst = json.loads(line)
-                index.setdefault(inst["scene_id"], []).append(inst)
-    return {k: sorted(v, key=lambda i: i["id"]) for k, v in index.items()}
-
-
-def resolve_source(
-    source: str | Path | Sequence[str], split: str, instructions: Path | None
-) -> tuple[list[str], dict[str, list[dict]], set[str]]:
-    """``(shard urls, scene -> instructions, scenes with instructions in any split)``.
-
-    ``source`` is a build-shards folder (its manifest gives shards and indexes) or a list of
-    shard urls/paths (then ``instructions`` names the index and only its scenes count as
-    having text).
-    """
-    if instructions is not None and not Path(instructions).is_file():
-        raise FileNotFoundError(f"{instructions}: no such instruction index")
-    if isinstance(source, (str, Path)) and Path(source).is_dir():
-        root = Path(source)
-        manifest = read_manifest(root)
-        urls = [str(root / s["name"]) for s in manifest["shards"]]
-        index_path = instructions or root / f"instructions-{split}.jsonl"
-        with_text = set(manifest["scene_splits"])
-    else:
-        urls = [str(source)] if isinstance(source, (str, Path)) else [str(u) for u in source]
-        for url in urls:  # local paths must exist; remote/pipe urls are checked when read
-            if ":" not in url and not Path(url).is_file():
-                raise FileNotFoundError(f"{url}: no such shard file or build-shards folder")
-        index_path = instructions
-        with_text = None
-    index = _read_index(index_path)
-    if not urls:
-        raise ValueError(f"{source}: no shards")
-    return urls, index, with_text if with_text is not None else set(index)
-
-
-def clip_to_tensors(sample: dict[str, Any]) -> dict[str, Any]:
-    """Decode one raw WebDataset sample into the contract's tensors (no instruction)."""
+def clip_to_tensors(clip: Clip | dict[str, Any]) -> dict[str, Any]:
+    """The contract's tensors (no instruction) of a decoded clip (``ShardReader.clip``) or of
+    a raw sample (``ShardReader.sample``). Tensors share memory with a decoded clip's arrays
+    where they can: never modify them in place."""
     import torch
 
-    clip = decode_clip(sample)
+    if not isinstance(clip, Clip):
+        clip = decode_clip(clip)
     out: dict[str, Any] = {"scene_id": clip.scene_id}
     for name in ARRAY_NAMES:
         out[name] = torch.from_numpy(np.ascontiguousarray(clip.arrays[name]))
@@ -125,76 +84,6 @@ def clip_to_tensors(sample: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _worker_id() -> int:
-    import torch.utils.data
-
-    info = torch.utils.data.get_worker_info()
-    return 0 if info is None else info.id
-
-
-def _pairs(samples, index, with_text: set[str], vision_only: bool):
-    for sample in samples:
-        key = sample["__key__"]
-        insts = index.get(key, [])
-        if insts:
-            for inst in insts:
-                yield sample, inst
-        elif vision_only and key not in with_text:
-            yield sample, None
-
-
-def _shuffle(pairs, bufsize: int, seed: int):
-    if bufsize <= 1:
-        yield from pairs
-        return
-    rng = random.Random(seed * 1_000_003 + _worker_id())
-    buf = []
-    for pair in pairs:
-        buf.append(pair)
-        if len(buf) >= bufsize:
-            i = rng.randrange(len(buf))
-            buf[i], buf[-1] = buf[-1], buf[i]
-            yield buf.pop()
-    rng.shuffle(buf)
-    yield from buf
-
-
-def _decoded(pairs):
-    for sample, inst in pairs:
-        example = clip_to_tensors(sample)
-        example["instruction"] = inst
-        yield example
-
-
-def build_dataset(
-    source: str | Path | Sequence[str],
-    split: str = "train",
-    shuffle_buffer: int = 1000,
-    seed: int = 0,
-    vision_only: bool = True,
-    instructions: Path | None = None,
-):
-    """The webdataset pipeline (an IterableDataset) behind :func:`make_loader`."""
-    import webdataset as wds
-
-    urls, index, with_text = resolve_source(source, split, instructions)
-    shuffle = shuffle_buffer > 1
-    dataset = wds.WebDataset(
-        urls,
-        shardshuffle=len(urls) if shuffle else False,
-        detshuffle=shuffle,
-        seed=seed,
-        nodesplitter=wds.split_by_node,
-        workersplitter=wds.split_by_worker,
-        empty_check=False,
-    )
-    return (
-        dataset.compose(partial(_pairs, index=index, with_text=with_text, vision_only=vision_only))
-        .compose(partial(_shuffle, bufsize=shuffle_buffer, seed=seed))
-        .compose(_decoded)
-    )
-
-
 def collate_examples(examples: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack fixed-shape tensors into [B, ...]; variable-size fields become lists."""
     import torch
@@ -204,23 +93,64 @@ def collate_examples(examples: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
+class ExampleDataset:
+    """Map-style dataset: example i = the contract's tensors of ``examples[i]``."""
+
+    def __init__(self, reader: ShardReader, examples: list[tuple[str, dict | None]]) -> None:
+        self.reader, self.examples = reader, examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        key, instruction = self.examples[i]
+        example = clip_to_tensors(self.reader.clip(key))
+        example["instruction"] = instruction
+        return example
+
+
+def _rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Explicit values, else the initialised torch.distributed group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if rank is None and world_size is None and dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return (rank or 0), (world_size or 1)
+
+
 def make_loader(
-    source: str | Path | Sequence[str],
+    source: str | Path | ShardReader,
     split: str = "train",
     batch_size: int | None = None,
     num_workers: int = 0,
-    shuffle_buffer: int = 1000,
+    *,
     seed: int = 0,
-    vision_only: bool = True,
-    instructions: Path | None = None,
+    epoch: int = 0,
+    shuffle: bool = True,
+    group_by_task: bool = False,
+    tasks: Sequence[str] | None = None,
+    vision_only_scenes: Sequence[str] = (),
+    rank: int | None = None,
+    world_size: int | None = None,
 ):
-    """A torch DataLoader over the shards (see the module docstring for the contract)."""
+    """A torch DataLoader over this rank's slice of one epoch (see the module docstring).
+    ``shuffle=False``: examples in (clip, id) order, still split over ranks."""
     from torch.utils.data import DataLoader
 
-    dataset = build_dataset(source, split, shuffle_buffer, seed, vision_only, instructions)
+    reader = source if isinstance(source, ShardReader) else ShardReader(source)
+    examples = reader.examples(split, tasks, vision_only=vision_only_scenes)
+    rank, world_size = _rank_world(rank, world_size)
+    if shuffle:
+        groups = [task_group(inst) for _, inst in examples]
+        per_rank = batch_size or 1
+        order = epoch_order(groups, seed=seed, epoch=epoch,
+                            global_batch=per_rank * world_size, group_by_task=group_by_task)  # fmt: skip
+    else:
+        order = list(range(len(examples)))
     return DataLoader(
-        dataset,
+        ExampleDataset(reader, examples),
         batch_size=batch_size,
+        sampler=rank_slice(order, rank, world_size),
         num_workers=num_workers,
         collate_fn=collate_examples if batch_size is not None else _identity,
     )
@@ -231,10 +161,12 @@ def _identity(example: dict[str, Any]) -> dict[str, Any]:
 
 
 def iter_examples(
-    source: str | Path | Sequence[str],
+    source: str | Path | ShardReader,
     split: str = "val",
-    vision_only: bool = False,
-    instructions: Path | None = None,
+    tasks: Sequence[str] | None = None,
+    vision_only_scenes: Sequence[str] = (),
 ) -> Iterator[dict[str, Any]]:
-    """Examples in shard order without a DataLoader or shuffling (for inference)."""
-    return iter(build_dataset(source, split, 0, 0, vision_only, instructions))
+    """Examples in (clip, id) order, decoded one by one (no DataLoader, no shuffle)."""
+    reader = source if isinstance(source, ShardReader) else ShardReader(source)
+    dataset = ExampleDataset(reader, reader.examples(split, tasks, vision_only=vision_only_scenes))
+    return (dataset[i] for i in range(len(dataset)))

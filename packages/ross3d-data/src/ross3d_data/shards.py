@@ -5,7 +5,10 @@ Layout of ``out``::
     shard-000000.tar ...            one sample per scene clip (see shard_sample.py)
     instructions-<split>.jsonl      instructions whose scene is in the shards (schema of
                                     ross3d_data.instructions; ``scene_id`` is the sample key)
-    manifest.json                   config, shards with their keys, splits, summary
+    manifest.json                   config, shards with their keys, splits, summary:
+                                    ``scene_splits`` (clip -> splits of its instructions) and
+                                    ``clip_splits`` (every clip -> those splits plus the
+                                    ``split_lists`` naming it; [] = no split known)
     .cache/<fingerprint>/<scene>.tar  one prepared sample per scene (resume point; removed once
                                     a build completes with no failed scene)
 
@@ -57,10 +60,18 @@ class ShardConfig:
     max_shard_bytes: int = 1 << 30
     workers: int = 1
     overwrite: bool = False
+    # (split, file of scene ids) e.g. ("val", scannetv2_val.txt): recorded per clip in the
+    # manifest, so a clip of a held-out split is never trained on without text
+    split_lists: tuple[tuple[str, Path], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.scenes:
             raise ValueError("no scene folders given")
+        for split, path in self.split_lists:
+            if split not in ("train", "val", "test"):
+                raise ValueError(f"split list {path}: split must be train/val/test, got {split!r}")
+            if not Path(path).is_file():
+                raise ValueError(f"{path}: split list file not found")
         if self.max_shard_bytes < 1 << 16:
             raise ValueError(f"max_shard_bytes must be >= 65536, got {self.max_shard_bytes}")
         if self.workers < 1:
@@ -273,17 +284,35 @@ def build_shards(cfg: ShardConfig, console: Console | None = None) -> ShardSumma
     return summary
 
 
+def read_scene_list(path: Path) -> list[str]:
+    """Scene ids of a list file (one per line, as ScanNet's scannetv2_<split>.txt; blank lines
+    and ``#`` comments skipped)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [s for line in lines if (s := line.split("#", 1)[0].strip())]
+
+
+def _clip_splits(cfg: ShardConfig, keys: list[str], text_splits: dict) -> dict[str, list[str]]:
+    """Every clip -> sorted splits that name it (its instructions' and the split lists')."""
+    listed: dict[str, set[str]] = defaultdict(set)
+    for split, path in cfg.split_lists:
+        for scene_id in read_scene_list(path):
+            listed[scene_id].add(split)
+    return {k: sorted(listed[k] | set(text_splits.get(k, ()))) for k in sorted(keys)}
+
+
 def _write_manifest(out, cfg, shards, indexes, summary: ShardSummary) -> None:
     splits_of: dict[str, list[str]] = defaultdict(list)
     for split, insts in indexes.items():
         for scene_id in sorted({i.scene_id for i in insts}):
             splits_of[scene_id].append(split)
+    keys = [k for s in shards for k in s["keys"]]
     manifest = {
         "format": FORMAT,
         "sample": asdict(cfg.sample),
         "shards": shards,
         "instruction_files": {s: f"instructions-{s}.jsonl" for s in indexes},
         "scene_splits": dict(sorted(splits_of.items())),
+        "clip_splits": _clip_splits(cfg, keys, splits_of),
         "summary": summary.to_json(),
     }
     tmp = out / (MANIFEST + ".tmp")

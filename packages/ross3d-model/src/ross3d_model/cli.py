@@ -30,10 +30,17 @@ def train(
     deepspeed: Annotated[
         str | None, typer.Option("--deepspeed", help="zero2 | zero3 | JSON; 'none' = plain DDP")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="no model: write OUTPUT_DIR/data_order.jsonl (epoch 0)"),
+    ] = False,
+    world_size: Annotated[
+        int, typer.Option("--world-size", min=1, help="processes assumed by --dry-run")
+    ] = 1,
 ) -> None:
     """Train (CPU: plain or under torchrun with gloo; CUDA: DeepSpeed ZeRO-2/3 as configured)."""
     from ross3d_model.training.config import load_run_config
-    from ross3d_model.training.task import train_from_config
+    from ross3d_model.training.task import train_from_config, write_data_order
 
     try:
         run = load_run_config(config)
@@ -43,6 +50,10 @@ def train(
         if deepspeed is not None:
             updates["deepspeed"] = None if deepspeed == "none" else deepspeed
         run.train = dataclasses.replace(run.train, **updates)
+        if dry_run:
+            path = write_data_order(run, output_dir, shards=shards, world_size=world_size)
+            console.print(f"data order: {path}")
+            return
         result = train_from_config(run, output_dir, shards=shards, resume=resume)
     except (ValueError, FileNotFoundError) as err:
         raise _fail(err) from None

@@ -158,6 +158,9 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     console.print(f"[bold]5/6[/bold] train the tiny config for {cfg.steps} steps")
     run = load_run_config("tiny")
     run.train = dataclasses.replace(run.train, max_steps=cfg.steps, seed=cfg.seed)
+    vision_list = out / "vision_only_scenes.txt"  # the scene without text: semi-supervised
+    vision_list.write_text(data["scenes"][-1].name + "\n")
+    run.data = dataclasses.replace(run.data, vision_only_scenes=str(vision_list))
     train_dir = out / "train"
     result = train_from_config(run, train_dir, shards=data["shards"], resume=True)
     console.print("[bold]6/6[/bold] predict and score")

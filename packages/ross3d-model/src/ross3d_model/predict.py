@@ -141,15 +141,12 @@ def _read_proposals(path: Path | None) -> dict[str, tuple[list[int], torch.Tenso
 
 
 def eval_examples(cfg: PredictConfig, task: str) -> Iterator[tuple[dict, dict]]:
-    """(raw sample, instruction) pairs of `task` in the split, in shard order."""
-    from ross3d_data.loader import resolve_source
+    """(decoded clip, instruction) pairs of `task` in the split, in (clip, id) order."""
+    from ross3d_data.reader import ShardReader
 
-    from ross3d_model.training.config import DataConfig
-    from ross3d_model.training.task import pair_items, raw_samples
-
-    urls, index, with_text = resolve_source(Path(cfg.shards), cfg.split, None)
-    data = DataConfig(tasks=[task], vision_only=False, split=cfg.split)
-    yield from pair_items(raw_samples(urls), index, with_text, data)
+    reader = ShardReader(cfg.shards)
+    for key, instruction in reader.examples(cfg.split, [task]):
+        yield reader.clip(key), instruction
 
 
 def predict_benchmark(model, tokenizer, cfg: PredictConfig, task: str) -> PredictSummary:

@@ -74,15 +74,28 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
-    """Which shards and which examples. `tasks` None = all tasks; vision-only clips (no text)
-    contribute only the reconstruction losses when `vision_only` is True."""
+    """Which shards, which examples and in which order (ross3d_data.sampling).
+
+    `tasks` None = all tasks. `vision_only_scenes`: a file of scene ids (one per line, e.g.
+    ScanNet's scannetv2_train.txt); its clips that no instruction names are trained on without
+    text (reconstruction losses only; the semi-supervised variant). A clip that any val/test
+    instruction or split list names is never used so. None = no vision-only clips (the paper's
+    main recipe). `group_by_task`: every global batch from one task group (QA, caption,
+    grounding, vision-only), the batches shuffled (the recipe's --group_by_task_length);
+    False = one uniform permutation of all examples."""
 
     shards: str | None = None  # shard folder; the CLI's --shards overrides it
     tasks: list[str] | None = None
-    vision_only: bool = True
+    vision_only_scenes: str | None = None
+    group_by_task: bool = False
     split: str = "train"
 
     def __post_init__(self) -> None:
+        _check(
+            self.vision_only_scenes is None or isinstance(self.vision_only_scenes, str),
+            "data.vision_only_scenes must be a file path or null",
+        )
+        _check(isinstance(self.group_by_task, bool), "data.group_by_task must be true/false")
         if self.tasks is not None:
             unknown = sorted(set(self.tasks) - set(TASKS))
             _check(not unknown, f"data.tasks has unknown tasks {unknown}; known: {TASKS}")

@@ -1,27 +1,35 @@
 """The Ross3D training task: shards -> (clip, instruction) items -> model batches -> named losses.
 
-Items are read with webdataset in shard order on every process (no node/worker split: the
-trainer's global micro-batch schedule splits the work, which keeps multi-process runs equal to
-single-process ones), paired with the split's instructions, shuffled in a buffer seeded by
-(seed, epoch), and decoded only when a micro-batch is collated.
+Shards are read only through ``ross3d_data.reader.ShardReader``. Items are ``(clip key,
+instruction | None)`` pairs: the split's instructions (``data.tasks`` only, if set) plus one
+vision-only item per usable clip of ``data.vision_only_scenes``. Epoch e's order is
+``ross3d_data.sampling.epoch_order`` from ``(seed, e)`` with the global batch (micro-batch x
+accumulation x world size) and ``data.group_by_task``; the trainer's ``micro_batches`` cuts it
+into micro-batches, and clips are decoded only when a micro-batch is collated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
 from pathlib import Path
 
 import torch
+from ross3d_data.reader import ShardReader
+from ross3d_data.sampling import epoch_order, task_group
 
 from ross3d_model.batch import collate_examples
 from ross3d_model.config import Ross3DConfig
+from ross3d_model.latent_cache import ClipCaches
 from ross3d_model.modeling import Ross3DForCausalLM
 from ross3d_model.objective import cross_view_active
 from ross3d_model.tokenizer import build_tiny_tokenizer, build_tokenizer, special_token_ids
 from ross3d_model.training.config import DataConfig
-from ross3d_model.training.data import shuffled
+from ross3d_model.training.data import micro_batches
 
 TOKENIZER_DIR = "tokenizer"
+DATA_ORDER_FILE = "data_order.jsonl"
+VISION_TASK = "vision"  # the "task" of a vision-only item in data_order.jsonl
 
 
 def load_tokenizer(cfg: Ross3DConfig):
@@ -30,34 +38,16 @@ def load_tokenizer(cfg: Ross3DConfig):
     return build_tokenizer(source) if source else build_tiny_tokenizer()
 
 
-def raw_samples(urls: list[str]) -> Iterator[dict]:
-    """Raw WebDataset samples of `urls` in order (no shuffling, no node/worker splitting),
-    read exactly as the ross3d-data loader reads them."""
-    import webdataset as wds
+def read_scene_ids(path: str | Path) -> list[str]:
+    """Scene ids of a list file (``data.vision_only_scenes``), clear error when missing."""
+    from ross3d_data.shards import read_scene_list
 
-    yield from wds.WebDataset(
-        urls, shardshuffle=False, nodesplitter=_all, workersplitter=_all, empty_check=False
-    )
-
-
-def _all(urls):
-    """Every process and worker reads every shard (the trainer splits micro-batches)."""
-    return urls
-
-
-def pair_items(
-    samples, index: dict[str, list[dict]], with_text: set[str], data: DataConfig
-) -> Iterator[tuple[dict, dict | None]]:
-    """(raw sample, instruction) per instruction of a clip's scene (filtered by data.tasks);
-    (raw sample, None) for a clip whose scene has no instruction in any split (vision-only)."""
-    for sample in samples:
-        key = sample["__key__"]
-        instructions = index.get(key, [])
-        kept = [i for i in instructions if data.tasks is None or i["task"] in data.tasks]
-        for instruction in kept:
-            yield sample, instruction
-        if not instructions and data.vision_only and key not in with_text:
-            yield sample, None
+    if not Path(path).is_file():
+        raise ValueError(
+            f"data.vision_only_scenes: {path} not found (a file of scene ids, one per line, "
+            "e.g. ScanNet's scannetv2_train.txt)"
+        )
+    return read_scene_list(Path(path))
 
 
 class Ross3DTask:
@@ -66,39 +56,59 @@ class Ross3DTask:
     def __init__(
         self,
         model_cfg: Ross3DConfig,
-        shards: str | Path,
+        shards: str | Path | ShardReader,
         data: DataConfig,
         *,
         seed: int = 0,
-        shuffle_buffer: int = 256,
+        global_batch: int = 1,
         tokenizer=None,
     ):
-        from ross3d_data.loader import resolve_source
-
         self.cfg = model_cfg
         self.data = data
         self.seed = seed
-        self.shuffle_buffer = shuffle_buffer
-        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_cfg)
+        self.global_batch = global_batch
+        self._tokenizer = tokenizer
         self.hidden_size = model_cfg.llm.hidden_size
-        self.urls, self.index, self.with_text = resolve_source(Path(shards), data.split, None)
+        self.reader = shards if isinstance(shards, ShardReader) else ShardReader(shards)
+        scenes = read_scene_ids(data.vision_only_scenes) if data.vision_only_scenes else []
+        # held-out clips named by the list are refused by the reader (never trained without text)
+        self.vision_only_refused = self.reader.vision_only(scenes)[1]
+        self.examples = self.reader.examples(data.split, data.tasks, vision_only=scenes)
+        self.groups = [task_group(instruction) for _, instruction in self.examples]
+        self.caches = ClipCaches.open(self.reader, model_cfg)  # the folder's per-clip caches
+
+    @property
+    def tokenizer(self):
+        """Loaded on first use (a dry run never needs it)."""
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.cfg)
+        return self._tokenizer
 
     def build_model(self) -> Ross3DForCausalLM:
         model = Ross3DForCausalLM.from_config(self.cfg)
         model.set_special_ids(special_token_ids(self.tokenizer))
         return model
 
-    def epoch_items(self, epoch: int) -> Iterator[tuple[dict, dict | None]]:
-        pairs = pair_items(raw_samples(self.urls), self.index, self.with_text, self.data)
-        return shuffled(pairs, self.shuffle_buffer, self.seed * 100_003 + epoch)
+    def epoch_items(self, epoch: int) -> list[tuple[str, dict | None]]:
+        """Epoch ``epoch``'s items in global order (a multiple of ``global_batch`` long)."""
+        order = epoch_order(
+            self.groups,
+            seed=self.seed,
+            epoch=epoch,
+            global_batch=self.global_batch,
+            group_by_task=self.data.group_by_task,
+        )
+        return [self.examples[i] for i in order]
 
-    def collate(self, items: list[tuple[dict, dict | None]], seed: int) -> dict:
+    def collate(self, items: list[tuple[str, dict | None]], seed: int) -> dict:
         from ross3d_data.loader import clip_to_tensors
 
         examples = []
-        for sample, instruction in items:
-            example = clip_to_tensors(sample)
+        for key, instruction in items:
+            clip = self.reader.clip(key)
+            example = clip_to_tensors(clip)
             example["instruction"] = instruction
+            self.caches.attach(key, clip, example)
             examples.append(example)
         return collate_examples(examples, self.tokenizer, self.cfg, train=True, seed=seed)
 
@@ -128,6 +138,30 @@ class Ross3DTask:
         self.tokenizer.save_pretrained(str(out_dir / TOKENIZER_DIR))
 
 
+def world_size_from_env() -> int:
+    """Processes of this run: torchrun's WORLD_SIZE, else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def build_task(run, shards: str | Path | None, world_size: int) -> Ross3DTask:
+    """The Ross3D task of a run config over `shards` (else run.data.shards)."""
+    from ross3d_model.config import load_config
+
+    source = shards if shards is not None else run.data.shards
+    if source is None:
+        raise ValueError("no shards: pass --shards DIR or set data.shards in the run config")
+    if not Path(source).is_dir():
+        raise ValueError(f"{source}: shard folder not found")
+    tcfg = run.train
+    return Ross3DTask(
+        load_config(run.model),
+        source,
+        run.data,
+        seed=tcfg.seed,
+        global_batch=tcfg.micro_batch_size * tcfg.grad_accum * world_size,
+    )
+
+
 def train_from_config(
     run,
     output_dir: str | Path,
@@ -138,19 +172,37 @@ def train_from_config(
 ):
     """`ross3d-model train`: the Ross3D task over `shards` (else run.data.shards), trained by
     `training.trainer.train`. Returns its TrainResult."""
-    from ross3d_model.config import load_config
     from ross3d_model.training.trainer import train
 
-    source = shards if shards is not None else run.data.shards
-    if source is None:
-        raise ValueError("no shards: pass --shards DIR or set data.shards in the run config")
-    if not Path(source).is_dir():
-        raise ValueError(f"{source}: shard folder not found")
-    task = Ross3DTask(
-        load_config(run.model),
-        source,
-        run.data,
-        seed=run.train.seed,
-        shuffle_buffer=run.train.shuffle_buffer,
-    )
+    task = build_task(run, shards, world_size_from_env())
     return train(run, task, output_dir, resume=resume, progress=progress)
+
+
+def order_record(key: str, instruction: dict | None) -> dict:
+    """One item of data_order.jsonl."""
+    if instruction is None:
+        return {"scene_id": key, "task": VISION_TASK, "id": f"{VISION_TASK}/{key}"}
+    return {"scene_id": key, "task": instruction["task"], "id": instruction["id"]}
+
+
+def write_data_order(
+    run, output_dir: str | Path, *, shards: str | Path | None = None, world_size: int = 1
+) -> Path:
+    """`train --dry-run`: no model; OUTPUT_DIR/data_order.jsonl gets one line per optimiser step
+    of epoch 0, ``{"step": s, "items": [...]}`` (s from 1, as in metrics.jsonl) listing its global batch in global micro-batch
+    order (rank r trains micro-batches r, r + W, ... of each step). Returns the file."""
+    if world_size < 1:
+        raise ValueError(f"world size must be >= 1, got {world_size}")
+    task = build_task(run, shards, world_size)
+    per_step = run.train.grad_accum * world_size  # micro-batches per optimiser step
+    stream = micro_batches(
+        task.epoch_items, micro_batch_size=run.train.micro_batch_size, world_size=1, rank=0
+    )
+    path = Path(output_dir) / DATA_ORDER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for step in range(len(task.epoch_items(0)) // task.global_batch):
+            items = [it for _ in range(per_step) for it in next(stream).items]
+            line = {"step": step + 1, "items": [order_record(*it) for it in items]}
+            f.write(json.dumps(line) + "\n")
+    return path
