@@ -1,19 +1,144 @@
-"""Inference: greedy text generation (QA, captions) and box selection (grounding), producing
-prediction records in the `ross3d-eval score` format (docs/contracts.md section 4)."""
+"""Inference: batched greedy text generation (QA, captions) and box selection (grounding),
+producing prediction records in the `ross3d-eval score` format (docs/contracts.md section 4).
+
+One LLM prefill serves a whole eval batch (text and grounding rows alike), left-padded, with a
+KV cache. With `reuse_prefix`, rows showing the same clip (identical frames, coordinates and
+text before `<image>`) share one prefill of the system prompt + visual tokens (and one vision
+tower pass); the cache is then expanded and each row prefills only its own question suffix.
+Every row computes what it would compute alone (see `decoding`), whatever the batch holds.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ross3d_model.batch import GROUNDING_TASKS
+from ross3d_model.batch import GROUNDING_TASKS, IGNORE_INDEX
+from ross3d_model.decoding import CachedRows, extend, greedy, left_pad
 from ross3d_model.grounding import select_multi, select_single
 from ross3d_model.modeling import PreparedInputs, Ross3DForCausalLM
+from ross3d_model.position import encode_xyz
 
 
-def _prepare(model: Ross3DForCausalLM, batch: dict) -> PreparedInputs:
+@dataclass
+class Encoded:
+    """A prefilled eval batch: the cache of every row, the last segment's hidden states
+    [B, S, D] (left-padded) with the token ids at those slots [B, S] (-1 = visual or padding),
+    and each row's projected patch features [B, V, g, g, D] (grounding candidates)."""
+
+    rows: CachedRows
+    hidden_BSD: torch.Tensor
+    ids_BS: torch.Tensor
+    patch_feats: torch.Tensor
+
+
+def _no_masks(batch: dict) -> torch.Tensor:
     b, v = batch["coords"].shape[:2]
-    return model.prepare_inputs(batch, torch.zeros(b, v, dtype=torch.bool))
+    return torch.zeros(b, v, dtype=torch.bool)
+
+
+def _image_position(model: Ross3DForCausalLM, batch: dict, i: int) -> tuple[int, int]:
+    """(slot of `<image>`, text length) of row i."""
+    n = int(batch["attention_mask"][i].sum())
+    pos = (batch["input_ids"][i, :n] == model.special_ids["image"]).nonzero()
+    if len(pos) != 1:
+        raise ValueError(f"example {i}: needs exactly one <image> token, got {len(pos)}")
+    return int(pos[0]), n
+
+
+def clip_groups(model: Ross3DForCausalLM, batch: dict) -> list[int]:
+    """Per row, the first row with the same prefix (scene, frames, coordinates, text before
+    `<image>`): rows that can share one prefill. A `<coord>` before `<image>` (a row-specific
+    embedding) makes a row its own group."""
+    first: list[int] = []
+    for i in range(len(batch["scene_ids"])):
+        p, _ = _image_position(model, batch, i)
+        prefix = batch["input_ids"][i, :p]
+        match = i
+        if not (prefix == model.special_ids["coord"]).any():
+            for r in sorted(set(first)):
+                if _same_prefix(model, batch, i, r, prefix):
+                    match = r
+                    break
+        first.append(match)
+    return first
+
+
+def _same_prefix(model, batch: dict, i: int, r: int, prefix_i: torch.Tensor) -> bool:
+    p_r, _ = _image_position(model, batch, r)
+    return (
+        batch["scene_ids"][i] == batch["scene_ids"][r]
+        and torch.equal(batch["input_ids"][r, :p_r], prefix_i)
+        and all(torch.equal(batch[k][i], batch[k][r]) for k in ("coords", "coords_valid"))
+        and torch.equal(batch["pixel_values"][i], batch["pixel_values"][r])
+    )
+
+
+def _prefix(model, sub: dict, prep: PreparedInputs, u: int) -> torch.Tensor:
+    """Embeddings of row u up to its last visual token (the text before `<image>`, visual)."""
+    p, n_text = _image_position(model, sub, u)
+    n_visual = int(prep.attention_mask[u].sum()) - n_text + 1
+    return prep.embeds[u, : p + n_visual]
+
+
+def text_embeds(model: Ross3DForCausalLM, ids_L: torch.Tensor, coord_centre_3: torch.Tensor):
+    """Input embeddings of text ids, `<coord>` slots plus the 3D PE of the query box centre
+    (the same sum `Ross3DForCausalLM.prepare_inputs` forms for a whole batch)."""
+    embeds = model.get_input_embeddings()(ids_L)
+    pe = encode_xyz(coord_centre_3[None], embeds.shape[-1], model.cfg.position)[0]
+    return embeds + (ids_L == model.special_ids["coord"])[:, None] * pe.to(embeds.dtype)
+
+
+@torch.no_grad()
+def encode(model: Ross3DForCausalLM, batch: dict, reuse_prefix: bool = True) -> Encoded:
+    """Prefill every row of an eval batch (`collate_examples(train=False)`, tensors on the
+    model's device); with `reuse_prefix`, once per clip for the shared prefix."""
+    if not reuse_prefix:
+        prep = model.prepare_inputs(batch, _no_masks(batch))
+        n = prep.attention_mask.sum(1).tolist()
+        embeds, valid = left_pad([prep.embeds[i, : n[i]] for i in range(len(n))])
+        ids, _ = left_pad([prep.input_ids[i, : n[i]] for i in range(len(n))], -1)
+        hidden, rows = extend(model.language_model.model, embeds, valid, None)
+        return Encoded(rows, hidden, ids, prep.patch_feats)
+    first = clip_groups(model, batch)
+    reps = sorted(set(first))
+    group_B = torch.tensor([reps.index(f) for f in first])
+    sub = select_rows(batch, reps)
+    prep = model.prepare_inputs(sub, _no_masks(sub))
+    embeds, valid = left_pad([_prefix(model, sub, prep, u) for u in range(len(reps))])
+    _, rows = extend(model.language_model.model, embeds, valid, None)
+    rows.select(group_B)
+    suffix_ids = []
+    for i in range(len(first)):
+        p, n = _image_position(model, batch, i)
+        if n == p + 1:
+            raise ValueError(f"example {i}: no text after <image> to continue the prefix with")
+        suffix_ids.append(batch["input_ids"][i, p + 1 : n])
+    suffix = [text_embeds(model, s, batch["coord_centres"][i]) for i, s in enumerate(suffix_ids)]
+    embeds, valid = left_pad(suffix)
+    ids, _ = left_pad(suffix_ids, -1)
+    hidden, rows = extend(model.language_model.model, embeds, valid, rows)
+    return Encoded(rows, hidden, ids, prep.patch_feats[group_B.to(prep.patch_feats.device)])
+
+
+def _ground_view(enc: Encoded) -> PreparedInputs:
+    """`ground_scores` reads the `<ground>` slot from input_ids and the patch features."""
+    b = enc.ids_BS.shape[0]
+    return PreparedInputs(
+        embeds=enc.hidden_BSD,
+        attention_mask=enc.ids_BS != -1,
+        labels=torch.full_like(enc.ids_BS, IGNORE_INDEX),
+        input_ids=enc.ids_BS,
+        visual_start=torch.zeros(b, dtype=torch.long),
+        patch_feats=enc.patch_feats,
+        masked_views=torch.zeros(b, enc.patch_feats.shape[1], dtype=torch.bool),
+    )
+
+
+def _limit(model: Ross3DForCausalLM, max_new_tokens: int | None) -> int:
+    return model.cfg.text.max_new_tokens if max_new_tokens is None else max_new_tokens
 
 
 @torch.no_grad()
@@ -22,35 +147,23 @@ def generate_text(
     batch: dict,
     tokenizer: PreTrainedTokenizerBase,
     max_new_tokens: int | None = None,
+    reuse_prefix: bool = True,
 ) -> list[list[int]]:
-    """Greedy decoding (HF generate with inputs_embeds and a KV cache), one example at a time
-    (batches are right-padded). Returns the new token ids per example, `<|im_end|>` excluded."""
-    limit = model.cfg.text.max_new_tokens if max_new_tokens is None else max_new_tokens
-    prep = _prepare(model, batch)
+    """Greedy decoding of every row: new token ids per example, `<|im_end|>` excluded."""
+    enc = encode(model, batch, reuse_prefix)
     eos = model.special_ids["im_end"]
-    out = []
-    for i in range(prep.embeds.shape[0]):
-        n = int(prep.attention_mask[i].sum())
-        ids = model.language_model.generate(
-            inputs_embeds=prep.embeds[i : i + 1, :n],
-            attention_mask=prep.attention_mask[i : i + 1, :n],
-            max_new_tokens=limit,
-            do_sample=False,
-            eos_token_id=eos,
-            pad_token_id=tokenizer.pad_token_id,
-        )[0].tolist()
-        out.append(ids[: ids.index(eos)] if eos in ids else ids)
-    return out
+    return greedy(
+        model.language_model, enc.rows, enc.hidden_BSD[:, -1], _limit(model, max_new_tokens), eos
+    )
 
 
 @torch.no_grad()
-def ground_logits(model: Ross3DForCausalLM, batch: dict) -> list[torch.Tensor | None]:
-    """[K+1] candidate + zero-target logits per grounding example (one LLM pass)."""
-    prep = _prepare(model, batch)
-    hidden = model.language_model.model(
-        inputs_embeds=prep.embeds, attention_mask=prep.attention_mask
-    ).last_hidden_state
-    return model.ground_scores(hidden, prep, batch)
+def ground_logits(
+    model: Ross3DForCausalLM, batch: dict, reuse_prefix: bool = True
+) -> list[torch.Tensor | None]:
+    """[K+1] candidate + zero-target logits per grounding example (None for the others)."""
+    enc = encode(model, batch, reuse_prefix)
+    return model.ground_scores(enc.hidden_BSD, _ground_view(enc), batch)
 
 
 def _box_list(box) -> list[float]:
@@ -91,37 +204,48 @@ def _ground_record(instruction: dict, logits, target: dict, scene_id: str, thres
     }
 
 
+@torch.no_grad()
 def predict(
-    model: Ross3DForCausalLM, batch: dict, tokenizer: PreTrainedTokenizerBase
+    model: Ross3DForCausalLM,
+    batch: dict,
+    tokenizer: PreTrainedTokenizerBase,
+    max_new_tokens: int | None = None,
+    reuse_prefix: bool = True,
 ) -> list[dict]:
-    """One prediction record per example of an eval batch (`collate_examples(train=False)`)."""
+    """One prediction record per example of an eval batch (`collate_examples(train=False)`):
+    one prefill for all rows, grounding scored from it, text rows then decoded together."""
     instructions = batch["instructions"]
     if any(ins is None for ins in instructions):
         raise ValueError("predict() needs an instruction for every example (got a vision-only one)")
+    enc = encode(model, batch, reuse_prefix)
     records: list[dict | None] = [None] * len(instructions)
     if batch["is_grounding"].any():
         threshold = model.cfg.grounding.multi_threshold
-        for i, logits in enumerate(ground_logits(model, batch)):
+        scores = model.ground_scores(enc.hidden_BSD, _ground_view(enc), batch)
+        for i, logits in enumerate(scores):
             if logits is not None:
                 records[i] = _ground_record(
                     instructions[i], logits, batch["grounding"][i], batch["scene_ids"][i], threshold
                 )
     text_rows = [i for i, ins in enumerate(instructions) if ins["task"] not in GROUNDING_TASKS]
     if text_rows:
-        sub = select_rows(batch, text_rows)
-        for i, ids in zip(text_rows, generate_text(model, sub, tokenizer), strict=True):
-            text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+        index = torch.tensor(text_rows, device=enc.hidden_BSD.device)
+        rows = enc.rows.select(index)
+        eos = model.special_ids["im_end"]
+        limit = _limit(model, max_new_tokens)
+        ids = greedy(model.language_model, rows, enc.hidden_BSD[index, -1], limit, eos)
+        for i, new in zip(text_rows, ids, strict=True):
+            text = tokenizer.decode(new, skip_special_tokens=True).strip()
             records[i] = _text_record(instructions[i], text, batch, i)
     return records
 
 
 def select_rows(batch: dict, rows: list[int]) -> dict:
     """The sub-batch of the given example indices (tensors indexed on dim 0, lists picked)."""
-    index = torch.tensor(rows)
     out = {}
     for key, value in batch.items():
         if isinstance(value, torch.Tensor):
-            out[key] = value[index]
+            out[key] = value[torch.tensor(rows, device=value.device)]
         else:
             out[key] = [value[r] for r in rows]
     return out
