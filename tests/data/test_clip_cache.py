@@ -158,3 +158,20 @@ def test_missing_clip_is_refused_at_open(tmp_path):
     reader = ClipCacheReader(path, "k", {"p": 1}, "src", ["a"], "REBUILD")
     with pytest.raises(StaleCacheError, match="no entry for clip 'b'"):
         reader.read("b", {})
+
+
+def test_cache_clips_cli(shards):
+    from ross3d_data.cli import app
+    from typer.testing import CliRunner
+
+    folder, clips = shards
+    runner = CliRunner()
+    r = runner.invoke(app, ["cache-clips", str(folder), "--grid", "4", "--patch-depth", "valid"])
+    assert r.exit_code == 0, r.output
+    params = PatchMaskParams(grid=4, patch_px=14, patch_depth="valid")
+    got = read_masks(open_patch_masks(folder, params), clips[0].scene_id, clip_arrays(clips[0]))
+    np.testing.assert_array_equal(got, clip_masks(mask_inputs(clip_arrays(clips[0])), params))
+    r = runner.invoke(app, ["cache-clips", str(folder), "--patch-depth", "some"])
+    assert r.exit_code == 2 and "patch_depth must be one of" in r.output
+    r = runner.invoke(app, ["cache-clips", str(folder.parent / "nope")])
+    assert r.exit_code == 2 and "no manifest" in r.output

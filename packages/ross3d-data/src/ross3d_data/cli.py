@@ -224,3 +224,37 @@ def _split_lists(values: list[str]) -> tuple[tuple[str, Path], ...]:
             )
         pairs.append((split, Path(path)))
     return tuple(pairs)
+
+
+@app.command("cache-clips")
+def cache_clips_cmd(
+    shards: Annotated[Path, typer.Argument(help="build-shards folder")],
+    grid: Annotated[
+        int, typer.Option("--grid", min=1, help="SigLIP patch grid (vision.grid)")
+    ] = 27,
+    patch_px: Annotated[
+        int, typer.Option("--patch-px", min=1, help="patch side in pixels (vision.patch_size)")
+    ] = 14,
+    min_inside_fraction: Annotated[
+        float, typer.Option("--min-inside-fraction", help="grounding.min_inside_fraction")
+    ] = 0.5,
+    patch_depth: Annotated[
+        str, typer.Option("--patch-depth", help="grounding.patch_depth: any | valid")
+    ] = "any",
+) -> None:
+    """Grounding patch masks of every clip's GT boxes, once per clip:
+    SHARDS/clip-cache/patch_masks.h5 (training reads it instead of computing them per
+    instruction; defaults are the 7b config's values)."""
+    from rich.progress import Progress
+
+    from ross3d_data.patch_masks import PatchMaskParams, cache_patch_masks, shard_keys
+
+    try:
+        params = PatchMaskParams(grid, patch_px, min_inside_fraction, patch_depth)
+        with Progress(console=console) as bar:
+            task = bar.add_task("patch masks", total=len(shard_keys(shards)))
+            path = cache_patch_masks(shards, params, progress=lambda _key: bar.advance(task))
+    except (ValueError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    console.print(f"patch masks: {path}")
