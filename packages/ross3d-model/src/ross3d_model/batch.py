@@ -15,6 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ross3d_model.config import Ross3DConfig
 from ross3d_model.grounding import patches_in_boxes
+from ross3d_model.latent_cache import cached_fields
 from ross3d_model.tokenizer import GROUND_TOKEN, IM_END, IMAGE_TOKEN, special_token_ids
 
 IGNORE_INDEX = -100
@@ -78,15 +79,18 @@ def _grounding_targets(example: dict, cfg: Ross3DConfig, train: bool) -> dict:
                 )
             continue
         positives.append(object_ids.index(oid))
-    in_box = patches_in_boxes(
-        torch.as_tensor(example["depth_mm"]).to(torch.int32),
-        torch.as_tensor(example["K_crop"]),
-        torch.as_tensor(example["T_aligned_cam"]),
-        boxes,
-        cfg.vision.grid,
-        cfg.vision.patch_size,
-        cfg.grounding.min_inside_fraction,
-    )
+    if "in_box" in example:  # from the per-clip cache (latent_cache.ClipCaches.attach)
+        in_box = torch.as_tensor(example["in_box"])
+    else:
+        in_box = patches_in_boxes(
+            torch.as_tensor(example["depth_mm"]).to(torch.int32),
+            torch.as_tensor(example["K_crop"]),
+            torch.as_tensor(example["T_aligned_cam"]),
+            boxes,
+            cfg.vision.grid,
+            cfg.vision.patch_size,
+            cfg.grounding.min_inside_fraction,
+        )
     return {"boxes": boxes, "object_ids": object_ids, "positives": positives, "in_box": in_box}
 
 
@@ -160,4 +164,5 @@ def collate_examples(
         scene_ids=[ex["scene_id"] for ex in examples],
         instructions=[ex["instruction"] for ex in examples],
     )
+    batch.update(cached_fields(examples))  # bev_moments when the BEV latents are cached
     return batch

@@ -121,5 +121,31 @@ def demo(
     console.print(f"scores: {result.scores}\nmetrics: {result.metrics}")
 
 
+@app.command("cache-latents")
+def cache_latents(
+    config: Annotated[str, typer.Option("--config", help="run config: tiny | 7b | JSON path")],
+    shards: Annotated[Path | None, typer.Option("--shards", help="build-shards folder")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="BEVs per VAE call")] = 8,
+    device: Annotated[str, typer.Option("--device", help="cpu | cuda | cuda:N")] = "cpu",
+) -> None:
+    """Encode every clip's BEV with the frozen VAE once: SHARDS/clip-cache/bev_latents.h5
+    (latent mean and std; training then samples from them instead of running the VAE)."""
+    from ross3d_model.config import load_config
+    from ross3d_model.latent_cache import cache_bev_latents
+    from ross3d_model.training.config import load_run_config
+
+    try:
+        run = load_run_config(config)
+        folder = shards if shards is not None else run.data.shards
+        if folder is None:
+            raise ValueError("no shards: pass --shards DIR or set data.shards in the run config")
+        path = cache_bev_latents(
+            folder, load_config(run.model).vae, batch_size=batch_size, device=device
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    console.print(f"BEV latents: {path}")
+
+
 if __name__ == "__main__":  # `torchrun -m ross3d_model.cli train ...`
     app()

@@ -189,24 +189,57 @@ class LatentTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode_bev(
-        self, bev_B3HW: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        bev_B3HW: torch.Tensor,
+        generator: torch.Generator | None = None,
+        moments: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 [B, 3, H, W] -> (latents [B, 4*C_lat, g, g], valid [B, g, g] bool), g = 27."""
+        """uint8 [B, 3, H, W] -> (latents [B, 4*C_lat, g, g], valid [B, g, g] bool), g = 27.
+        ``moments`` [B, 2, C_lat, h, w] (the per-clip cache's latent mean and std of these
+        images, ``latent_cache``): no VAE call, the latent is drawn from them as the VAE's own
+        ``sample`` draws it (same generator -> same values)."""
         _check_uint8_images(bev_B3HW, ndim=4, name="bev")
-        latents = self._encode(bev_B3HW, self.cfg.bev_size, generator)
+        if moments is None:
+            latents = self._encode(bev_B3HW, self.cfg.bev_size, generator)
+        else:
+            latents = self._tokens(self._draw(moments[:, 0], moments[:, 1], generator))
         valid = bev_valid_cells(bev_B3HW, latents.shape[-1], self.cfg.bev_min_valid_fraction)
         return latents, valid
 
-    def _encode(
-        self, images_N3HW: torch.Tensor, size: int, generator: torch.Generator | None
-    ) -> torch.Tensor:
+    @torch.no_grad()
+    def bev_moments(self, bev_B3HW: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent mean and std (before shift/scale) float32 [B, C_lat, h, w] of BEV images:
+        what ``ross3d-model cache-latents`` stores per clip."""
+        _check_uint8_images(bev_B3HW, ndim=4, name="bev")
+        dist = self._distribution(bev_B3HW, self.cfg.bev_size)
+        return dist.mean.float(), dist.std.float()
+
+    def _distribution(self, images_N3HW: torch.Tensor, size: int):
         param = next(self.vae.parameters())
         x = images_N3HW.to(param.device, torch.float32) / 127.5 - 1.0
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
         x = x.clamp(-1.0, 1.0).to(param.dtype)
-        dist = self.vae.encode(x).latent_dist
+        return self.vae.encode(x).latent_dist
+
+    def _draw(self, mean: torch.Tensor, std: torch.Tensor, generator) -> torch.Tensor:
+        """A latent from cached moments, drawn exactly as DiagonalGaussianDistribution.sample."""
+        if self.cfg.latent_mode == "mean":
+            return mean
+        from diffusers.utils.torch_utils import randn_tensor
+
+        noise = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + std * noise
+
+    def _encode(
+        self, images_N3HW: torch.Tensor, size: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        dist = self._distribution(images_N3HW, size)
         raw = dist.sample(generator) if self.cfg.latent_mode == "sample" else dist.mean
+        return self._tokens(raw)
+
+    def _tokens(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw VAE latents -> shifted, scaled, even-sized, space-to-channel target tokens."""
         z = (raw.float() - self.shift_factor) * self.scaling_factor
         if z.shape[-1] % 2:
             # odd latent grid (27 at 216 px): resize to the next even size, as the public code

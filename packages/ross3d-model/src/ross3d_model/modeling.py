@@ -347,8 +347,9 @@ class Ross3DForCausalLM(PreTrainedModel):
         vis = self.visual_hidden(hidden, prep)[rec.to(dev)]
         masked = prep.masked_views[rec].to(dev)
         if rc.enable_bev:
+            cached = batch["bev_moments"][rec].to(dev) if "bev_moments" in batch else None
             bev_lat, bev_valid = self.latent_tokenizer.encode_bev(
-                batch["bev"][rec].to(dev), generator
+                batch["bev"][rec].to(dev), generator, moments=cached
             )
             out["bev"] = self.reconstructor.bev_loss(vis, ~masked, bev_lat, bev_valid, generator)
         if cross_view and rc.enable_cross_view:
