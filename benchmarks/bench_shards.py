@@ -53,7 +53,7 @@ def bench_build(scenes: Path, inst: Path, out: Path, views: int, workers: int, n
 
 
 def bench_loader(shards: Path, workers: int, limit: int) -> float:
-    loader = make_loader(shards, split="train", num_workers=workers, shuffle_buffer=64, seed=0)
+    loader = make_loader(shards, split="train", num_workers=workers, seed=0)
     it = iter(loader)
     next(it)  # worker start-up and first decode not timed
     t0, c0 = time.perf_counter(), time.process_time()

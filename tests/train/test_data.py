@@ -1,5 +1,5 @@
 import pytest
-from ross3d_model.training.data import micro_batches, shuffled
+from ross3d_model.training.data import micro_batches
 
 
 def _take(n, **kwargs):
@@ -34,10 +34,3 @@ def test_empty_data_is_a_clear_error():
         next(stream)
     with pytest.raises(ValueError, match="rank 2 outside"):
         next(micro_batches(lambda e: iter(range(3)), micro_batch_size=1, world_size=2, rank=2))
-
-
-def test_shuffle_is_a_seeded_permutation():
-    a = list(shuffled(range(50), buffer=8, seed=3))
-    assert sorted(a) == list(range(50)) and a != list(range(50))
-    assert a == list(shuffled(range(50), buffer=8, seed=3))
-    assert a != list(shuffled(range(50), buffer=8, seed=4))

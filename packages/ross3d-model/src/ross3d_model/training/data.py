@@ -1,16 +1,16 @@
 """Deterministic micro-batch streams that are identical however the work is split.
 
-The items of all epochs form one global sequence (the task orders epoch e from (seed, e)); it is
+The items of all epochs form one global sequence (the task orders epoch e from (seed, e): the
+Ross3D task with ross3d_data.sampling.epoch_order, whose epochs are whole global batches); it is
 cut into global micro-batches of `micro_batch_size`. Optimiser step s uses global micro-batches
 [s * A * W, (s + 1) * A * W) for A accumulation steps and W processes, and process r takes every
 W-th of them starting at r. Hence 2 processes x 1 accumulation see the same examples per step as
 1 process x 2 accumulations, and a resumed run skips exactly what was used. Items are cheap
-(encoded) until the task collates them, so skipped micro-batches cost little.
+(clip keys) until the task collates them, so skipped micro-batches cost little.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,18 +21,6 @@ class MicroBatch:
     index: int  # global micro-batch index (the per-micro-batch RNG seed derives from it)
     epoch: int  # epoch of its first item
     items: list[Any]
-
-
-def shuffled(items: Iterable[Any], buffer: int, seed: int) -> Iterator[Any]:
-    """Buffer shuffle with a private seeded RNG (reproducible, independent of global RNG)."""
-    rng = random.Random(seed)
-    pool: list[Any] = []
-    for item in items:
-        pool.append(item)
-        if len(pool) >= buffer:
-            yield pool.pop(rng.randrange(len(pool)))
-    rng.shuffle(pool)
-    yield from pool
 
 
 def global_items(epoch_items: Callable[[int], Iterable[Any]]) -> Iterator[tuple[int, Any]]:
