@@ -258,3 +258,46 @@ def cache_clips_cmd(
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     console.print(f"patch masks: {path}")
+
+
+@app.command("import-mesh")
+def import_mesh_cmd(
+    mesh: Annotated[Path, typer.Argument(help="mesh file: PLY, OBJ, GLB/glTF, OFF or STL")],
+    scene_dir: Annotated[Path, typer.Argument(help="scene folder to put it in")],
+    up: Annotated[str, typer.Option("--up", help="the file's up axis: z | y (glTF is y-up)")] = "z",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing mesh")] = (
+        False
+    ),
+) -> None:
+    """Put a mesh from another dataset into a scene folder as SCENE_DIR/<id>_vh_clean_2.ply
+    (ScanNet's layout, z up), so render-bev and build-shards use it as the scan mesh."""
+    from ross3d_data.errors import SceneError
+    from ross3d_data.mesh_io import import_mesh
+
+    try:
+        out = import_mesh(mesh, scene_dir, up=up, overwrite=overwrite)
+    except (SceneError, ValueError, FileExistsError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {out}")
+
+
+@app.command("export-mesh")
+def export_mesh_cmd(
+    scene_dir: Annotated[Path, typer.Argument(help="scene folder")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="FILE.ply | FILE.obj | FILE.glb")],
+    source: Annotated[
+        str, typer.Option("--source", help="mesh (aligned scan mesh) | fused (RGB-D points)")
+    ] = "mesh",
+) -> None:
+    """Write a scene's axis-aligned mesh, or the fused RGB-D points its BEV is rendered from,
+    for inspection in a mesh viewer."""
+    from ross3d_data.errors import SceneError
+    from ross3d_data.mesh_io import export_scene_geometry
+
+    try:
+        path = export_scene_geometry(scene_dir, out, source)
+    except (SceneError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {path}")
