@@ -85,3 +85,26 @@ def test_render_bev_cli_rejects_bad_options(demo_scenes, tmp_path):
     result = runner.invoke(app, ["render-bev", str(demo_scenes[0]), "--out", str(tmp_path),
                                  "--backend", "vulkan"])  # fmt: skip
     assert result.exit_code == 2 and "backend" in result.output
+
+
+def test_mesh_and_alignment_alone_make_a_bev_and_a_file_as_out_is_a_clear_error(
+    tiny_scene, tmp_path
+):
+    scene = tiny_scene()
+    name = scene.path.name
+    (scene.path / f"{name}.sens").unlink()  # no frames at all
+    T = " ".join(f"{v:.9g}" for v in scene.T_aligned_world.ravel())
+    (scene.path / f"{name}.txt").write_text(f"axisAlignment = {T}\nsceneType = Office\n")
+    out = tmp_path / "bev"
+    result = runner.invoke(app, ["render-bev", str(scene.path), "--out", str(out), "--size", "64"])
+    assert result.exit_code == 0, result.output
+    image, meta = read_bev_files(out / name)
+    assert meta["source"] == "mesh" and image.shape == (64, 64, 3) and image.any()
+    # the alignment was applied: the floor is the aligned mesh's lowest z (raw z + 0.5 m shift)
+    aligned_z = scene.vertices_raw[:, 2] + scene.T_aligned_world[2, 3]
+    assert abs(meta["floor_z"] - aligned_z.min()) < 0.02
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"x")
+    result = runner.invoke(app, ["render-bev", str(scene.path), "--out", str(taken)])
+    assert result.exit_code == 2 and not isinstance(result.exception, FileExistsError)
+    assert f"{taken}: the output must be a folder, but a file has that name" in words(result.output)

@@ -101,3 +101,41 @@ def test_duplicate_scene_ids_are_refused(tiny_scene, tmp_path):
 def test_config_validation(tmp_path):
     with pytest.raises(ValueError, match="every must be >= 1"):
         ExportConfig(out=tmp_path, every=0)
+
+
+def test_a_corrupt_colour_or_depth_frame_is_skipped_and_counted_and_the_scene_kept(
+    tiny_scene, tmp_path
+):
+    scene = tiny_scene(n_frames=5, invalid=(2,))
+    sens_file = scene.path / f"{scene.path.name}.sens"
+    recs = {r.frame_id: r for r in iter_sens(sens_file)}
+    data = bytearray(sens_file.read_bytes())
+    start = recs[1].offset + 96  # frame head: 16 pose floats + 4 uint64
+    data[start : start + len(recs[1].color_bytes)] = bytes(len(recs[1].color_bytes))  # JPEG
+    start = recs[3].offset + 96 + len(recs[3].color_bytes)
+    data[start : start + len(recs[3].depth_bytes)] = bytes(len(recs[3].depth_bytes))  # zlib
+    sens_file.write_bytes(bytes(data))
+    summary = export_frames([scene.path], ExportConfig(out=tmp_path / "out", every=1))
+    (result,) = summary.results
+    assert result.status == "done" and summary.exit_code == 0
+    assert result.detail == (
+        "2 frames, 1 skipped (invalid pose), 2 skipped (corrupt image: frames 1, 3)"
+    )
+    out = tmp_path / "out" / scene.path.name
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["skipped_corrupt"] == [1, 3] and manifest["skipped_invalid_pose"] == [2]
+    for sub, ext in (("color", "jpg"), ("depth", "png"), ("pose", "txt")):
+        assert sorted(int(p.stem) for p in (out / sub).glob(f"*.{ext}")) == [0, 4]
+    assert load_scene(scene.path, frames_dir=tmp_path / "out").frame_ids() == [0, 4]
+
+
+def test_an_existing_file_as_out_is_a_clear_error(tiny_scene, tmp_path):
+    from ross3d_data.cli import app
+    from typer.testing import CliRunner
+
+    scene = tiny_scene()
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    res = CliRunner().invoke(app, ["export-frames", str(scene.path), "--out", str(taken)])
+    assert res.exit_code == 2 and not isinstance(res.exception, (ValueError, FileExistsError))
+    assert "the output must be a folder, but a file has that name" in " ".join(res.output.split())

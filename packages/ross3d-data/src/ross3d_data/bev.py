@@ -31,7 +31,7 @@ import numpy as np
 from ross3d_data.bev_jit import render_mesh_jit
 from ross3d_data.bev_raster import render_mesh_raster, render_mesh_raycast, render_points_zbuffer
 from ross3d_data.errors import SceneError
-from ross3d_data.jobs import JobSummary, run_scene_jobs
+from ross3d_data.jobs import JobSummary, make_out_dir, run_scene_jobs
 from ross3d_data.records import Mesh
 from ross3d_data.scene import find_scenes, load_scene
 
@@ -325,8 +325,7 @@ def render_bev_scenes(
     scenes are skipped unless ``overwrite``; a failing scene is reported in the summary and the
     others continue.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_out_dir(out_dir)
     items = [
         (scene_dir.name, (scene_dir, out_dir, cfg))
         for path in scene_paths

@@ -53,7 +53,7 @@ def export_frames_cmd(
     cfg = ExportConfig(out=out, every=every, workers=workers, overwrite=overwrite)
     try:
         summary = export_frames(scenes, cfg)
-    except SceneError as e:
+    except (SceneError, ValueError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     summary.print(console)

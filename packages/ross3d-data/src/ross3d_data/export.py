@@ -17,7 +17,7 @@ import numpy as np
 
 from ross3d_data import posed, scannet, sens
 from ross3d_data.errors import SceneError
-from ross3d_data.jobs import JobSummary, run_scene_jobs
+from ross3d_data.jobs import JobSummary, make_out_dir, run_scene_jobs
 from ross3d_data.records import pose_is_valid
 from ross3d_data.scene import find_scenes
 
@@ -43,22 +43,28 @@ class ExportConfig:
 def export_scene_frames(sens_file: Path, out_dir: Path, every: int = 10) -> dict:
     """Write ``color/ depth/ pose/ intrinsic/`` of frames ``0, every, ...`` with finite poses.
 
-    JPEG colour is copied byte for byte (no re-encoding); depth becomes uint16 mm PNG. Returns
-    the manifest (also written to ``out_dir/export.json``): frame count, skipped -inf poses.
+    JPEG colour is copied byte for byte (no re-encoding, but decoded once to check it); depth
+    becomes uint16 mm PNG. A frame whose colour or depth does not decode is skipped (nothing of
+    it is written) and the scene kept. Returns the manifest (also written to
+    ``out_dir/export.json``): frame count, skipped -inf poses, skipped corrupt frames.
     """
     header = sens.read_sens_header(sens_file)
     posed.write_intrinsics(out_dir, header.color_intrinsics, header.depth_intrinsics)
     for sub in ("color", "depth", "pose"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
-    kept, skipped = [], []
+    kept, skipped, corrupt = [], [], []
     for rec in sens.iter_sens(sens_file, every):
         if not pose_is_valid(rec.T_world_cam):
             skipped.append(rec.frame_id)
             continue
-        _write_record(sens_file, header, rec, out_dir)
+        try:
+            _write_record(sens_file, header, rec, out_dir)
+        except SceneError:  # one undecodable image costs that frame, not the scene
+            corrupt.append(rec.frame_id)
+            continue
         kept.append(rec.frame_id)
     manifest = {"source": str(sens_file), "every": every, "frames": len(kept),
-                "skipped_invalid_pose": skipped}  # fmt: skip
+                "skipped_invalid_pose": skipped, "skipped_corrupt": corrupt}  # fmt: skip
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
@@ -66,14 +72,16 @@ def export_scene_frames(sens_file: Path, out_dir: Path, every: int = 10) -> dict
 def _write_record(
     sens_file: Path, header: sens.SensHeader, rec: sens.SensRecord, out: Path
 ) -> None:
+    """Write one frame's files; SceneError (nothing written) when an image does not decode."""
     i = rec.frame_id
+    rgb = sens.decode_color(sens_file, header, rec)
+    depth_mm = sens.decode_depth_mm(sens_file, header, rec)
     color_file = out / "color" / f"{i}.jpg"
     if header.color_compression == 2 and rec.color_bytes[:2] == b"\xff\xd8":
         color_file.write_bytes(rec.color_bytes)  # already JPEG: copy, do not re-encode
     else:
-        rgb = sens.decode_color(sens_file, header, rec)
         cv2.imwrite(str(color_file), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(out / "depth" / f"{i}.png"), sens.decode_depth_mm(sens_file, header, rec))
+    cv2.imwrite(str(out / "depth" / f"{i}.png"), depth_mm)
     np.savetxt(out / "pose" / f"{i}.txt", rec.T_world_cam, fmt="%f")
 
 
@@ -99,7 +107,11 @@ def _export_job(payload: tuple[Path, Path, int]) -> str:
         shutil.rmtree(final)
     tmp.rename(final)
     n_bad = len(manifest["skipped_invalid_pose"])
-    return f"{manifest['frames']} frames, {n_bad} skipped (invalid pose)"
+    note = f"{manifest['frames']} frames, {n_bad} skipped (invalid pose)"
+    if manifest["skipped_corrupt"]:
+        ids = ", ".join(map(str, manifest["skipped_corrupt"]))
+        note += f", {len(manifest['skipped_corrupt'])} skipped (corrupt image: frames {ids})"
+    return note
 
 
 def _out_dir(payload: tuple[Path, Path, int]) -> Path:
@@ -112,7 +124,7 @@ def export_frames(scene_paths: list[Path], cfg: ExportConfig) -> JobSummary:
     Scenes already exported are skipped unless ``cfg.overwrite``; a failing scene is reported in
     the summary and the others continue.
     """
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(cfg.out)
     items, seen = [], {}
     for p in scene_paths:
         for scene_dir in find_scenes(p):

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
@@ -35,6 +36,18 @@ from rich.table import Table
 from ross3d_data.errors import SceneError
 
 Status = Literal["done", "skipped", "failed"]
+
+
+def make_out_dir(out: Path) -> Path:
+    """Create a command's output folder; ValueError naming it when a file is in the way."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: the output must be a folder, but a file has that name")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as err:
+        raise ValueError(f"{out}: cannot create the output folder ({err.strerror})") from None
+    return out
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,8 @@ class Scene:
         scene_id: str,
         root: Path,
         T_aligned_world: np.ndarray,
-        color_intrinsics: Intrinsics,
-        depth_intrinsics: Intrinsics,
+        color_intrinsics: Intrinsics | None,  # None: mesh only, no usable frames
+        depth_intrinsics: Intrinsics | None,
         objects: list[SceneObject],
         mesh_file: Path | None,
         frames: FrameSource | None,
@@ -191,18 +191,20 @@ def _frame_source(scene_dir: Path, frames_dir: Path | None) -> FrameSource | Non
 
 
 def _intrinsics(
-    src: FrameSource | None, meta: dict[str, str], meta_file: Path
-) -> tuple[Intrinsics, Intrinsics]:
+    src: FrameSource | None, meta: dict[str, str], meta_file: Path, has_mesh: bool
+) -> tuple[Intrinsics | None, Intrinsics | None]:
+    """Colour and depth intrinsics; (None, None) for a mesh-only scene without them (nothing
+    but frames needs intrinsics, and such a scene has no usable frame)."""
     if isinstance(src, PosedSource) and src.frame_ids():
         return src.intrinsics()
     if isinstance(src, SensSource):
         return src.header.color_intrinsics, src.header.depth_intrinsics
     color = scannet.meta_intrinsics(meta, "color", meta_file)
     depth = scannet.meta_intrinsics(meta, "depth", meta_file)
-    if color is None or depth is None:
+    if (color is None or depth is None) and not has_mesh:
         where = src.path if src is not None else meta_file
         raise SceneError(where, "no usable frames and no colour/depth intrinsics in the meta file")
-    return color, depth
+    return (color, depth) if color is not None and depth is not None else (None, None)
 
 
 def load_scene(scene_dir: Path, frames_dir: Path | None = None) -> Scene:
@@ -223,7 +225,7 @@ def load_scene(scene_dir: Path, frames_dir: Path | None = None) -> Scene:
     src = _frame_source(scene_dir, Path(frames_dir) if frames_dir is not None else None)
     if src is None and mesh_file is None:
         raise SceneError(scene_dir, "no mesh, no .sens and no posed-image folder: not a scene")
-    color, depth = _intrinsics(src, meta, meta_file)
+    color, depth = _intrinsics(src, meta, meta_file, mesh_file is not None)
     scene = Scene(scene_dir.name, scene_dir, T_aligned_world, color, depth, [], mesh_file, src)
     agg, segs = scannet.aggregation_path(scene_dir), scannet.segs_path(scene_dir)
     if mesh_file is not None and agg.is_file() and segs.is_file():

@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .instructions import Instruction, read_jsonl, write_jsonl
-from .jobs import JobSummary, run_scene_jobs
+from .jobs import JobSummary, make_out_dir, run_scene_jobs
 from .shard_sample import SampleConfig, encode_clip, prepare_clip
 
 MANIFEST = "manifest.json"
@@ -242,7 +242,7 @@ def _index_instructions(
 
 def _start(cfg: ShardConfig) -> Path:
     """Cache dir for this build; refuses to redo a complete build unless ``overwrite``."""
-    out = Path(cfg.out)
+    out = make_out_dir(cfg.out)
     if (out / MANIFEST).exists():
         complete = not read_manifest(out)["summary"]["failed"]
         if complete and not cfg.overwrite:
