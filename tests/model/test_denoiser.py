@@ -1,4 +1,4 @@
-"""DiT denoiser parts: adaLN-zero init, fixed position tables, attention pooling."""
+"""DiT denoiser parts: adaLN-zero and reference init, fixed position tables, attention pooling."""
 
 import pytest
 import torch
@@ -38,6 +38,21 @@ def test_every_block_is_the_identity_at_init_and_output_is_zero():
     assert out.shape == (3, 8, 4, 4) and torch.count_nonzero(out) == 0
 
 
+def test_reference_init_is_pytorch_default_not_adaln_zero():
+    """ross3d denoiser_dit_multi.py line 205: `# self.initialize_weights()`, so every Linear keeps
+    PyTorch's default init: weights and biases uniform in +-1/sqrt(fan_in), nothing zeroed."""
+    torch.manual_seed(0)
+    den = _denoiser(init="reference")
+    for linear in (den.blocks[0].adaLN_modulation[-1], den.final_layer.linear):
+        bound = 1 / linear.in_features**0.5
+        for t in (linear.weight, linear.bias):
+            assert torch.count_nonzero(t) == t.numel() and t.abs().max() <= bound
+    x, c = torch.randn(3, 16, 32), torch.randn(3, 16, 32)
+    assert not torch.allclose(den.blocks[0](x, c), x)
+    with pytest.raises(ValueError, match="denoiser init must be one of"):
+        _denoiser(init="xavier")
+
+
 def test_block_modulation_uses_the_condition_once_trained():
     block = DiTBlock(32, 4, 4.0)
     torch.nn.init.normal_(block.adaLN_modulation[-1].weight, std=0.1)
@@ -51,7 +66,11 @@ def test_position_tables_are_fixed_2d_sincos_buffers():
     view, bev = den.branches["view"].pos_embed, den.branches["bev"].pos_embed
     assert view.shape == (16, 32) and bev.shape == (25, 32)
     assert "pos_embed" not in {n.split(".")[-1] for n, _ in den.named_parameters()}
-    assert not any(k.endswith("pos_embed") for k in den.state_dict())
+    # persistent: the reference loader writes interpolated tables into them, exports carry them
+    assert {k for k in den.state_dict() if k.endswith("pos_embed")} == {
+        "branches.view.pos_embed",
+        "branches.bev.pos_embed",
+    }
     # cell (0, 0): every sin is 0 and every cos is 1; all cells distinct
     assert torch.allclose(view[0].abs().sum(), torch.tensor(16.0))
     assert torch.unique(view, dim=0).shape[0] == 16

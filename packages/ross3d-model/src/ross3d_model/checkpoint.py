@@ -1,13 +1,14 @@
-"""Safetensors checkpoints: reading (single file or shards + index json), and the key mapping
-between the public LLaVA-Video / Ross3D layout and `Ross3DForCausalLM` (table in
-docs/architecture.md).
+"""Safetensors checkpoints: reading (single file or shards + index json), writing shards, and
+the prefix mapping between the public LLaVA-Video / Ross3D layout and `Ross3DForCausalLM`
+(table in docs/architecture.md; the denoiser's inner names: `reference_layouts.py`; loading:
+`loading.py`).
 
 LLaVA layout (lmms-lab/LLaVA-Video-7B-Qwen2)        ours
   model.vision_tower.vision_tower.vision_model.*    vision_tower.*  (transformers 5 SigLIP)
   model.mm_projector.{0,2}.*                         mm_projector.{0,2}.*
   model.image_newline                                image_newline
   model.mask_token            (Ross3D)               mask_token
-  model.mm_inv_projector.*    (Ross3D denoiser)      reconstructor.denoiser.*
+  model.mm_inv_projector.net.*  (Ross3D denoiser)    reconstructor.denoiser.*  (renamed inside)
   model.{embed_tokens,layers.N,norm}.*               language_model.model.{...}.*
   lm_head.*                                          language_model.lm_head.*
   ground_head_obj.* / ground_head_query.*            ground_head.obj.* / ground_head.query.*
@@ -17,7 +18,6 @@ LLaVA layout (lmms-lab/LLaVA-Video-7B-Qwen2)        ours
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,15 +29,12 @@ LLAVA_KEY_MAP: tuple[tuple[str, str], ...] = (
     ("model.mm_projector.", "mm_projector."),
     ("model.image_newline", "image_newline"),
     ("model.mask_token", "mask_token"),
-    ("model.mm_inv_projector.", "reconstructor.denoiser."),
     ("model.", "language_model.model."),
     ("lm_head.", "language_model.lm_head."),
     ("ground_head_obj.", "ground_head.obj."),
     ("ground_head_query.", "ground_head.query."),
     ("ground_head_zero_target", "ground_head.zero_target"),
 )
-# Parts of our model a LLaVA-Video checkpoint does not hold (built from their own configs).
-NOT_IN_LLAVA = ("latent_tokenizer.", "reconstructor.", "mask_token", "ground_head.")
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 
@@ -105,70 +102,39 @@ def write_sharded(state: dict[str, torch.Tensor], folder: Path, max_shard_bytes:
     (folder / INDEX_NAME).write_text(json.dumps(index, indent=2))
 
 
-@dataclass
-class LoadReport:
-    """What `load_llava_checkpoint` did. `missing` excludes parts a LLaVA checkpoint never has
-    (listed in `not_in_checkpoint`); `unexpected` = checkpoint keys with no place in our model."""
-
-    loaded: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    not_in_checkpoint: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        return (
-            f"loaded {len(self.loaded)} tensors; missing {len(self.missing)} "
-            f"{self.missing[:5]}; unexpected {len(self.unexpected)} {self.unexpected[:5]}; "
-            f"{len(self.not_in_checkpoint)} Ross3D-only tensors keep their initialisation"
-        )
-
-
-def resolve_checkpoint(path_or_hub_id: str | Path) -> Path:
-    """A local folder as is; otherwise download the safetensors + json files from the hub."""
+def resolve_checkpoint(path_or_hub_id: str | Path, subfolder: str | None = None) -> Path:
+    """A local file or folder as is; otherwise download the hub repo's safetensors and json files
+    (only those under `subfolder` when given) and return the snapshot folder."""
     path = Path(path_or_hub_id)
-    if path.is_dir():
+    if path.exists():
         return path
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(str(path_or_hub_id), allow_patterns=["*.safetensors", "*.json"]))
-
-
-def load_llava_checkpoint(model: torch.nn.Module, path_or_hub_id: str | Path) -> LoadReport:
-    """Copy a LLaVA-layout checkpoint's tensors into `model` (in place, shapes checked).
-
-    ValueError on a shape mismatch; keys that do not map are reported, not loaded.
-    """
-    folder = resolve_checkpoint(path_or_hub_id)
-    theirs = read_state_dict(folder)
-    ours = model.state_dict()
-    report = LoadReport()
-    mapped = {}
-    for key, tensor in theirs.items():
-        name = llava_to_ours(key)
-        if name is None or name not in ours:
-            report.unexpected.append(key)
-            continue
-        if tuple(ours[name].shape) != tuple(tensor.shape):
-            raise ValueError(
-                f"{folder}: {key} has shape {tuple(tensor.shape)}, model's {name} has "
-                f"{tuple(ours[name].shape)} (config does not match the checkpoint)"
+    prefix = "" if subfolder is None else f"{subfolder}/"
+    try:
+        return Path(
+            snapshot_download(
+                str(path_or_hub_id),
+                allow_patterns=[f"{prefix}*.safetensors", f"{prefix}*.json"],
             )
-        mapped[name] = tensor
-    model.load_state_dict(mapped, strict=False)
-    report.loaded = sorted(mapped)
-    for name in sorted(set(ours) - set(mapped)):
-        bucket = report.not_in_checkpoint if name.startswith(NOT_IN_LLAVA) else report.missing
-        bucket.append(name)
-    return report
+        )
+    except Exception as err:  # hub errors have many types; the message names the id
+        raise ValueError(f"{path_or_hub_id}: not a local path and not downloadable: {err}") from err
 
 
 def save_llava_checkpoint(
     model: torch.nn.Module, folder: Path, max_shard_bytes: int = 5 * 2**30
 ) -> None:
-    """Export `model` in the LLaVA/Ross3D layout (the frozen VAE is not part of that layout)."""
-    state = {}
+    """Export `model` in the released Ross3D layout (LLaVA prefixes, the denoiser in the public
+    DiT's names: fused qkv, conv embedder, [1, N, W] tables); the frozen VAE is left out."""
+    from ross3d_model.reference_layouts import DENOISER_OURS, denoiser_to_released
+
+    state, denoiser = {}, {}
     for name, tensor in model.state_dict().items():
-        key = ours_to_llava(name)
-        if key is not None:
+        if name.startswith(DENOISER_OURS):
+            denoiser[name[len(DENOISER_OURS) :]] = tensor.detach().cpu()
+        elif (key := ours_to_llava(name)) is not None:
             state[key] = tensor.detach().cpu()
+    if denoiser:
+        state.update(denoiser_to_released(model.cfg, denoiser))
     write_sharded(state, Path(folder), max_shard_bytes)

@@ -92,10 +92,17 @@ class LLMConfig:
     rope_theta: float = 1_000_000.0
     rms_norm_eps: float = 1e-6
     tie_word_embeddings: bool = False
+    # Rows for tokens added on top of the pretrained vocabulary (`<ground>`, `<coord>`: 2 at 7B,
+    # vocab_size = len(tokenizer) = 151,649). A checkpoint with a different row count gives its
+    # first vocab_size - added_token_rows rows; the added input and output rows are the mean of
+    # those (public train_3d.py add_tokens_and_resize_embeddings). 0 = shapes must match.
+    added_token_rows: int = 0
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads"):
             _positive(name, getattr(self, name))
+        if not 0 <= self.added_token_rows < self.vocab_size:
+            raise ValueError(f"added_token_rows must be in [0, vocab_size): {self.added_token_rows}")
         _positive("num_kv_heads", self.num_kv_heads)
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
             raise ValueError("hidden_size % num_heads and num_heads % num_kv_heads must be 0")

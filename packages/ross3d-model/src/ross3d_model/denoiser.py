@@ -6,8 +6,15 @@ Structure (after the public Ross3D denoiser, written afresh):
   learnable queries (one per latent token) read the conditioning tokens;
 - shared: timestep embedder, ``depth`` :class:`DiTBlock` s with adaLN-zero modulation by the
   per-token condition ``c = t_emb + z`` (z = pooled condition), and :class:`FinalLayer`.
-At initialisation every adaLN modulation and the final projection are zero, so each block is
-the identity and the denoiser outputs 0.
+Initialisation (``init``, model config ``reconstruction.denoiser_init``):
+- ``"adaln-zero"``: DiT's ``initialize_weights`` (xavier Linears, N(0, 0.02) conditioning paths,
+  every adaLN modulation and the final projection zero: each block starts as the identity and
+  the denoiser outputs 0, so at step 0 no reconstruction gradient reaches the LLM);
+- ``"reference"``: PyTorch's default Linear init, as the public Ross3D DiT (its
+  ``initialize_weights`` call is commented out, ross3d ``denoiser_dit_multi.py`` line 205); in
+  the recipe most of it is then overwritten by the ROSS 2D denoiser (``loading.py``).
+The position tables are persistent buffers: the reference loader writes interpolated copies of
+the 2D table into them, and exports carry them.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps, get_2d_sin
 from torch import nn
 
 TIME_FREQ_DIM = 256
+DENOISER_INITS = ("reference", "adaln-zero")
 
 
 def modulate(x_NTD: torch.Tensor, shift_NTD: torch.Tensor, scale_NTD: torch.Tensor):
@@ -114,7 +122,7 @@ class Branch(nn.Module):
         self.grid = grid
         self.x_embedder = nn.Linear(channels, width)
         table = get_2d_sincos_pos_embed(width, grid, base_size=grid, output_type="pt")
-        self.register_buffer("pos_embed", table.float(), persistent=False)
+        self.register_buffer("pos_embed", table.float())
         self.pooling = AttentionPooling(cond_features, width, grid * grid, pool_heads)
 
 
@@ -132,8 +140,11 @@ class Denoiser(nn.Module):
         cond_features: int,
         grids: dict[str, int],
         pool_heads: int,
+        init: str = "adaln-zero",
     ) -> None:
         super().__init__()
+        if init not in DENOISER_INITS:
+            raise ValueError(f"denoiser init must be one of {DENOISER_INITS}, got {init!r}")
         self.channels = channels
         self.branches = nn.ModuleDict(
             {
@@ -145,7 +156,8 @@ class Denoiser(nn.Module):
         self.t_embedder = TimestepEmbedding(TIME_FREQ_DIM, width)
         self.blocks = nn.ModuleList(DiTBlock(width, num_heads, mlp_ratio) for _ in range(depth))
         self.final_layer = FinalLayer(width, channels)
-        self.initialize_weights()
+        if init == "adaln-zero":
+            self.initialize_weights()
 
     def initialize_weights(self) -> None:
         """DiT initialisation: xavier Linears, N(0, 0.02) for conditioning paths, adaLN-zero."""

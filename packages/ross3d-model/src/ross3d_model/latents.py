@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from torch import nn
 
+from ross3d_model.loading import build_context
+
 LATENT_MODES = ("sample", "mean")
 FLUX_SCALING_FACTOR = 0.3611
 FLUX_SHIFT_FACTOR = 0.1159
@@ -90,10 +92,18 @@ class VaeConfig:
 
 
 def build_vae(cfg: VaeConfig) -> AutoencoderKL:
-    """The real VAE from ``cfg.pretrained`` or a tiny random one (FLUX layout: no quant convs)."""
+    """The real VAE from ``cfg.pretrained`` or a tiny random one (FLUX layout: no quant convs).
+    Inside ``Ross3DForCausalLM.from_config`` (``loading.build_context().loader``) the real VAE is
+    built from its config only: the model's loader assigns its weights memory-mapped."""
     if cfg.pretrained is not None:
         kwargs = {} if cfg.subfolder is None else {"subfolder": cfg.subfolder}
-        vae = AutoencoderKL.from_pretrained(cfg.pretrained, **kwargs)
+        if build_context().loader:
+            from ross3d_model.checkpoint import resolve_checkpoint
+
+            folder = resolve_checkpoint(cfg.pretrained, cfg.subfolder)
+            vae = AutoencoderKL.from_config(AutoencoderKL.load_config(str(folder), **kwargs))
+        else:
+            vae = AutoencoderKL.from_pretrained(cfg.pretrained, **kwargs)
     else:
         channels = tuple(cfg.tiny_block_out_channels)
         with torch.random.fork_rng(devices=[]):

@@ -3,6 +3,7 @@ reconstruction branch (denoiser over a frozen VAE's latents). Data flow: docs/ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ross3d_model.batch import IGNORE_INDEX
 from ross3d_model.config import LLMConfig, Ross3DConfig
 from ross3d_model.grounding import GroundingHead, infonce_loss, object_features
 from ross3d_model.latents import LatentTokenizer
+from ross3d_model.loading import build_context, placement
 from ross3d_model.masking import choose_masked_views
 from ross3d_model.objective import combine_losses
 from ross3d_model.position import encode_xyz
@@ -61,7 +63,10 @@ def qwen2_hf_config(cfg: LLMConfig) -> Qwen2Config:
 
 
 def build_llm(cfg: LLMConfig) -> Qwen2ForCausalLM:
-    if cfg.pretrained is None:
+    """A Qwen2 of `cfg`'s shape. Inside `from_config` (loading.build_context().loader) the
+    weights of `cfg.pretrained` are assigned afterwards; a bare `Ross3DForCausalLM(config)` loads
+    them here with transformers."""
+    if cfg.pretrained is None or build_context().loader:
         return Qwen2ForCausalLM(qwen2_hf_config(cfg))
     llm = Qwen2ForCausalLM.from_pretrained(cfg.pretrained)
     if llm.config.hidden_size != cfg.hidden_size or llm.config.vocab_size != cfg.vocab_size:
@@ -107,63 +112,90 @@ class Ross3DForCausalLM(PreTrainedModel):
     _no_split_modules = ("Qwen2DecoderLayer", "SiglipEncoderLayer")
 
     def __init__(self, config: Ross3DHFConfig) -> None:
+        """Components in the order below (the random init is reproducible under a seed). Inside
+        `from_config`/`from_pretrained` (loading.build_context) they may be meta skeletons, and
+        with `inference` there is no VAE (`latent_tokenizer`) and no denoiser (`reconstructor`)."""
         super().__init__(config)
-        cfg = config.model_cfg
-        self.cfg = cfg
-        d = cfg.llm.hidden_size
-        self.vision_tower = build_vision_tower(cfg.vision)
-        self.mm_projector = build_projector(cfg.vision.hidden_size, d)
-        self.language_model = build_llm(cfg.llm)
-        # LLaVA initialises the newline with randn / sqrt(D); the mask token likewise.
-        self.image_newline = nn.Parameter(torch.randn(d) / d**0.5)
-        self.mask_token = nn.Parameter(torch.randn(d) / d**0.5)
-        self.ground_head = GroundingHead(d, cfg.grounding)
-        self.reconstructor = Reconstructor(cfg.reconstruction, d)
-        self.latent_tokenizer = LatentTokenizer(cfg.vae)
+        self.cfg = config.model_cfg
+        ctx = build_context()
+        self.inference_only = ctx.inference
+        self.reconstructor = self.latent_tokenizer = None
+        with placement(ctx.meta, None, None):
+            for name, build in self.component_builders().items():
+                setattr(self, name, build())
         self.special_ids: dict[str, int] = {}
         self.post_init()
+
+    def component_builders(self) -> dict[str, Callable[[], nn.Module | nn.Parameter]]:
+        """Top-level component name -> builder (random init from the config)."""
+        cfg, d = self.cfg, self.cfg.llm.hidden_size
+        builders = {
+            "vision_tower": lambda: build_vision_tower(cfg.vision),
+            "mm_projector": lambda: build_projector(cfg.vision.hidden_size, d),
+            "language_model": lambda: build_llm(cfg.llm),
+            # LLaVA initialises the newline with randn / sqrt(D); the mask token likewise.
+            "image_newline": lambda: nn.Parameter(torch.randn(d) / d**0.5),
+            "mask_token": lambda: nn.Parameter(torch.randn(d) / d**0.5),
+            "ground_head": lambda: GroundingHead(d, cfg.grounding),
+        }
+        if not self.inference_only:
+            builders["reconstructor"] = lambda: Reconstructor(cfg.reconstruction, d)
+            builders["latent_tokenizer"] = lambda: LatentTokenizer(cfg.vae)
+        return builders
 
     def _init_weights(self, module: nn.Module) -> None:
         """Components initialise themselves (or are loaded) in __init__; nothing to redo."""
 
     @classmethod
-    def from_config(cls, cfg: Ross3DConfig) -> Ross3DForCausalLM:
-        """Build from the typed config: random init, or pretrained components where the config
-        names them (`vision.pretrained`, `llm.pretrained`, `vae.pretrained`)."""
-        model = cls(Ross3DHFConfig(ross3d=cfg.to_dict()))
-        if cfg.init_from is not None:
-            from ross3d_model.checkpoint import load_llava_checkpoint
+    def from_config(
+        cls,
+        cfg: Ross3DConfig,
+        *,
+        dtype: torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        inference: bool = False,
+    ) -> Ross3DForCausalLM:
+        """Build from the typed config, leanly (loading.py): every pretrained part the config
+        names (`init_from`, `vision/llm/vae.pretrained`, `reconstruction.pretrained_denoiser`)
+        is assigned from its checkpoint onto a meta skeleton; only the rest is initialised, in
+        `dtype` (None: float32) on `device`. Any missing, unexpected or mismatched tensor is a
+        ValueError (`ross3d-model check-init` lists them without building)."""
+        from ross3d_model.loading import build_from_sources
+        from ross3d_model.reference_layouts import config_sources
 
-            report = load_llava_checkpoint(model, cfg.init_from)
-            if report.missing or report.unexpected:
-                raise ValueError(f"{cfg.init_from}: {report.summary()}")
-        return model
+        config = Ross3DHFConfig(ross3d=cfg.to_dict())
+        sources = config_sources(cfg, inference)
+        return build_from_sources(cls, config, sources, dtype, device, inference, "model config")
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, dtype: torch.dtype | None = None
+        cls,
+        path: str | Path,
+        dtype: torch.dtype | None = None,
+        *,
+        device: str | torch.device | None = None,
+        inference: bool = False,
     ) -> Ross3DForCausalLM:
-        """Load a folder written by `save_pretrained` (config.json + safetensors, sharded or not).
-        Components are built from the config and then overwritten; every key must match, so the
-        round trip is exact (a custom loader: the frozen VAE and the scheduler tables must not be
-        built on the meta device, as transformers' loader would)."""
-        from ross3d_model.checkpoint import read_state_dict
+        """Load a folder written by `save_pretrained` (config.json + safetensors, sharded or not)
+        leanly: a meta skeleton, every tensor assigned from the memory-mapped files, nothing
+        downloaded; every key must match, so the round trip is exact. `inference`: no VAE and no
+        denoiser are built; their keys are ignored."""
+        from ross3d_model.loading import Checkpoint, build_from_sources
+        from ross3d_model.reference_layouts import drop_parts, prefixed_source
 
         config = Ross3DHFConfig.from_pretrained(str(path))
-        model = cls(config)
-        state = read_state_dict(Path(path))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"{path}: checkpoint does not match the model: missing {sorted(missing)[:10]} "
-                f"({len(missing)}), unexpected {sorted(unexpected)[:10]} ({len(unexpected)})"
-            )
-        return model if dtype is None else model.to(dtype)
+        source = prefixed_source("export", Checkpoint(Path(path)), "", config.model_cfg)
+        if inference:
+            source = drop_parts(source, ("reconstructor.", "latent_tokenizer."), "inference")
+        return build_from_sources(cls, config, [source], dtype, device, inference, str(path))
 
     def set_special_ids(self, ids: dict[str, int]) -> None:
-        """Token ids of `<image>`, `<coord>`, `<ground>`, `<|im_end|>` (tokenizer.special_token_ids)."""
-        if len(ids) and max(ids.values()) >= self.cfg.llm.vocab_size:
-            raise ValueError(f"special token ids {ids} exceed the vocab {self.cfg.llm.vocab_size}")
+        """Token ids of `<image>`, `<coord>`, `<ground>`, `<|im_end|>` (tokenizer.special_token_ids).
+        `<image>` may lie past the embedding rows (tokenizer.py): it is never embedded."""
+        rows = self.cfg.llm.vocab_size
+        embedded = {k: v for k, v in ids.items() if k != "image"}
+        if embedded and max(embedded.values()) >= rows:
+            raise ValueError(f"special token ids {ids} exceed the vocab {rows}")
         self.special_ids = dict(ids)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None) -> None:
@@ -208,7 +240,8 @@ class Ross3DForCausalLM(PreTrainedModel):
             self.mask_token, self.image_newline, self.cfg.position,
         ).flatten(1, 2)  # fmt: skip
         text_ids = batch["input_ids"]
-        embeds = self.get_input_embeddings()(text_ids)
+        # `<image>` may lie past the embedding rows; its position is replaced by the frames
+        embeds = self.get_input_embeddings()(text_ids.masked_fill(text_ids == ids["image"], 0))
         coord_pe = encode_xyz(batch["coord_centres"], embeds.shape[-1], self.cfg.position)
         is_coord = (text_ids == ids["coord"])[..., None]
         embeds = embeds + is_coord * coord_pe[:, None].to(embeds.dtype)

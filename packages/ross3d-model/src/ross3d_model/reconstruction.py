@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
-from ross3d_model.denoiser import Denoiser
+from ross3d_model.denoiser import DENOISER_INITS, Denoiser
 from ross3d_model.masking import MASK_METHODS
 
 CONDITIONINGS = ("visible-pooled", "per-target")
@@ -51,8 +51,14 @@ class ReconstructionConfig:
     conditioning: str = "visible-pooled"
     mask_ratio: float = 0.25
     mask_choice: str = "random"
+    # Denoiser start (loading.py, docs/architecture.md "Reference switches"): the ROSS 2D
+    # denoiser as the reference ships it (`mm_inv_projector.bin`; None = none), and the init of
+    # what it does not cover: "reference" (PyTorch defaults) or "adaln-zero" (DiT's init).
+    pretrained_denoiser: str | None = None
+    denoiser_init: str = "adaln-zero"
 
     def __post_init__(self) -> None:
+        _check_choice("denoiser_init", self.denoiser_init, DENOISER_INITS)
         for name in ("width", "depth", "num_heads", "latent_channels", "view_grid", "bev_grid"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -99,6 +105,7 @@ class Reconstructor(nn.Module):
             cond_features=llm_hidden_size,
             grids=grids,
             pool_heads=cfg.pool_heads,
+            init=cfg.denoiser_init,
         )
         self.scheduler = DDPMScheduler(
             num_train_timesteps=cfg.num_train_timesteps,

@@ -9,6 +9,7 @@ from torch import nn
 from transformers import SiglipVisionConfig, SiglipVisionModel
 
 from ross3d_model.config import PositionConfig, VisionConfig
+from ross3d_model.loading import build_context
 from ross3d_model.position import encode_xyz
 
 
@@ -27,8 +28,10 @@ def siglip_hf_config(cfg: VisionConfig) -> SiglipVisionConfig:
 
 def build_vision_tower(cfg: VisionConfig) -> SiglipVisionModel:
     """Random tower from `cfg`, or the pretrained one (hub id / folder) cut to `cfg.num_layers`
-    (LLaVA-NeXT deletes SigLIP's last layer: 26 layers + hidden_states[-1] == layer -2 of 27)."""
-    if cfg.pretrained is None:
+    (LLaVA-NeXT deletes SigLIP's last layer: 26 layers + hidden_states[-1] == layer -2 of 27).
+    Inside `from_config` (loading.build_context().loader) only the tower's shape is built: the
+    model's loader assigns the pretrained weights."""
+    if cfg.pretrained is None or build_context().loader:
         tower = SiglipVisionModel(siglip_hf_config(cfg))
     else:
         tower = SiglipVisionModel.from_pretrained(
