@@ -11,30 +11,76 @@ def _decode(tok, ids):
     return tok.decode([i for i in ids if i != IGNORE_INDEX])
 
 
-def test_labels_cover_exactly_the_answer(tiny_cfg, tiny_tokenizer, mixed_examples):
+def _cfg(cfg, section: str, **values):
+    data = cfg.to_dict()
+    data[section] = {**data[section], **values}
+    return type(cfg).from_dict(data)
+
+
+def _text(tok, batch, i):
+    return _decode(tok, batch["input_ids"][i][batch["attention_mask"][i].bool()])
+
+
+def test_reference_label_set(tiny_cfg, tiny_tokenizer, mixed_examples):
+    """preprocess_qwen (Ross3D train_3d.py ~612-680): the assistant turn
+    `<|im_start|>assistant\n{answer}<|im_end|>\n` is labelled whole, and so is every `\n`,
+    `<|im_start|>`, `<|im_end|>` of the system and user turns (token 198 = '\n' in Qwen2)."""
+    assert tiny_cfg.text.lm_labels == "turn-and-markers"
     batch = collate_examples(mixed_examples, tiny_tokenizer, tiny_cfg, seed=0)
-    text = _decode(tiny_tokenizer, batch["input_ids"][0][batch["attention_mask"][0].bool()])
-    answer = _decode(tiny_tokenizer, batch["labels"][0].tolist())
-    assert answer in ("brown<|im_end|>", "the chair is brown<|im_end|>")
-    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n")
-    assert f"<|im_start|>user\n<image>\n{SPATIAL_PROMPT} What color is the chair?" in text
-    assert text.endswith("<|im_start|>assistant\n" + answer)
-    # grounding: `<ground>` answer, no LM target; vision-only: bare `<image>`, no target
+    labels = batch["labels"][0]
+    kept = labels != IGNORE_INDEX
+    assert torch.equal(labels[kept], batch["input_ids"][0][kept])  # labels are the tokens
+    answer = _decode(tiny_tokenizer, labels.tolist())
+    system = "<|im_start|>\n<|im_end|>\n"  # <|im_start|>system\n...<|im_end|>\n
+    user = "<|im_start|>\n\n\n<|im_end|>\n"  # user\n, after <image>, after the spatial prompt
+    turn = "<|im_start|>assistant\n{}<|im_end|>\n"
+    assert answer in (system + user + turn.format(a) for a in ("brown", "the chair is brown"))
+    assert _text(tiny_tokenizer, batch, 0).endswith(answer[len(system + user) :])
+    # grounding (InfoNCE only) and vision-only examples have no LM target
     for i in (2, 3, 4):
         assert (batch["labels"][i] == IGNORE_INDEX).all()
-    ground = _decode(tiny_tokenizer, batch["input_ids"][2][batch["attention_mask"][2].bool()])
-    assert ground.endswith("<|im_start|>assistant\n<ground>")
-    vision_only = _decode(tiny_tokenizer, batch["input_ids"][4][batch["attention_mask"][4].bool()])
-    assert (
-        "<|im_start|>user\n<image><|im_end|>" in vision_only and SPATIAL_PROMPT not in vision_only
+
+
+def test_answer_label_set(tiny_cfg, tiny_tokenizer, mixed_examples):
+    cfg = _cfg(tiny_cfg, "text", lm_labels="answer")
+    batch = collate_examples(mixed_examples, tiny_tokenizer, cfg, seed=0)
+    answer = _decode(tiny_tokenizer, batch["labels"][0].tolist())
+    assert answer in ("brown<|im_end|>", "the chair is brown<|im_end|>")
+    assert _text(tiny_tokenizer, batch, 0).endswith("<|im_start|>assistant\n" + answer)
+    for i in (2, 3, 4):
+        assert (batch["labels"][i] == IGNORE_INDEX).all()
+
+
+def test_prompt_layout_is_the_public_one(tiny_cfg, tiny_tokenizer, mixed_examples):
+    """train_3d.py ~1272-1274: `<image>\n{spatial}\n` + the raw text without `<image>`; the raw
+    text is "<image> {question} ..." for QA / captions and "<image>Identify ..." for grounding
+    (scripts/3d/preprocessing/process_*.py). Without the spatial prompt: the raw text."""
+    batch = collate_examples(mixed_examples, tiny_tokenizer, tiny_cfg, seed=0)
+    qa = "What color is the chair? Answer the question simply."
+    ground = "Identify the object according to the following description.\nthe brown chair"
+    assert f"<|im_start|>user\n<image>\n{SPATIAL_PROMPT}\n {qa}<|im_end|>" in _text(
+        tiny_tokenizer, batch, 0
     )
+    assert f"<|im_start|>user\n<image>\n{SPATIAL_PROMPT}\n{ground}<|im_end|>" in _text(
+        tiny_tokenizer, batch, 2
+    )
+    assert _text(tiny_tokenizer, batch, 2).endswith("<|im_start|>assistant\n<ground>")
+    vision_only = _text(tiny_tokenizer, batch, 4)
+    assert "<|im_start|>user\n<image><|im_end|>" in vision_only
+    bare = collate_examples(
+        mixed_examples, tiny_tokenizer, tiny_cfg, train=False, spatial_prompt=False
+    )
+    assert f"<|im_start|>user\n<image> {qa}<|im_end|>" in _text(tiny_tokenizer, bare, 0)
+    assert f"<|im_start|>user\n<image>{ground}<|im_end|>" in _text(tiny_tokenizer, bare, 2)
+    assert all(SPATIAL_PROMPT not in _text(tiny_tokenizer, bare, i) for i in range(5))
 
 
 def test_tensor_fields(tiny_cfg, tiny_tokenizer, mixed_examples):
     batch = collate_examples(mixed_examples, tiny_tokenizer, tiny_cfg)
     b = len(mixed_examples)
-    assert batch["pixel_values"].shape == (b, 4, 3, 384, 384)
-    assert batch["images"].dtype == torch.uint8 and batch["bev"].shape == (b, 3, 432, 432)
+    assert "pixel_values" not in batch  # uint8 images only: the model normalises on its device
+    assert batch["images"].dtype == torch.uint8 and batch["images"].shape == (b, 4, 3, 384, 384)
+    assert batch["bev"].shape == (b, 3, 432, 432)
     assert batch["coords"].shape == (b, 4, 14, 14, 3) and batch["overlap"].shape == (b, 4, 4)
     assert batch["is_grounding"].tolist() == [False, False, True, True, False]
     assert batch["has_text"].tolist() == [True, True, True, True, False]

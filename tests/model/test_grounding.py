@@ -44,11 +44,11 @@ def test_patches_in_box_by_hand():
     assert torch.equal(got[0, 1], expected1)
 
 
-def test_invalid_depth_never_counts():
+def test_invalid_depth_never_counts_with_patch_depth_valid():
     depth, K, T = _scene()
     depth[:] = 0
     box = torch.tensor([[0.0, 0.0, 0.0, 100.0, 100.0, 100.0]])
-    assert not patches_in_boxes(depth, K, T, box, 27, 14, 0.5).any()
+    assert not patches_in_boxes(depth, K, T, box, 27, 14, 0.5, patch_depth="valid").any()
 
 
 def test_object_features_mean_plus_centre_pe():
@@ -81,13 +81,48 @@ def test_select_single_ignores_zero_target():
     assert select_single(torch.tensor([0.1, 2.0, 0.3, 9.0])) == 1
 
 
-def test_select_multi_cumulative_threshold():
-    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])  # candidates 0..2, zero-target last
-    logits = probs.log()
-    assert select_multi(logits, 0.5) == [0]
-    assert select_multi(logits, 0.7) == [0, 1]
-    assert select_multi(logits, 0.9) == [0, 1, 2]
-    zero_first = torch.tensor([0.1, 0.2, 0.1, 0.6]).log()
-    assert select_multi(zero_first, 0.5) == []
-    # the zero-target picked later is skipped, not returned
-    assert select_multi(torch.tensor([0.4, 0.1, 0.2, 0.3]).log(), 0.95) == [0, 2, 1]
+def test_patch_depth_any_counts_invalid_pixels_at_the_camera_centre():
+    """Public code (ross3d_arch.py ~536-554) tests every pixel's unprojected point; with no valid
+    depth every point is the camera centre: inside a box around it, outside one away from it."""
+    depth, K, T = _scene()
+    depth[:] = 0
+    around = torch.tensor([[0.5, 0.0, 0.0, 0.2, 0.2, 0.2]])  # contains camera 1 (0.5, 0, 0) only
+    got = patches_in_boxes(depth, K, T, around, 27, 14, 0.5, patch_depth="any")
+    assert got[0, 1].all() and not got[0, [0, 2, 3]].any()
+    assert not patches_in_boxes(depth, K, T, around, 27, 14, 0.5, patch_depth="valid").any()
+
+
+def test_head_init_switch():
+    """reference: Qwen2 `_init_weights` (Linear N(0, 0.02), bias 0) and zero-target randn
+    (ross3d_qwen.py ~103); torch: PyTorch Linear default (std 1/sqrt(3 fan_in)), zero-target
+    N(0, 0.02^2)."""
+    torch.manual_seed(0)
+    torch.set_grad_enabled(False)
+    ref = GroundingHead(256, GroundingConfig(head_init="reference"))
+    for layer in (ref.obj[0], ref.obj[3], ref.query[0], ref.query[3]):
+        assert abs(float(layer.weight.std()) - 0.02) < 0.001 and not layer.bias.any()
+    assert abs(float(ref.zero_target.std()) - 1.0) < 0.15
+    ours = GroundingHead(256, GroundingConfig(head_init="torch"))
+    assert abs(float(ours.obj[0].weight.std()) - 1 / math.sqrt(3 * 256)) < 0.002
+    assert ours.obj[0].bias.abs().max() > 0
+    assert abs(float(ours.zero_target.std()) - 0.02) < 0.005
+    torch.set_grad_enabled(True)
+
+
+def _probs(*p):
+    return torch.tensor(p).log()  # softmax(log p) = p for p summing to 1
+
+
+def test_select_multi_is_the_public_rule():
+    """eval_multi3drefer.py ~100-111 on hand-made cases (last entry = zero-target)."""
+    probs = _probs(0.5, 0.3, 0.15, 0.05)
+    assert select_multi(probs, 0.4) == [0]
+    assert select_multi(probs, 0.7) == [0, 1]  # 0.5 + 0.3 >= 0.7
+    assert select_multi(probs, 0.9) == [0, 1, 2]
+    assert select_multi(probs, 0.99) == [0, 1, 2]  # never reaches it: every candidate
+    assert select_multi(_probs(0.1, 0.2, 0.1, 0.6), 0.4) == []  # zero-target wins the argmax
+    # zero-target second: dropped without renormalising, candidates still accumulate
+    assert select_multi(_probs(0.35, 0.1, 0.25, 0.3), 0.4) == [0, 2]
+    assert select_multi(_probs(0.35, 0.1, 0.25, 0.3), 0.7) == [0, 2, 1]
+    # a tie with the zero-target: argmax is the first maximum, a candidate
+    assert select_multi(torch.tensor([2.0, 2.0]), 0.4) == [0]

@@ -113,3 +113,43 @@ def test_view_grid_follows_the_image_size():
     cfg = VaeConfig(view_size=224, bev_size=432)
     assert (cfg.view_grid, cfg.bev_grid, cfg.target_channels) == (14, 27, 64)
     assert F.pixel_unshuffle(torch.zeros(1, 16, 28, 28), 2).shape[-1] == cfg.view_grid
+
+
+def test_bev_valid_cells_bilinear_mean_rule_by_hand():
+    """Public rule (ross3d_arch.py ~1250-1251): bilinear resize 432 -> 27 (no antialiasing),
+    channel mean > 0. Output cell i samples input coordinate 16 i + 7.5, i.e. pixels 16 i + 7 and
+    16 i + 8 of each axis: a cell is valid iff one of those 2x2 centre pixels is non-black."""
+    bev = torch.zeros(1, 3, 432, 432, dtype=torch.uint8)
+    bev[0, 0, 16 + 8, 32 + 7] = 5  # a centre pixel of cell (1, 2)
+    bev[0, 2, 5 * 16, 6 * 16] = 9  # the corner pixel of cell (5, 6): not read by the bilinear rule
+    centre = bev_valid_cells(bev, 27, rule="bilinear-mean")
+    assert centre.nonzero().tolist() == [[0, 1, 2]]
+    block = bev_valid_cells(bev, 27, rule="block")
+    assert block.nonzero().tolist() == [[0, 1, 2], [0, 5, 6]]
+
+
+def test_vae_input_resize_follows_the_antialias_switch():
+    """Public views: F.interpolate(mode='bilinear') 384 -> 216 without antialiasing
+    (ross3d_arch.py ~1105); `antialias=True` low-passes first."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (1, 1, 3, 384, 384), generator=g, dtype=torch.uint8)
+    x = images[0].float() / 127.5 - 1.0
+    for antialias in (False, True):
+        tok = LatentTokenizer(VaeConfig(latent_mode="mean", antialias=antialias))
+        seen: list[torch.Tensor] = []
+        tok.vae.encoder.register_forward_pre_hook(lambda _m, args, out=seen: out.append(args[0]))
+        tok.encode_views(images)
+        want = F.interpolate(x, size=(216, 216), mode="bilinear", antialias=antialias)
+        assert torch.allclose(seen[0], want.clamp(-1, 1), atol=1e-6)
+    assert not torch.allclose(
+        F.interpolate(x, size=(216, 216), mode="bilinear"),
+        F.interpolate(x, size=(216, 216), mode="bilinear", antialias=True),
+        atol=1e-2,
+    )
+
+
+def test_bev_min_valid_fraction_needs_the_block_rule():
+    with pytest.raises(ValueError, match="bev_min_valid_fraction"):
+        VaeConfig(bev_min_valid_fraction=0.5)
+    with pytest.raises(ValueError, match="bev_valid_rule"):
+        VaeConfig(bev_valid_rule="nope")

@@ -244,3 +244,39 @@ def test_disabled_branches_and_bad_inputs_are_rejected():
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
         _cfg(**kwargs)
+
+
+@pytest.mark.parametrize("branch", ["view", "bev"])
+def test_compute_dtype_float32_ignores_an_outer_bf16_autocast(branch):
+    """compute_dtype "float32" (public: the denoiser under a float32 autocast with .float()
+    inputs, ross3d_arch.py ~1124-1135, ~1253-1264) gives the float32 loss inside a bf16 autocast;
+    "param" follows the autocast (bf16 matmuls: a different loss)."""
+    hidden, view_latents, bev_latents = _inputs()
+    valid = torch.ones(2, 27, 27, dtype=torch.bool)
+
+    def loss(compute_dtype, autocast):
+        model = _model(randomize=True, compute_dtype=compute_dtype)
+        gen = torch.Generator().manual_seed(5)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), torch.no_grad():
+            if branch == "view":
+                return float(model.view_loss(hidden, MASKED, view_latents, gen))
+            return float(model.bev_loss(hidden, ~MASKED, bev_latents, valid, gen))
+
+    plain = loss("float32", autocast=False)
+    assert loss("float32", autocast=True) == plain
+    assert loss("param", autocast=False) == plain
+    assert loss("param", autocast=True) != plain
+
+
+@pytest.mark.gpu
+def test_compute_dtype_float32_upcasts_bf16_parameters_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    hidden, view_latents, _ = _inputs()
+    model = _model(randomize=True).cuda()
+    gen = torch.Generator(device="cuda").manual_seed(5)
+    want = model.view_loss(hidden.cuda(), MASKED, view_latents.cuda(), gen)
+    model = model.to(torch.bfloat16)
+    gen = torch.Generator(device="cuda").manual_seed(5)
+    got = model.view_loss(hidden.cuda().bfloat16(), MASKED, view_latents.cuda(), gen)
+    assert torch.isclose(got, want, rtol=2e-2)

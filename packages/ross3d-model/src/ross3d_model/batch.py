@@ -1,9 +1,18 @@
 """Loader examples (docs/contracts.md sections 2-3) -> model input batch.
 
-Conversation (qwen_1_5): system turn, user turn `<image>\\n{spatial prompt} {task prompt}`,
-assistant turn = one answer (training, chosen by a seeded RNG) or `<ground>` (grounding tasks).
-Labels are -100 everywhere except the answer tokens and the closing `<|im_end|>`; grounding and
-vision-only examples (instruction None) have no LM targets.
+Conversation (qwen_1_5): system turn, user turn, assistant turn = one answer (training, chosen by
+a seeded RNG) or `<ground>` (grounding tasks). The user turn is the public code's
+(`train_3d.py` ~1272-1274): `<image>\n{spatial prompt}\n` + the raw benchmark text without its
+`<image>`, whose separator is per task (`prompts.IMAGE_SEPARATOR`: " " for ScanQA, SQA3D and
+Scan2Cap, "" for the grounding tasks); without the spatial prompt (the public eval input) it is
+`<image>{separator}{prompt}`.
+
+Labels (`cfg.text.lm_labels`, training text tasks only): "turn-and-markers" = the public
+`preprocess_qwen` (`train_3d.py` ~612-680): the whole assistant turn
+`<|im_start|>assistant\n{answer}<|im_end|>\n` plus every `\n`, `<|im_start|>` and `<|im_end|>`
+token anywhere in the sequence; "answer" = the answer tokens and the closing `<|im_end|>`.
+Grounding and vision-only examples (instruction None) have no LM targets (the public code trains
+grounding samples with InfoNCE only).
 """
 
 from __future__ import annotations
@@ -11,22 +20,29 @@ from __future__ import annotations
 import random
 
 import torch
+from ross3d_data.instructions.prompts import IMAGE_SEPARATOR
+from ross3d_eval.benchmarks import GROUNDING_TASKS
 from transformers import PreTrainedTokenizerBase
 
 from ross3d_model.config import Ross3DConfig
 from ross3d_model.grounding import patches_in_boxes
 from ross3d_model.latent_cache import cached_fields
-from ross3d_model.tokenizer import GROUND_TOKEN, IM_END, IMAGE_TOKEN, special_token_ids
+from ross3d_model.position import camera_centre_fill
+from ross3d_model.tokenizer import GROUND_TOKEN, IM_END, IM_START, IMAGE_TOKEN, special_token_ids
 
 IGNORE_INDEX = -100
-GROUNDING_TASKS = ("scanrefer", "multi3drefer")
 _STACKED = ("images", "coords", "coords_valid", "overlap", "bev")
+_ASSISTANT_HEADER = f"{IM_START}assistant\n"
 
 
-def _user_text(instruction: dict | None, cfg: Ross3DConfig) -> str:
+def user_text(instruction: dict | None, cfg: Ross3DConfig, spatial_prompt: bool = True) -> str:
+    """The user turn's content (module docstring); a vision-only example is a bare `<image>`."""
     if instruction is None:
         return IMAGE_TOKEN
-    return f"{IMAGE_TOKEN}\n{cfg.text.spatial_prompt} {instruction['prompt']}"
+    text = IMAGE_SEPARATOR[instruction["task"]] + instruction["prompt"]
+    if not spatial_prompt:
+        return IMAGE_TOKEN + text
+    return f"{IMAGE_TOKEN}\n{cfg.text.spatial_prompt}\n{text}"
 
 
 def _answer_text(instruction: dict | None, train: bool, rng: random.Random) -> str | None:
@@ -40,28 +56,49 @@ def _answer_text(instruction: dict | None, train: bool, rng: random.Random) -> s
     answers = instruction["answers"]
     if not answers:
         raise ValueError(f"instruction {instruction['id']}: no answers to train on")
-    return rng.choice(answers) + IM_END
+    return rng.choice(answers)
+
+
+def _marker_ids(tok: PreTrainedTokenizerBase) -> set[int]:
+    """Ids of `\n`, `<|im_start|>`, `<|im_end|>` (the public code's 198, im_start, im_end)."""
+    newline = tok("\n", add_special_tokens=False).input_ids
+    if len(newline) != 1:
+        raise ValueError(f"tokenizer splits '\\n' into {newline}: expected one token")
+    return {newline[0], *tok.convert_tokens_to_ids([IM_START, IM_END])}
 
 
 def _tokenize(
-    example: dict, tok: PreTrainedTokenizerBase, cfg: Ross3DConfig, train: bool, rng
+    example: dict,
+    tok: PreTrainedTokenizerBase,
+    cfg: Ross3DConfig,
+    train: bool,
+    rng: random.Random,
+    spatial_prompt: bool,
 ) -> tuple[list[int], list[int]]:
     """input ids and labels of one example (the `<image>` token still a single placeholder)."""
     instruction = example["instruction"]
     messages = [
         {"role": "system", "content": cfg.text.system_prompt},
-        {"role": "user", "content": _user_text(instruction, cfg)},
+        {"role": "user", "content": user_text(instruction, cfg, spatial_prompt)},
     ]
     prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     ids = tok(prompt, add_special_tokens=False).input_ids
-    labels = [IGNORE_INDEX] * len(ids)
     answer = _answer_text(instruction, train, rng)
-    if answer is not None:
+    if answer is None:
+        return ids, [IGNORE_INDEX] * len(ids)
+    if instruction["task"] in GROUNDING_TASKS:
         answer_ids = tok(answer, add_special_tokens=False).input_ids
-        ids += answer_ids
-        is_lm = instruction["task"] not in GROUNDING_TASKS
-        labels += answer_ids if is_lm else [IGNORE_INDEX] * len(answer_ids)
-    return ids, labels
+        return ids + answer_ids, [IGNORE_INDEX] * (len(ids) + len(answer_ids))
+    if cfg.text.lm_labels == "answer":
+        answer_ids = tok(answer + IM_END, add_special_tokens=False).input_ids
+        return ids + answer_ids, [IGNORE_INDEX] * len(ids) + answer_ids
+    answer_ids = tok(answer + IM_END + "\n", add_special_tokens=False).input_ids
+    header = tok(_ASSISTANT_HEADER, add_special_tokens=False).input_ids
+    if ids[-len(header) :] != header:
+        raise ValueError("chat template does not end with the assistant header it should")
+    markers = _marker_ids(tok)
+    labels = [t if t in markers else IGNORE_INDEX for t in ids[: -len(header)]]
+    return ids + answer_ids, labels + header + answer_ids
 
 
 def _grounding_targets(example: dict, cfg: Ross3DConfig, train: bool) -> dict:
@@ -90,6 +127,7 @@ def _grounding_targets(example: dict, cfg: Ross3DConfig, train: bool) -> dict:
             cfg.vision.grid,
             cfg.vision.patch_size,
             cfg.grounding.min_inside_fraction,
+            patch_depth=cfg.grounding.patch_depth,
         )
     return {"boxes": boxes, "object_ids": object_ids, "positives": positives, "in_box": in_box}
 
@@ -112,9 +150,10 @@ def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
 
 
 def normalise_pixels(images_BV3SS: torch.Tensor, cfg: Ross3DConfig) -> torch.Tensor:
-    """uint8 RGB -> SigLIP input ((x / 255 - mean) / std), float32."""
-    mean = torch.tensor(cfg.vision.image_mean).view(3, 1, 1)
-    std = torch.tensor(cfg.vision.image_std).view(3, 1, 1)
+    """uint8 RGB -> SigLIP input ((x / 255 - mean) / std), float32, on the images' device (the
+    model calls it: batches carry uint8 `images` only)."""
+    mean = torch.tensor(cfg.vision.image_mean, device=images_BV3SS.device).view(3, 1, 1)
+    std = torch.tensor(cfg.vision.image_std, device=images_BV3SS.device).view(3, 1, 1)
     return (images_BV3SS.float() / 255.0 - mean) / std
 
 
@@ -124,15 +163,18 @@ def collate_examples(
     cfg: Ross3DConfig,
     train: bool = True,
     seed: int | None = None,
+    spatial_prompt: bool = True,
 ) -> dict:
-    """Stack loader examples into one model batch (see module docstring; keys in docs)."""
+    """Stack loader examples into one model batch (see module docstring; keys in docs).
+    `spatial_prompt=False` builds the user turn without the spatial prompt (the public eval
+    code's input, predict's reference protocol)."""
     if not examples:
         raise ValueError("collate_examples needs at least one example")
     rng = random.Random(cfg.seed if seed is None else seed)
     special = special_token_ids(tokenizer)
     ids, labels, tasks, grounding, coord = [], [], [], [], []
     for ex in examples:
-        seq, lab = _tokenize(ex, tokenizer, cfg, train, rng)
+        seq, lab = _tokenize(ex, tokenizer, cfg, train, rng, spatial_prompt)
         if seq.count(special["image"]) != 1:
             raise ValueError(f"scene {ex['scene_id']}: prompt must hold exactly one {IMAGE_TOKEN}")
         n_visual = len(ex["frame_ids"]) * cfg.tokens_per_frame
@@ -150,11 +192,13 @@ def collate_examples(
     input_ids = _pad(ids, special["pad"])
     batch = {name: torch.stack([torch.as_tensor(ex[name]) for ex in examples]) for name in _STACKED}
     batch["images"] = batch["images"].to(torch.uint8)
+    if cfg.position.invalid_depth == "camera-centre":
+        batch["coords"] = _camera_centre_coords(examples, batch["coords"], cfg)
+        batch["coords_valid"] = torch.ones_like(batch["coords_valid"], dtype=torch.bool)
     batch.update(
         input_ids=input_ids,
         labels=_pad(labels, IGNORE_INDEX),
         attention_mask=_pad([[1] * len(s) for s in ids], 0),
-        pixel_values=normalise_pixels(batch["images"], cfg),
         tasks=tasks,
         is_grounding=torch.tensor([t in GROUNDING_TASKS for t in tasks]),
         has_text=torch.tensor([t is not None for t in tasks]),
@@ -166,3 +210,19 @@ def collate_examples(
     )
     batch.update(cached_fields(examples))  # bev_moments when the BEV latents are cached
     return batch
+
+
+def _camera_centre_coords(examples: list[dict], coords_BVGG3: torch.Tensor, cfg) -> torch.Tensor:
+    """Token-cell xyz with invalid-depth pixels at the camera centre (position.camera_centre_fill)."""
+    crop = cfg.vision.grid * cfg.vision.patch_size
+    return torch.stack(
+        [
+            camera_centre_fill(
+                coords_BVGG3[i],
+                torch.as_tensor(ex["depth_mm"]).to(torch.int32),
+                torch.as_tensor(ex["T_aligned_cam"]),
+                crop,
+            )
+            for i, ex in enumerate(examples)
+        ]
+    )

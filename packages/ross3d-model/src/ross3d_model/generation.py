@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from ross3d_eval.benchmarks import GROUNDING_TASKS, QA_TASKS
 from transformers import PreTrainedTokenizerBase
 
-from ross3d_model.batch import GROUNDING_TASKS, IGNORE_INDEX
+from ross3d_model.batch import IGNORE_INDEX
 from ross3d_model.decoding import CachedRows, extend, greedy, left_pad
 from ross3d_model.grounding import select_multi, select_single
 from ross3d_model.modeling import PreparedInputs, Ross3DForCausalLM
@@ -72,7 +73,7 @@ def _same_prefix(model, batch: dict, i: int, r: int, prefix_i: torch.Tensor) -> 
         batch["scene_ids"][i] == batch["scene_ids"][r]
         and torch.equal(batch["input_ids"][r, :p_r], prefix_i)
         and all(torch.equal(batch[k][i], batch[k][r]) for k in ("coords", "coords_valid"))
-        and torch.equal(batch["pixel_values"][i], batch["pixel_values"][r])
+        and torch.equal(batch["images"][i], batch["images"][r])
     )
 
 
@@ -178,7 +179,7 @@ def _eval_field(instruction: dict, key: str):
 
 def _text_record(instruction: dict, text: str, batch: dict, i: int) -> dict:
     task = instruction["task"]
-    if task in ("scanqa", "sqa3d"):
+    if task in QA_TASKS:
         return {"question_id": _eval_field(instruction, "question_id"), "answer": text}
     return {
         "scene_id": batch["scene_ids"][i],

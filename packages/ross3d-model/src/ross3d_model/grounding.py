@@ -5,6 +5,14 @@ patch has >= `min_inside_fraction` of its pixels inside box k (per-pixel aligned
 plus the sine PE of the box centre. The hidden state at `<ground>` is scored against every object
 and a learnable zero-target by cosine / temperature through two MLPs (Linear, ReLU, LayerNorm,
 Linear); the loss is InfoNCE with all target objects (or the zero-target) as positives.
+
+Switches (`GroundingConfig`, reference values from the public Ross3D code):
+- `patch_depth`: "any" (reference, `ross3d_arch.py` ~536-554: every pixel's unprojected point
+  is tested, an invalid-depth pixel unprojects to the camera centre) or "valid" (only pixels
+  with depth count).
+- `head_init`: "reference" (the head's Linears N(0, 0.02), biases 0, as Qwen2's
+  `_init_weights` gives them; zero-target N(0, 1): `ross3d_qwen.py` ~103) or "torch" (PyTorch's
+  Linear default, zero-target N(0, 0.02^2)).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ross3d_model.config import GroundingConfig
+from ross3d_model.config import PATCH_DEPTH_RULES, GroundingConfig
 
 
 def pixel_xyz_aligned(
@@ -39,14 +47,18 @@ def patches_in_boxes(
     grid: int,
     patch_px: int,
     min_inside_fraction: float,
+    patch_depth: str = "valid",
 ) -> torch.Tensor:
     """bool [K, V, grid, grid]: patch (the top-left grid*patch_px square SigLIP sees) has at least
-    `min_inside_fraction` of its pixels with valid depth inside the axis-aligned box."""
+    `min_inside_fraction` of its pixels inside the axis-aligned box. `patch_depth` "valid": only
+    pixels with depth count; "any" (reference): invalid pixels count at the camera centre."""
+    if patch_depth not in PATCH_DEPTH_RULES:
+        raise ValueError(f"patch_depth must be one of {PATCH_DEPTH_RULES}, got {patch_depth!r}")
     side = grid * patch_px
     depth = depth_mm_VHW[:, :side, :side]
     xyz = pixel_xyz_aligned(depth, K_crop_V33, T_aligned_cam_V44)
     axes = [xyz[..., a].contiguous() for a in range(3)]
-    valid = depth > 0
+    valid = depth > 0 if patch_depth == "valid" else torch.ones_like(depth, dtype=torch.bool)
     lo = (boxes_K6[:, :3] - boxes_K6[:, 3:] / 2).float()
     hi = (boxes_K6[:, :3] + boxes_K6[:, 3:] / 2).float()
     out = torch.zeros(len(boxes_K6), depth.shape[0], grid, grid, dtype=torch.bool)
@@ -84,7 +96,22 @@ class GroundingHead(nn.Module):
         self.cfg = cfg
         self.obj = _mlp(hidden_size)
         self.query = _mlp(hidden_size)
-        self.zero_target = nn.Parameter(torch.randn(hidden_size) * 0.02)
+        self.zero_target = nn.Parameter(torch.randn(hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise as `cfg.head_init` says (module docstring); LayerNorms stay (1, 0)."""
+        if self.cfg.head_init == "reference":
+            for layer in (*self.obj, *self.query):
+                if isinstance(layer, nn.Linear):
+                    nn.init.normal_(layer.weight, std=0.02)
+                    nn.init.zeros_(layer.bias)
+            nn.init.normal_(self.zero_target, std=1.0)
+        else:
+            for layer in (*self.obj, *self.query):
+                if isinstance(layer, (nn.Linear, nn.LayerNorm)):
+                    layer.reset_parameters()
+            nn.init.normal_(self.zero_target, std=0.02)
 
     def forward(self, query_D: torch.Tensor, objects_KD: torch.Tensor) -> torch.Tensor:
         """Cosine similarity / temperature [K + 1]; the last entry is the zero-target."""
@@ -107,19 +134,19 @@ def select_single(logits_K1: torch.Tensor) -> int:
 
 
 def select_multi(logits_K1: torch.Tensor, threshold: float) -> list[int]:
-    """Multi3DRefer: softmax over candidates + zero-target; take entries in decreasing probability
-    until their cumulative probability reaches `threshold`; the zero-target among them means
-    'no object' only if it is the first pick. Returns candidate indices (may be empty)."""
-    probs = logits_K1.float().softmax(0)
-    order = probs.argsort(descending=True).tolist()
-    zero = len(probs) - 1
+    """Multi3DRefer, the reference rule (`ross3d/eval/eval_multi3drefer.py` ~100-111): nothing if
+    the zero-target (last entry) has the largest logit; else softmax over all K + 1 entries, drop
+    the zero-target without renormalising, and take candidates in decreasing probability until
+    their summed probability reaches `threshold` (all K when it never does). Returns candidate
+    indices in the order taken (may be empty)."""
+    logits = logits_K1.float()
+    zero = logits.shape[0] - 1
+    if int(logits.argmax()) == zero:
+        return []
+    probs = logits.softmax(0)[:zero]
     chosen, total = [], 0.0
-    for i in order:
-        if i == zero:
-            if not chosen:
-                return []
-        else:
-            chosen.append(i)
+    for i in probs.argsort(descending=True, stable=True).tolist():
+        chosen.append(i)
         total += float(probs[i])
         if total >= threshold:
             break
