@@ -15,9 +15,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ross3d_eval.benchmarks import TASKS
+
 RUN_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEEPSPEED_DIR = RUN_CONFIG_DIR / "deepspeed"
-TASKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")
 
 
 def _check(ok: bool, message: str) -> None:
