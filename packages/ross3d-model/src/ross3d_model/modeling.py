@@ -13,7 +13,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel, Qwen2Config, Qwen2ForCausalLM
 from transformers.utils import ModelOutput
 
-from ross3d_model.batch import IGNORE_INDEX
+from ross3d_model.batch import IGNORE_INDEX, normalise_pixels
 from ross3d_model.config import LLMConfig, Ross3DConfig
 from ross3d_model.grounding import GroundingHead, infonce_loss, object_features
 from ross3d_model.latents import LatentTokenizer
@@ -205,13 +205,14 @@ class Ross3DForCausalLM(PreTrainedModel):
         return self.language_model.get_input_embeddings()
 
     # ------------------------------------------------------------------ visual tokens
-    def patch_features(self, pixel_values_BV3SS: torch.Tensor) -> torch.Tensor:
-        """SigLIP layer features -> projector -> [B, V, g, g, D] (pre-pooling, 27x27)."""
-        b, v = pixel_values_BV3SS.shape[:2]
+    def patch_features(self, images_BV3SS: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB views -> SigLIP layer features -> projector -> [B, V, g, g, D] (pre-pooling,
+        27x27). Pixels reach the device as uint8 (a quarter of fp32's bytes) and are normalised
+        there."""
+        b, v = images_BV3SS.shape[:2]
         dtype = self.mm_projector[0].weight.dtype
-        feats = vision_features(
-            self.vision_tower, pixel_values_BV3SS.flatten(0, 1).to(dtype), self.cfg.vision
-        )
+        pixels = normalise_pixels(images_BV3SS.flatten(0, 1), self.cfg).to(dtype)
+        feats = vision_features(self.vision_tower, pixels, self.cfg.vision)
         return self.mm_projector(feats.to(dtype)).unflatten(0, (b, v))
 
     def choose_masks(self, batch: dict, cross_view: bool, generator=None) -> torch.Tensor:
@@ -231,7 +232,7 @@ class Ross3DForCausalLM(PreTrainedModel):
         ids = self.special_ids
         if not ids:
             raise ValueError("call model.set_special_ids(special_token_ids(tokenizer)) first")
-        feats = self.patch_features(batch["pixel_values"])
+        feats = self.patch_features(batch["images"])
         s = self.cfg.tokens
         b, v = feats.shape[:2]
         pooled = pool_grid(feats.flatten(0, 1), s.pool_stride, s.pool_mode).unflatten(0, (b, v))
