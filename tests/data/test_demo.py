@@ -93,3 +93,15 @@ def test_demo_frames_match_a_fresh_render(demo_scenes):
     assert np.abs(depth.astype(int) - f.depth_mm_HW).max() <= 2  # pose text has 6 decimals
     color, _ = caster.render(scene.color_intrinsics, scene.T_aligned_cam(fid))
     assert np.abs(color.astype(int) - f.color_HW3).mean() < 3  # JPEG
+
+
+def test_full_size_demo_has_scannet_frame_sizes(tmp_path):
+    from ross3d_data.demo import make_demo
+
+    (scene_dir,) = make_demo(tmp_path, n_scenes=1, n_frames=2, annotations=False, full_size=True)
+    header = read_sens_header(scene_dir / f"{scene_dir.name}.sens")
+    assert (header.color_intrinsics.width, header.color_intrinsics.height) == (1296, 968)
+    assert (header.depth_intrinsics.width, header.depth_intrinsics.height) == (640, 480)
+    frame = load_scene(scene_dir).load_frame(0)  # the posed export, read back
+    assert frame.color_HW3.shape == (968, 1296, 3) and frame.depth_mm_HW.shape == (480, 640)
+    assert frame.depth_mm_HW.any() and frame.color_HW3.any()

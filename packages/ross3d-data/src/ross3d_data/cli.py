@@ -30,11 +30,17 @@ def make_demo_cmd(
     n_scenes: Annotated[int, typer.Option("--n-scenes", min=1)] = 2,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     n_frames: Annotated[int, typer.Option("--n-frames", min=1, help="raw frames per scene")] = 80,
+    full_size: Annotated[
+        bool,
+        typer.Option("--full-size", help="ScanNet-size frames: 1296x968 colour, 640x480 depth"),
+    ] = False,
 ) -> None:
     """Write synthetic rooms in ScanNet's formats (mesh, meta, annotations, .sens, posed frames)."""
     from ross3d_data.demo import make_demo
 
-    for path in make_demo(out, n_scenes=n_scenes, seed=seed, n_frames=n_frames):
+    for path in make_demo(
+        out, n_scenes=n_scenes, seed=seed, n_frames=n_frames, full_size=full_size
+    ):
         console.print(f"wrote {path}")
 
 

@@ -29,6 +29,9 @@ COLOR_K = Intrinsics(260.0, 260.0, 160.0, 120.0, 320, 240)
 # Depth at half resolution, ScanNet-like; its pixel centres are exactly the colour pixels
 # (1::2, 1::2), so one ray cast at colour resolution renders both images.
 DEPTH_K = Intrinsics(130.0, 130.0, 79.75, 59.75, 160, 120)
+# ScanNet's real frame sizes (typical intrinsics): make_demo(full_size=True), for benchmarks
+SCANNET_COLOR_K = Intrinsics(1170.19, 1170.19, 647.75, 483.75, 1296, 968)
+SCANNET_DEPTH_K = Intrinsics(577.59, 577.59, 318.91, 238.97, 640, 480)
 # raw frames with a -inf pose: 20 falls on every 2nd/10th frame (export must skip it), 41 does not
 INVALID_FRAMES = (20, 41)
 
@@ -174,22 +177,36 @@ def demo_trajectory(n_frames: int, index: int) -> np.ndarray:
     return np.stack(poses)
 
 
-def _render_frames(mesh_raw: Mesh, poses_raw: np.ndarray, invalid: set[int]) -> Iterator[Frame]:
+def _render_frames(
+    mesh_raw: Mesh, poses_raw: np.ndarray, invalid: set[int], full_size: bool
+) -> Iterator[Frame]:
     caster = MeshRaycaster(mesh_raw)
     for i, T in enumerate(poses_raw):
-        color, depth_full = caster.render(COLOR_K, T)
-        depth = depth_full[1::2, 1::2]
+        if full_size:  # ScanNet's depth grid is not a subsample of its colour grid: cast twice
+            color, _ = caster.render(SCANNET_COLOR_K, T)
+            depth = caster.render(SCANNET_DEPTH_K, T)[1]
+        else:
+            color, depth_full = caster.render(COLOR_K, T)
+            depth = depth_full[1::2, 1::2]
         pose = np.full((4, 4), -np.inf) if i in invalid else T  # lost tracking, as ScanNet marks it
         yield Frame(i, color, depth, pose)
 
 
 def write_demo_scene(
-    scene_dir: Path, index: int, seed: int = 0, n_frames: int = 80, every: int = 2
+    scene_dir: Path,
+    index: int,
+    seed: int = 0,
+    n_frames: int = 80,
+    every: int = 2,
+    full_size: bool = False,
 ) -> Path:
     """Write one demo scene (raw scan files, ``.sens`` and the posed export) into ``scene_dir``.
 
     An existing ``scene_dir`` is replaced, so no stale frames of an earlier demo survive.
+    ``full_size``: frames of ScanNet's size (1296x968 colour, 640x480 depth) instead of the
+    small demo size (320x240, 160x120).
     """
+    color_K, depth_K = (SCANNET_COLOR_K, SCANNET_DEPTH_K) if full_size else (COLOR_K, DEPTH_K)
     if scene_dir.exists():
         shutil.rmtree(scene_dir)
     scene_dir.mkdir(parents=True)
@@ -199,20 +216,26 @@ def write_demo_scene(
     T_world_aligned = np.linalg.inv(T_aligned_world)
     mesh_raw = mesh_aligned.transformed(T_world_aligned)
     write_ply(scannet.mesh_path(scene_dir), mesh_raw)
-    scannet.write_meta(scannet.meta_path(scene_dir), T_aligned_world, COLOR_K, DEPTH_K)
+    scannet.write_meta(scannet.meta_path(scene_dir), T_aligned_world, color_K, depth_K)
     scannet.write_annotations(
         scene_dir, seg_idx, [(o.object_id, o.label, segs[o.object_id]) for o in objects]
     )
     poses_raw = T_world_aligned @ demo_trajectory(n_frames, index)
     invalid = {f for f in INVALID_FRAMES if f < n_frames}
-    header = SensHeader(COLOR_K, DEPTH_K, n_frames, sensor_name="ross3d-demo")
-    write_sens(scannet.sens_path(scene_dir), header, _render_frames(mesh_raw, poses_raw, invalid))
+    header = SensHeader(color_K, depth_K, n_frames, sensor_name="ross3d-demo")
+    frames = _render_frames(mesh_raw, poses_raw, invalid, full_size)
+    write_sens(scannet.sens_path(scene_dir), header, frames)
     export_scene_frames(scannet.sens_path(scene_dir), scene_dir, every)
     return scene_dir
 
 
 def make_demo(
-    out_dir: Path, n_scenes: int = 2, seed: int = 0, n_frames: int = 80, annotations: bool = True
+    out_dir: Path,
+    n_scenes: int = 2,
+    seed: int = 0,
+    n_frames: int = 80,
+    annotations: bool = True,
+    full_size: bool = False,
 ) -> list[Path]:
     """Write ``n_scenes`` demo scenes ``OUT/demo000k_00`` and return their folders.
 
@@ -220,6 +243,7 @@ def make_demo(
     the posed export keeps every 2nd frame. With ``annotations`` the five benchmarks' files for
     these scenes are written in the official formats under ``OUT/annotations/`` (see
     ``ross3d_data.demo_annotations``; ``find_scenes`` does not mistake that folder for a scene).
+    ``full_size``: ScanNet-size frames (see :func:`write_demo_scene`).
     """
     from ross3d_data.demo_annotations import write_demo_annotations
 
@@ -227,7 +251,8 @@ def make_demo(
         raise ValueError(f"need n_scenes >= 1 and n_frames >= 1, got {n_scenes}, {n_frames}")
     out_dir = Path(out_dir)
     scenes = [
-        write_demo_scene(out_dir / f"demo{k:04d}_00", k, seed, n_frames) for k in range(n_scenes)
+        write_demo_scene(out_dir / f"demo{k:04d}_00", k, seed, n_frames, full_size=full_size)
+        for k in range(n_scenes)
     ]
     if annotations:
         write_demo_annotations(scenes, out_dir / "annotations")
