@@ -78,12 +78,11 @@ def pixel_xyz_aligned(
     return xyz.reshape(v_n, h, w, 3)
 
 
-def _patches(a_VHW_: np.ndarray, grid: int, p: int) -> np.ndarray:
-    """[V, g*p, g*p, ...] -> [V, g, g, p*p, ...] (patch row, patch col, pixels of the patch)."""
-    v = a_VHW_.shape[0]
-    rest = a_VHW_.shape[3:]
-    a = a_VHW_.reshape(v, grid, p, grid, p, *rest).swapaxes(2, 3)
-    return a.reshape(v, grid, grid, p * p, *rest)
+def _patches(a_VHW: np.ndarray, grid: int, p: int) -> np.ndarray:
+    """[..., V, g*p, g*p] -> contiguous [..., V, g, g, p*p] (patch row, patch col, its pixels)."""
+    lead = a_VHW.shape[:-2]
+    a = a_VHW.reshape(*lead, grid, p, grid, p).swapaxes(-3, -2)
+    return np.ascontiguousarray(a).reshape(*lead, grid, grid, p * p)
 
 
 def patches_in_boxes(
@@ -100,25 +99,37 @@ def patches_in_boxes(
     inside the box (faces included); ``patch_depth`` as in :class:`PatchMaskParams`."""
     side = grid * patch_px
     depth = np.asarray(depth_mm_VHW)[:, :side, :side]
-    xyz = _patches(pixel_xyz_aligned(depth, K_crop_V33, T_aligned_cam_V44), grid, patch_px)
-    has_depth = depth > 0 if patch_depth == "valid" else np.ones(depth.shape, bool)
-    valid = _patches(has_depth, grid, patch_px)  # [V, g, g, P] pixels that count
-    big = np.float32(np.inf)
-    lo_pt = np.where(valid[..., None], xyz, big).min(axis=3)  # [V, g, g, 3] per-patch bounds
-    hi_pt = np.where(valid[..., None], xyz, -big).max(axis=3)
+    xyz = pixel_xyz_aligned(depth, K_crop_V33, T_aligned_cam_V44)
+    pts = _patches(np.moveaxis(xyz, -1, 0), grid, patch_px)  # [3, V, g, g, P]
+    valid = _patches(depth > 0, grid, patch_px) if patch_depth == "valid" else None
+    lo_pt, hi_pt = _patch_bounds(pts, valid)  # [3, V, g, g]
     boxes = np.asarray(boxes_K6, np.float32).reshape(-1, 6)
     lo = boxes[:, :3] - boxes[:, 3:] / np.float32(2)
     hi = boxes[:, :3] + boxes[:, 3:] / np.float32(2)
     need = min_inside_fraction * patch_px * patch_px
     out = np.zeros((len(boxes), depth.shape[0], grid, grid), dtype=bool)
     for k in range(len(boxes)):
-        cand = np.nonzero(((hi_pt >= lo[k]) & (lo_pt <= hi[k])).all(-1))  # patches touching k
+        touch = np.ones(lo_pt.shape[1:], bool)
+        for a in range(3):
+            touch &= (hi_pt[a] >= lo[k, a]) & (lo_pt[a] <= hi[k, a])
+        cand = np.nonzero(touch)  # patches whose valid points' bounds meet box k
         if not len(cand[0]):
             continue
-        pts = xyz[cand]  # [n, P, 3]
-        inside = valid[cand] & ((pts >= lo[k]) & (pts <= hi[k])).all(-1)
+        inside = np.ones((len(cand[0]), pts.shape[-1]), bool) if valid is None else valid[cand]
+        for a in range(3):
+            p_a = pts[a][cand]
+            inside &= (p_a >= lo[k, a]) & (p_a <= hi[k, a])
         out[k][cand] = inside.sum(-1) >= need
     return out
+
+
+def _patch_bounds(pts_3VggP: np.ndarray, valid_VggP: np.ndarray | None):
+    """Per-patch min and max of the points that count (invalid ones excluded)."""
+    if valid_VggP is None:
+        return pts_3VggP.min(-1), pts_3VggP.max(-1)
+    big = np.float32(np.inf)
+    return (np.where(valid_VggP, pts_3VggP, big).min(-1),
+            np.where(valid_VggP, pts_3VggP, -big).max(-1))  # fmt: skip
 
 
 def mask_inputs(clip_arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
