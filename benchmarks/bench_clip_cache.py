@@ -135,7 +135,14 @@ def bench_bev(clip: dict, tmp: Path, repeats: int, flux: bool) -> None:
         vae = _flux_layout_vae()
         x = torch.rand(1, 3, BEV, BEV) * 2 - 1
         t_flux = _best(lambda: vae.encode(x), max(1, repeats - 1))
-        print(f"  per example, VAE encode (FLUX layout, 84M params): {t_flux * 1e3:8.0f} ms")
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            vae.encode(x)
+        print(
+            f"  per example, VAE encode (FLUX layout, 84M params): {t_flux * 1e3:8.0f} ms, "
+            f"{counter.get_total_flops() / 1e12:.3f} TFLOP"
+        )
     print(f"  per example, VAE encode (tiny test VAE):           {t_tiny * 1e3:8.1f} ms")
     print(f"  per example, cached (HDF5 read + draw):            {t_cached * 1e3:8.2f} ms")
     print(f"  once per clip per process, fingerprint check:      {t_check * 1e3:8.2f} ms")
