@@ -30,6 +30,11 @@ def _positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be > 0, got {value}")
 
 
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
 @dataclass
 class VisionConfig:
     """SigLIP vision tower. `pretrained` is a hub id or local folder; None = random init."""
@@ -102,7 +107,9 @@ class LLMConfig:
         for name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads"):
             _positive(name, getattr(self, name))
         if not 0 <= self.added_token_rows < self.vocab_size:
-            raise ValueError(f"added_token_rows must be in [0, vocab_size): {self.added_token_rows}")
+            raise ValueError(
+                f"added_token_rows must be in [0, vocab_size), got {self.added_token_rows}"
+            )
         _positive("num_kv_heads", self.num_kv_heads)
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
             raise ValueError("hidden_size % num_heads and num_heads % num_kv_heads must be 0")
@@ -123,6 +130,9 @@ class TokenConfig:
         _positive("num_views", self.num_views)
 
 
+INVALID_DEPTH_RULES = ("camera-centre", "zero")
+
+
 @dataclass
 class PositionConfig:
     """3D sine position encoding of aligned xyz (Video-3D-LLM's discrete variant)."""
@@ -131,8 +141,12 @@ class PositionConfig:
     max_xyz: tuple[float, float, float] = (15.0, 15.0, 5.0)
     voxel_size: float = 0.1
     temperature: float = 10000.0
+    # a token cell's xyz: "camera-centre" (public code: mean over all its pixels, invalid depth
+    # unprojecting to the camera centre) or "zero" (mean of valid pixels; no valid pixel: zero PE)
+    invalid_depth: str = "camera-centre"
 
     def __post_init__(self) -> None:
+        _choice("position.invalid_depth", self.invalid_depth, INVALID_DEPTH_RULES)
         self.min_xyz = tuple(float(v) for v in self.min_xyz)
         self.max_xyz = tuple(float(v) for v in self.max_xyz)
         if len(self.min_xyz) != 3 or len(self.max_xyz) != 3:
@@ -143,32 +157,53 @@ class PositionConfig:
         _positive("temperature", self.temperature)
 
 
+HEAD_INITS = ("reference", "torch")
+PATCH_DEPTH_RULES = ("any", "valid")
+
+
 @dataclass
 class GroundingConfig:
-    """InfoNCE grounding head over candidate boxes plus a learnable zero-target."""
+    """InfoNCE grounding head over candidate boxes plus a learnable zero-target.
+
+    `head_init` and `patch_depth` are reference switches (grounding.py docstring,
+    docs/architecture.md "Reference switches")."""
 
     temperature: float = 0.07
     min_inside_fraction: float = 0.5  # a patch belongs to a box when >= 50 % of its pixels do
-    multi_threshold: float = 0.5  # Multi3DRefer: keep top boxes until cumulative prob >= this
+    multi_threshold: float = 0.4  # Multi3DRefer: candidates until summed prob >= this (public 0.4)
+    head_init: str = "reference"
+    patch_depth: str = "any"
 
     def __post_init__(self) -> None:
         _positive("temperature", self.temperature)
+        _choice("grounding.head_init", self.head_init, HEAD_INITS)
+        _choice("grounding.patch_depth", self.patch_depth, PATCH_DEPTH_RULES)
         if not 0 < self.min_inside_fraction <= 1:
             raise ValueError("min_inside_fraction must be in (0, 1]")
         if not 0 < self.multi_threshold <= 1:
             raise ValueError("multi_threshold must be in (0, 1]")
 
 
+LM_LABEL_SETS = ("turn-and-markers", "answer")
+
+
 @dataclass
 class TextConfig:
-    """Prompting and sequence limits."""
+    """Prompting, LM labels and sequence limits.
+
+    `lm_labels` (training CE targets, batch.py): "turn-and-markers" = the public code's
+    `preprocess_qwen` (the whole assistant turn `<|im_start|>assistant\n ... <|im_end|>\n` plus
+    every newline, `<|im_start|>` and `<|im_end|>` token of the sequence); "answer" = the answer
+    tokens and the closing `<|im_end|>` only."""
 
     spatial_prompt: str = SPATIAL_PROMPT
     system_prompt: str = "You are a helpful assistant."
     max_length: int = 8192
     max_new_tokens: int = 64
+    lm_labels: str = "turn-and-markers"
 
     def __post_init__(self) -> None:
+        _choice("text.lm_labels", self.lm_labels, LM_LABEL_SETS)
         _positive("max_length", self.max_length)
         _positive("max_new_tokens", self.max_new_tokens)
 

@@ -4,20 +4,25 @@ token grids aligned with the LLM's visual tokens.
 Views: uint8 RGB -> [-1, 1] -> resize to ``view_size`` (216) -> VAE latent 27x27x16 ->
 bilinear resize to the next even size 28x28 (as the public code) -> 2x2 space-to-channel ->
 14x14x64, one latent token per visual token. BEV: 432 -> 54x54x16 -> 27x27x64.
-``z = (latent - shift_factor) * scaling_factor``. Images are resized with antialiasing (the
-public code resizes 384 -> 216 bilinearly without it, which aliases fine texture). The public code takes a *sample* of the
-latent distribution (``latent_mode="sample"``, the default here); ``"mean"`` uses its mean.
+``z = (latent - shift_factor) * scaling_factor``. ``antialias``: the public code resizes the
+384 view to 216 bilinearly *without* antialiasing (``ross3d_arch.py`` ~1105, the reference value
+False); True low-passes first so fine texture does not alias into the target. The public code
+takes a *sample* of the latent distribution (``latent_mode="sample"``, the default here);
+``"mean"`` uses its mean.
 
 Space-to-channel is ``torch.nn.functional.pixel_unshuffle(z, 2)``: output channel
 ``4*c + 2*p1 + p2`` holds input pixel ``(2*h + p1, 2*w + p2)`` of channel c, exactly the public
 ``unfold(2, 2, 2).unfold(3, 2, 2)`` + ``'b c h w p1 p2 -> b (c p1 p2) h w'``.
 
-BEV validity: a BEV pixel is *void* when all three channels are 0 (the renderer's black
-background). A latent cell covers the block of BEV pixels that ``adaptive_avg_pool2d`` assigns
-to it (16x16 pixels at 432 -> 27); it is *valid* when the fraction of non-void pixels in that
-block is > ``bev_min_valid_fraction`` (default 0: at least one non-void pixel). The public code
-instead thresholds a bilinear (non-antialiased) resize of the image, which looks at only a few
-pixels per cell.
+BEV validity (``bev_valid_rule``): which latent cells the BEV loss averages over.
+- ``"bilinear-mean"`` (public code, ``ross3d_arch.py`` ~1250-1251): the BEV image (0..1) is
+  resized bilinearly (no antialiasing) to the latent grid, averaged over channels, and a cell is
+  valid when that value is > 0. At 432 -> 27 this reads only the 2x2 pixels at each cell's
+  centre.
+- ``"block"``: a BEV pixel is *void* when all three channels are 0 (the renderer's black
+  background); a cell covers the block of pixels ``adaptive_avg_pool2d`` assigns to it (16x16 at
+  432 -> 27) and is valid when its non-void fraction is > ``bev_min_valid_fraction`` (0: at least
+  one non-void pixel).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from torch import nn
 from ross3d_model.loading import build_context
 
 LATENT_MODES = ("sample", "mean")
+BEV_VALID_RULES = ("bilinear-mean", "block")
 FLUX_SCALING_FACTOR = 0.3611
 FLUX_SHIFT_FACTOR = 0.1159
 
@@ -59,9 +65,17 @@ class VaeConfig:
     bev_size: int = 432
     latent_mode: str = "sample"
     bev_min_valid_fraction: float = 0.0
+    antialias: bool = False
+    bev_valid_rule: str = "bilinear-mean"
 
     def __post_init__(self) -> None:
         self.tiny_block_out_channels = list(self.tiny_block_out_channels)
+        if self.bev_valid_rule not in BEV_VALID_RULES:
+            raise ValueError(
+                f"bev_valid_rule must be one of {BEV_VALID_RULES}, got {self.bev_valid_rule!r}"
+            )
+        if self.bev_min_valid_fraction and self.bev_valid_rule != "block":
+            raise ValueError('bev_min_valid_fraction only applies to bev_valid_rule "block"')
         if self.latent_mode not in LATENT_MODES:
             raise ValueError(f"latent_mode must be one of {LATENT_MODES}, got {self.latent_mode!r}")
         if len(self.tiny_block_out_channels) != 4:
@@ -138,9 +152,16 @@ def channel_to_space(z_BCHW: torch.Tensor) -> torch.Tensor:
     return F.pixel_shuffle(z_BCHW, 2)
 
 
-def bev_valid_cells(bev_B3HW: torch.Tensor, grid: int, min_fraction: float = 0.0) -> torch.Tensor:
-    """[B, grid, grid] bool: cells whose non-void pixel fraction is > ``min_fraction``
-    (void pixel = all channels 0). See the module docstring."""
+def bev_valid_cells(
+    bev_B3HW: torch.Tensor, grid: int, rule: str = "block", min_fraction: float = 0.0
+) -> torch.Tensor:
+    """[B, grid, grid] bool: the valid latent cells of a BEV image by ``rule`` (module
+    docstring; ``min_fraction`` is the "block" rule's threshold)."""
+    if rule == "bilinear-mean":
+        small = F.interpolate(bev_B3HW.float(), size=(grid, grid), mode="bilinear")
+        return small.mean(dim=1) > 0
+    if rule != "block":
+        raise ValueError(f"bev valid rule must be one of {BEV_VALID_RULES}, got {rule!r}")
     non_void = (bev_B3HW != 0).any(dim=1, keepdim=True).float()
     fraction = F.adaptive_avg_pool2d(non_void, grid)[:, 0]
     return fraction > min_fraction
@@ -213,7 +234,9 @@ class LatentTokenizer(nn.Module):
             latents = self._encode(bev_B3HW, self.cfg.bev_size, generator)
         else:
             latents = self._tokens(self._draw(moments[:, 0], moments[:, 1], generator))
-        valid = bev_valid_cells(bev_B3HW, latents.shape[-1], self.cfg.bev_min_valid_fraction)
+        valid = bev_valid_cells(
+            bev_B3HW, latents.shape[-1], self.cfg.bev_valid_rule, self.cfg.bev_min_valid_fraction
+        )
         return latents, valid
 
     @torch.no_grad()
@@ -228,7 +251,7 @@ class LatentTokenizer(nn.Module):
         param = next(self.vae.parameters())
         x = images_N3HW.to(param.device, torch.float32) / 127.5 - 1.0
         if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=self.cfg.antialias)
         x = x.clamp(-1.0, 1.0).to(param.dtype)
         return self.vae.encode(x).latent_dist
 

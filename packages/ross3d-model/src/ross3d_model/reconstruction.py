@@ -8,6 +8,13 @@ Cross-view conditioning (``conditioning``):
 - ``"per-target"``: the condition of masked view k is pooled from the visible views' tokens
   *plus view k's own tokens* (mask-token states that carry k's 3D position encoding), so the
   denoiser knows which view to reconstruct.
+Precision (``compute_dtype``): "float32" (public code, ``ross3d_arch.py`` ~1124-1135 and
+~1253-1264: the denoiser under ``torch.amp.autocast('cuda', dtype=torch.float32)`` with
+``.float()`` inputs) runs pooling and denoiser in float32 whatever the parameter dtype and any
+outer bf16 autocast (on CUDA by a float32 autocast; on CPU, which has no float32 autocast, by
+switching outer autocast off, so parameters' dtype decides); "param" runs them like the rest of
+the model (bf16 with bf16 parameters or an outer bf16 autocast).
+
 Each masked view is denoised ``view_repeats`` times with independent timesteps and noise
 (public: ``V // num_masked`` = 4 at 32 views and 25 %); the loss is the mean squared error over
 all repeated targets. BEV: condition pooled from all visible views, one target per sample, the
@@ -16,6 +23,7 @@ squared error averaged over valid latent cells only (see ``latents.bev_valid_cel
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +35,7 @@ from ross3d_model.denoiser import DENOISER_INITS, Denoiser
 from ross3d_model.masking import MASK_METHODS
 
 CONDITIONINGS = ("visible-pooled", "per-target")
+COMPUTE_DTYPES = ("float32", "param")
 PREDICTIONS = ("epsilon", "v_prediction", "sample")
 
 
@@ -51,6 +60,7 @@ class ReconstructionConfig:
     conditioning: str = "visible-pooled"
     mask_ratio: float = 0.25
     mask_choice: str = "random"
+    compute_dtype: str = "float32"
     # Denoiser start (loading.py, docs/architecture.md "Reference switches"): the ROSS 2D
     # denoiser as the reference ships it (`mm_inv_projector.bin`; None = none), and the init of
     # what it does not cover: "reference" (PyTorch defaults) or "adaln-zero" (DiT's init).
@@ -71,6 +81,7 @@ class ReconstructionConfig:
             raise ValueError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
         if self.view_queries != self.view_grid**2 or self.bev_queries != self.bev_grid**2:
             raise ValueError("view/bev queries must equal the token count of their grid")
+        _check_choice("compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
         _check_choice("conditioning", self.conditioning, CONDITIONINGS)
         _check_choice("prediction", self.prediction, PREDICTIONS)
         _check_choice("mask_choice", self.mask_choice, MASK_METHODS)
@@ -131,19 +142,21 @@ class Reconstructor(nn.Module):
             return self._zero_loss(hidden_BVTD)
         visible_BV = ~masked_BV
         _require_visible(visible_BV)
-        tokens = hidden_BVTD.flatten(1, 2)
+        tokens = self._condition_input(hidden_BVTD.flatten(1, 2))
         sample_idx, view_idx = masked_BV.nonzero(as_tuple=True)
-        if self.cfg.conditioning == "visible-pooled":
-            cond = pooling(tokens, visible_BV.repeat_interleave(t, dim=1))[sample_idx]
-        else:
-            readable = visible_BV[sample_idx].clone()
-            readable[torch.arange(len(view_idx), device=readable.device), view_idx] = True
-            cond = pooling(tokens, readable.repeat_interleave(t, dim=1), rows_M=sample_idx)
+        with self.precision(hidden_BVTD.device):
+            if self.cfg.conditioning == "visible-pooled":
+                cond = pooling(tokens, visible_BV.repeat_interleave(t, dim=1))[sample_idx]
+            else:
+                readable = visible_BV[sample_idx].clone()
+                readable[torch.arange(len(view_idx), device=readable.device), view_idx] = True
+                cond = pooling(tokens, readable.repeat_interleave(t, dim=1), rows_M=sample_idx)
         repeats = self.cfg.view_repeats
         x0 = view_latents[sample_idx, view_idx].repeat(repeats, 1, 1, 1)
         cond = cond.repeat(repeats, 1, 1)
         x_t, timesteps, target = self.noised(x0, generator)
-        pred = self.denoiser(x_t, timesteps, cond, "view")
+        with self.precision(hidden_BVTD.device):
+            pred = self.denoiser(x_t, timesteps, cond, "view")
         return F.mse_loss(pred.float(), target.float())
 
     def bev_loss(
@@ -166,9 +179,11 @@ class Reconstructor(nn.Module):
         if bev_valid.shape != (b, grid, grid) or bev_valid.dtype != torch.bool:
             raise ValueError(f"bev_valid must be bool [{b}, {grid}, {grid}], got {bev_valid.shape}")
         _require_visible(visible_BV)
-        cond = pooling(hidden_BVTD.flatten(1, 2), visible_BV.repeat_interleave(t, dim=1))
+        tokens = self._condition_input(hidden_BVTD.flatten(1, 2))
         x_t, timesteps, target = self.noised(bev_latents, generator)
-        pred = self.denoiser(x_t, timesteps, cond, "bev")
+        with self.precision(hidden_BVTD.device):
+            cond = pooling(tokens, visible_BV.repeat_interleave(t, dim=1))
+            pred = self.denoiser(x_t, timesteps, cond, "bev")
         weight = bev_valid.unsqueeze(1).to(torch.float32)
         squared = (pred.float() - target.float()).square() * weight
         count = weight.sum() * self.cfg.latent_channels
@@ -193,6 +208,18 @@ class Reconstructor(nn.Module):
         else:
             target = x0
         return x_t, timesteps, target
+
+    def precision(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """The context pooling and denoiser run in (`compute_dtype`, module docstring)."""
+        if self.cfg.compute_dtype == "param":
+            return contextlib.nullcontext()
+        if device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float32)
+        return torch.autocast(device.type, enabled=False)
+
+    def _condition_input(self, tokens_BND: torch.Tensor) -> torch.Tensor:
+        """Hidden states as the pooling reads them: float32 in "float32" mode (public `.float()`)."""
+        return tokens_BND.float() if self.cfg.compute_dtype == "float32" else tokens_BND
 
     def _branch(self, name: str, enabled: bool):
         if not enabled:
