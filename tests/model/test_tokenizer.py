@@ -6,6 +6,7 @@ from ross3d_model.tokenizer import (
     IMAGE_TOKEN,
     build_tiny_tokenizer,
     build_tokenizer,
+    embedding_rows,
     special_token_ids,
 )
 from transformers import PreTrainedTokenizerFast
@@ -45,3 +46,26 @@ def test_build_tokenizer_adds_missing_specials_and_template(tmp_path):
     ids = special_token_ids(tok)
     assert len({ids["image"], ids["coord"], ids["ground"], ids["im_end"]}) == 4
     assert tok.pad_token == "<|im_end|>" and tok.chat_template
+
+
+def test_build_tokenizer_adds_ground_then_coord_as_the_reference(tmp_path):
+    """train_3d.py 1663-1679: add_tokens(["<ground>"]) then add_tokens(["<coord>"]); the model's
+    rows = len(tokenizer) (151,649 at 7B). `<image>` (never embedded) comes after those rows."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"[UNK]": 0, "hello": 1, "chair": 2, "<|endoftext|>": 3, "<|im_start|>": 4}
+    vocab["<|im_end|>"] = 5
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]").save_pretrained(tmp_path)
+    tok = build_tokenizer(tmp_path)
+    ids = special_token_ids(tok)
+    assert (ids["ground"], ids["coord"], ids["image"]) == (6, 7, 8)
+    assert embedding_rows(tok) == 8 == len(tok) - 1
+    assert not tok.added_tokens_decoder[6].special and not tok.added_tokens_decoder[7].special
+    assert tok("hello <ground> chair <coord>", add_special_tokens=False).input_ids == [1, 6, 2, 7]
+
+
+def test_tiny_tokenizer_rows_cover_every_token():
+    tok = build_tiny_tokenizer()
+    assert embedding_rows(tok) == len(tok)

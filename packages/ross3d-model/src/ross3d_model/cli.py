@@ -147,5 +147,40 @@ def cache_latents(
     console.print(f"BEV latents: {path}")
 
 
+@app.command("check-init")
+def check_init(
+    model_config: Annotated[str, typer.Argument(help="model config: tiny | mid | 7b | JSON path")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    inference: Annotated[
+        bool, typer.Option("--inference", help="as predict builds it: no VAE, no denoiser")
+    ] = False,
+) -> None:
+    """Match every pretrained part the config names against the model, from checkpoint headers
+    and a meta skeleton (nothing is built): missing / unexpected / mismatched tensors. Exit 0
+    iff all three are empty. Run it before renting GPUs."""
+    import json
+
+    from ross3d_model.config import load_config
+    from ross3d_model.reference_layouts import check_init as check
+
+    try:
+        report = check(load_config(model_config), inference=inference)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        for label in ("missing", "unexpected", "mismatched"):
+            items = getattr(report, label)
+            console.print(f"{label}: {len(items)}", highlight=False)
+            for item in items[:20]:
+                console.print(f"  {item}", highlight=False, soft_wrap=True)
+        for title, counts in (("loaded", report.loaded), ("ignored", report.ignored)):
+            for name, n in counts.items():
+                console.print(f"{title}: {name}: {n}", highlight=False, soft_wrap=True)
+        console.print("OK" if report.ok else "NOT OK", highlight=False)
+    raise typer.Exit(code=0 if report.ok else 1)
+
+
 if __name__ == "__main__":  # `torchrun -m ross3d_model.cli train ...`
     app()

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ross3d_model.config import Ross3DConfig
-from ross3d_model.loading import Checkpoint, Link, SourceLinks
+from ross3d_model.loading import Checkpoint, InitReport, Link, SourceLinks, check_sources
 
 DENOISER_THEIRS = "model.mm_inv_projector."
 DENOISER_OURS = "reconstructor.denoiser."
@@ -281,52 +281,50 @@ def _grid(cfg: Ross3DConfig, branch: str) -> int:
     return cfg.reconstruction.view_grid if branch == "view" else cfg.reconstruction.bev_grid
 
 
-def config_sources(cfg: Ross3DConfig, inference: bool = False) -> list[SourceLinks]:
+def config_sources(
+    cfg: Ross3DConfig, inference: bool = False, errors: list[str] | None = None
+) -> list[SourceLinks]:
     """The sources a model config names, in priority order. A component source whose part
     `init_from` already provides is not opened (nothing downloaded), only counted; with
-    `inference` the VAE and denoiser sources are not opened and such keys are ignored."""
-    from ross3d_model.checkpoint import resolve_checkpoint
-
-    sources: list[SourceLinks] = []
-    notes = SourceLinks("skipped")
-    if cfg.init_from is not None:
-        sources.append(
-            llava_source("init_from", Checkpoint(resolve_checkpoint(cfg.init_from)), cfg)
-        )
-    vae = cfg.vae
+    `inference` the VAE and denoiser sources are not opened and such keys are ignored. A source
+    that cannot be opened raises ValueError, or is appended to `errors` when given."""
+    rc, vae = cfg.reconstruction, cfg.vae
     parts = [
+        ("init_from", cfg.init_from, "", None),
         ("vision.pretrained", cfg.vision.pretrained, "vision_tower.", None),
         ("llm.pretrained", cfg.llm.pretrained, "language_model.", None),
         ("vae.pretrained", vae.pretrained, VAE_OURS, vae.subfolder),
-        (
-            "reconstruction.pretrained_denoiser",
-            cfg.reconstruction.pretrained_denoiser,
-            DENOISER_OURS,
-            None,
-        ),
+        ("reconstruction.pretrained_denoiser", rc.pretrained_denoiser, DENOISER_OURS, None),
     ]
+    sources: list[SourceLinks] = []
+    notes = SourceLinks("skipped")
     for name, where, prefix, subfolder in parts:
         if where is None:
             continue
         if inference and prefix in (VAE_OURS, DENOISER_OURS):
             notes.ignored[f"{name}: not used for inference"] += 1
-        elif any(n.startswith(prefix) for s in sources for n in s.links):
+        elif prefix and any(n.startswith(prefix) for s in sources for n in s.links):
             notes.ignored[f"{name}: provided by {sources[0].name}"] += 1
         else:
-            sources.append(_component_source(name, where, prefix, subfolder, cfg))
+            try:
+                sources.append(_open_source(name, where, prefix, subfolder, cfg))
+            except ValueError as err:
+                if errors is None:
+                    raise
+                errors.append(f"{name}: {err}")
     if inference:
-        sources = [
-            drop_parts(s, (VAE_OURS, DENOISER_OURS), "not used for inference") for s in sources
-        ]
+        dropped = (VAE_OURS, DENOISER_OURS)
+        sources = [drop_parts(s, dropped, "not used for inference") for s in sources]
     return [*sources, notes]
 
 
-def _component_source(name, where, prefix, subfolder, cfg) -> SourceLinks:
+def _open_source(name, where, prefix, subfolder, cfg) -> SourceLinks:
     from ross3d_model.checkpoint import resolve_checkpoint
 
     folder = resolve_checkpoint(where, subfolder)
-    path = folder / subfolder if subfolder is not None else folder
-    ckpt = Checkpoint(path)
+    ckpt = Checkpoint(folder / subfolder if subfolder is not None else folder)
+    if name == "init_from":
+        return llava_source(name, ckpt, cfg)
     if prefix == "vision_tower.":
         return siglip_source(name, ckpt, cfg)
     if prefix == DENOISER_OURS:
@@ -341,3 +339,16 @@ def drop_parts(src: SourceLinks, prefixes: tuple[str, ...], reason: str) -> Sour
         src.ignored[f"{src.name}: {reason}"] += 1
     src.claims = tuple(c for c in src.claims if not c.startswith(prefixes))
     return src
+
+
+def check_init(cfg: Ross3DConfig, inference: bool = False) -> InitReport:
+    """What `Ross3DForCausalLM.from_config(cfg)` would load, from checkpoint headers and a meta
+    skeleton only (`ross3d-model check-init`); a source that cannot be opened is `missing`."""
+    from ross3d_model.modeling import Ross3DForCausalLM, Ross3DHFConfig
+
+    errors: list[str] = []
+    sources = config_sources(cfg, inference, errors)
+    config = Ross3DHFConfig(ross3d=cfg.to_dict())
+    report = check_sources(Ross3DForCausalLM, config, sources, inference)
+    report.missing = errors + report.missing
+    return report

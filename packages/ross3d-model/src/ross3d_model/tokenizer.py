@@ -2,6 +2,13 @@
 
 Both carry the special tokens the model needs (`<image>`, `<coord>`, `<ground>`, the qwen_1_5 chat
 markers and a pad token) and the qwen_1_5 chat template.
+
+Vocabulary as the public code (train_3d.py lines 1663-1679): `<ground>` then `<coord>` are added
+with `add_tokens`, and the model's embedding has `len(tokenizer)` rows (151,649 at 7B; the new
+rows start as the mean of the others: `LLMConfig.added_token_rows`). The public code never
+tokenises `<image>` (it splices id -200); we add it last, as a special token past the embedding
+rows: its position is replaced by the frames before the embedding lookup, so it needs no row
+(`embedding_rows`).
 """
 
 from __future__ import annotations
@@ -86,9 +93,14 @@ def build_tiny_tokenizer(out_dir: str | Path | None = None, vocab_size: int = 51
 
 def build_tokenizer(path_or_hub_id: str | Path) -> PreTrainedTokenizerBase:
     """Load a tokenizer (e.g. lmms-lab/LLaVA-Video-7B-Qwen2 or a saved tiny one) and make sure it
-    has the model's special tokens, a pad token and the qwen_1_5 chat template."""
+    has the model's tokens (module docstring: `<ground>`, `<coord>` by `add_tokens` in that
+    order, then the chat markers and `<image>` as special tokens), a pad token and the qwen_1_5
+    chat template. Tokens it already has keep their ids."""
     tok = AutoTokenizer.from_pretrained(str(path_or_hub_id))
-    missing = [t for t in (IM_START, IM_END, *MODEL_SPECIAL_TOKENS) if t not in tok.get_vocab()]
+    for token in (GROUND_TOKEN, COORD_TOKEN):
+        if token not in tok.get_vocab():
+            tok.add_tokens([token])
+    missing = [t for t in (IM_START, IM_END, IMAGE_TOKEN) if t not in tok.get_vocab()]
     if missing:
         tok.add_special_tokens({"additional_special_tokens": missing})
     if tok.pad_token is None:
@@ -109,3 +121,9 @@ def special_token_ids(tok: PreTrainedTokenizerBase) -> dict[str, int]:
     out["im_end"] = vocab[IM_END]
     out["pad"] = tok.pad_token_id
     return out
+
+
+def embedding_rows(tok: PreTrainedTokenizerBase) -> int:
+    """Embedding rows the tokenizer needs: 1 + the largest id of any token but `<image>` (never
+    embedded). With the public vocabulary this is `len(tokenizer)` of the reference (151,649)."""
+    return 1 + max(i for t, i in tok.get_vocab().items() if t != IMAGE_TOKEN)
