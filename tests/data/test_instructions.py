@@ -388,3 +388,14 @@ def test_demo_annotations_follow_the_layout_and_convert_cleanly(demo_scenes, tmp
                             questions=files[f"sqa3d_questions_{split}"], split=split,
                             out=tmp_path / f"sqa_{split}.jsonl")  # fmt: skip
         assert not convert_instructions(cfg).skipped
+
+
+def test_descriptions_are_capitalised_as_the_public_conversion():
+    """Ross3D process_scanrefer.py / process_multi3drefer.py / process_scan2cap.py apply Python's
+    str.capitalize(): first letter upper, every other letter lower."""
+    from ross3d_data.instructions.prompts import capitalize_description
+
+    assert capitalize_description("the TV is on the wall. It is black.") == (
+        "The tv is on the wall. it is black."
+    )
+    assert capitalize_description("  a chair ") == "A chair"

@@ -38,6 +38,7 @@ def sqa3d_question_type(question: str) -> str:
 
 
 def capitalize_description(text: str) -> str:
-    """ScanRefer descriptions are lower-case tokenised text; targets start with a capital."""
-    text = text.strip()
-    return text[:1].upper() + text[1:]
+    """Descriptions as the public conversion writes them (``description.capitalize()`` in Ross3D
+    ``process_scanrefer.py``, ``process_multi3drefer.py``, ``process_scan2cap.py``): first
+    character upper-case, the rest lower-case; surrounding whitespace is trimmed first."""
+    return text.strip().capitalize()
