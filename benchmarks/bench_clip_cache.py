@@ -26,7 +26,7 @@ import torch
 from ross3d_data.clip_cache import ClipCacheReader, fingerprint, write_cache
 from ross3d_data.patch_masks import KIND, PatchMaskParams, clip_masks, mask_inputs
 from ross3d_model.grounding import patches_in_boxes
-from ross3d_model.latent_cache import BEV_KIND, bev_inputs
+from ross3d_model.latent_cache import BEV_KIND
 from ross3d_model.latents import LatentTokenizer, VaeConfig
 
 VIEWS, SIZE, BEV = 32, 384, 432
@@ -116,20 +116,20 @@ def bench_bev(clip: dict, tmp: Path, repeats: int, flux: bool) -> None:
     t_tiny = _best(lambda: tok.encode_bev(bev), repeats)
     mean, std = tok.bev_moments(bev)
     params = {"vae": "bench"}
-    digest = fingerprint(BEV_KIND, params, bev_inputs(clip["bev"]))
+    digest = fingerprint(BEV_KIND, params, {"bev": clip["bev"]})
     arrays = {"mean": mean[0].numpy(), "std": std[0].numpy()}
     path = tmp / "bev.h5"
     write_cache(path, BEV_KIND, params, "src", [("clip", digest, arrays)])
     reader = ClipCacheReader(path, BEV_KIND, params, "src", ["clip"], "")
-    reader.read("clip", bev_inputs(clip["bev"]))
+    reader.read("clip", {"bev": clip["bev"]})
 
     def cached():
-        got = reader.read("clip", bev_inputs(clip["bev"]))
+        got = reader.read("clip", {"bev": clip["bev"]})
         moments = torch.from_numpy(np.stack([got["mean"], got["std"]]))[None]
         return tok.encode_bev(bev, moments=moments)
 
     t_cached = _best(cached, repeats * 10)
-    t_check = _best(lambda: fingerprint(BEV_KIND, params, bev_inputs(clip["bev"])), repeats)
+    t_check = _best(lambda: fingerprint(BEV_KIND, params, {"bev": clip["bev"]}), repeats)
     print(f"BEV latents, {BEV}x{BEV} px -> 16 x {BEV // 8}^2 moments:")
     if flux:
         vae = _flux_layout_vae()

@@ -9,20 +9,21 @@ import torch
 from ross3d_data.clip_cache import StaleCacheError
 from ross3d_data.patch_masks import cache_patch_masks
 from ross3d_model.config import load_config
-from ross3d_model.latent_cache import ClipCaches, cache_bev_latents, mask_params
+from ross3d_model.latent_cache import VIEW_KIND, ClipCaches, cache_latents, mask_params
 from ross3d_model.training.config import DataConfig
 from ross3d_model.training.task import Ross3DTask
 
 
 @pytest.fixture(scope="module")
 def folders(demo_data, tmp_path_factory):
-    """(plain copy of the demo shards, copy with both caches written)."""
+    """(plain copy of the demo shards, copy with all three caches written)."""
     cfg = load_config("tiny")
     root = tmp_path_factory.mktemp("cached")
     plain = shutil.copytree(demo_data["shards"], root / "plain")
     cached = shutil.copytree(demo_data["shards"], root / "cached")
     cache_patch_masks(cached, mask_params(cfg))
-    cache_bev_latents(cached, cfg.vae)
+    cache_latents(cached, cfg.vae)
+    cache_latents(cached, cfg.vae, VIEW_KIND, batch_size=1)
     return plain, cached
 
 
@@ -35,20 +36,21 @@ def test_cached_batches_and_losses_equal_computing_every_step(folders):
     plain = Ross3DTask(cfg, folders[0], DataConfig())
     cached = Ross3DTask(cfg, folders[1], DataConfig())
     assert plain.caches == ClipCaches()  # no cache files: nothing used
-    assert cached.caches.masks is not None and cached.caches.bev is not None
+    assert None not in (cached.caches.masks, cached.caches.bev, cached.caches.views)
     items = _items(plain)
     a, b = plain.collate(items, seed=1), cached.collate(items, seed=1)
     assert "bev_moments" not in a and b["bev_moments"].shape[:2] == (3, 2)
+    assert "view_moments" not in a and b["view_moments"].shape[:3] == (3, 4, 2)
     for ga, gb in zip(a["grounding"][:2], b["grounding"][:2], strict=True):
         assert gb["in_box"].dtype == torch.bool and gb["in_box"].any()
         assert torch.equal(ga["in_box"], gb["in_box"])
     torch.manual_seed(0)
     model = cached.build_model().train()
-    for step_items in (items[2:], items):  # a BEV-only batch and a mixed one
+    for step_items, cross_view in ((items[2:], False), (items, False), (items, True)):
         a, b = plain.collate(step_items, seed=2), cached.collate(step_items, seed=2)
-        la = model(a, generator=torch.Generator().manual_seed(3)).losses
-        lb = model(b, generator=torch.Generator().manual_seed(3)).losses
-        assert la["bev"] is not None
+        la = model(a, cross_view=cross_view, generator=torch.Generator().manual_seed(3)).losses
+        lb = model(b, cross_view=cross_view, generator=torch.Generator().manual_seed(3)).losses
+        assert la["bev"] is not None and (la["cross_view"] is not None) is cross_view
         for name, value in la.items():
             if value is not None:
                 torch.testing.assert_close(lb[name], value, rtol=1e-5, atol=1e-6)

@@ -125,13 +125,17 @@ def demo(
 def cache_latents(
     config: Annotated[str, typer.Option("--config", help="run config: tiny | 7b | JSON path")],
     shards: Annotated[Path | None, typer.Option("--shards", help="build-shards folder")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="BEVs per VAE call")] = 8,
+    views: Annotated[
+        bool, typer.Option("--views", help="also every view's latents (~3 MB per 32-view clip)")
+    ] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="clips per VAE call")] = 8,
     device: Annotated[str, typer.Option("--device", help="cpu | cuda | cuda:N")] = "cpu",
 ) -> None:
-    """Encode every clip's BEV with the frozen VAE once: SHARDS/clip-cache/bev_latents.h5
-    (latent mean and std; training then samples from them instead of running the VAE)."""
+    """Encode every clip's BEV (and with --views its views) with the frozen VAE once:
+    SHARDS/clip-cache/{bev,view}_latents.h5 (latent mean and std; training then samples from
+    them instead of running the VAE)."""
     from ross3d_model.config import load_config
-    from ross3d_model.latent_cache import cache_bev_latents
+    from ross3d_model.latent_cache import BEV_KIND, VIEW_KIND, cache_latents
     from ross3d_model.training.config import load_run_config
 
     try:
@@ -139,12 +143,12 @@ def cache_latents(
         folder = shards if shards is not None else run.data.shards
         if folder is None:
             raise ValueError("no shards: pass --shards DIR or set data.shards in the run config")
-        path = cache_bev_latents(
-            folder, load_config(run.model).vae, batch_size=batch_size, device=device
-        )
+        vae = load_config(run.model).vae
+        for kind in (BEV_KIND, VIEW_KIND) if views else (BEV_KIND,):
+            path = cache_latents(folder, vae, kind, batch_size=batch_size, device=device)
+            console.print(f"{kind}: {path}")
     except (ValueError, FileNotFoundError) as err:
         raise _fail(err) from None
-    console.print(f"BEV latents: {path}")
 
 
 @app.command("check-init")

@@ -6,6 +6,9 @@
   ``latent_dist.sample`` does (``LatentTokenizer.encode_bev(moments=...)``), so ``sample`` mode
   has the distribution of encoding every step (the same values for the same generator, up to
   the VAE's dtype) without running the VAE; ``mean`` mode uses the mean.
+* ``view_latents`` (optional, ``cache-latents --views``): the same for every view of a clip
+  ([V, C_lat, 27, 27] at 216 px, ~3 MB per 32-view clip); the cross-view loss then draws the
+  masked views' latents from them (``LatentTokenizer.encode_views(moments=...)``).
 * ``patch_masks`` (written by ``ross3d-data cache-clips``, ``ross3d_data.patch_masks``): the
   grounding patch masks of every GT box of a clip, used instead of computing them per
   instruction.
@@ -43,17 +46,18 @@ from ross3d_model.config import Ross3DConfig
 from ross3d_model.latents import LatentTokenizer, VaeConfig
 
 BEV_KIND = "bev_latents"
-MOMENTS_KEY = "bev_moments"  # example / batch key: float32 [(B,) 2, C_lat, h, w]
+VIEW_KIND = "view_latents"
+FIELDS = {BEV_KIND: "bev_moments", VIEW_KIND: "view_moments"}  # example / batch keys
 
 
-def bev_params(vae: VaeConfig) -> dict:
-    """The VAE config values a BEV latent depends on (shift/scale and the validity rule are
-    applied after the cache, so they are not among them)."""
+def latent_params(vae: VaeConfig, kind: str) -> dict:
+    """The VAE config values a cached latent of ``kind`` depends on (shift/scale, the even
+    resize and the BEV validity rule are applied after the cache, so they are not among them)."""
     params = {
         "pretrained": vae.pretrained,
         "subfolder": vae.subfolder if vae.pretrained is not None else None,
         "latent_channels": vae.latent_channels,
-        "bev_size": vae.bev_size,
+        "size": vae.bev_size if kind == BEV_KIND else vae.view_size,
         "antialias": vae.antialias,
         "dtype": "float32",
     }
@@ -66,8 +70,11 @@ def bev_params(vae: VaeConfig) -> dict:
     return params
 
 
-def bev_inputs(bev_HW3: np.ndarray) -> dict[str, np.ndarray]:
-    return {"bev": np.ascontiguousarray(bev_HW3, dtype=np.uint8)}
+def latent_inputs(kind: str, clip) -> dict[str, np.ndarray]:
+    """The arrays of a decoded clip a cached latent of ``kind`` is computed from."""
+    if kind == BEV_KIND:
+        return {"bev": np.ascontiguousarray(clip.bev_HW3, dtype=np.uint8)}
+    return {"images": np.ascontiguousarray(clip.images_VSS3, dtype=np.uint8)}
 
 
 def mask_params(cfg: Ross3DConfig) -> PatchMaskParams:
@@ -77,45 +84,58 @@ def mask_params(cfg: Ross3DConfig) -> PatchMaskParams:
                            g.patch_depth)  # fmt: skip
 
 
-def _rebuild_hint(shard_dir: Path) -> str:
+def _rebuild_hint(shard_dir: Path, kind: str) -> str:
+    flag = " --views" if kind == VIEW_KIND else ""
     return (
         f"rebuild it with `ross3d-model cache-latents --config <the train config> "
-        f"--shards {shard_dir}` (or delete it: the BEV is then encoded every step)"
+        f"--shards {shard_dir}{flag}` (or delete it: the VAE then encodes every step)"
     )
 
 
+def _moments(tokenizer: LatentTokenizer, kind: str, inputs: list[dict], device: str):
+    """(mean, std) of a batch of clips: [N, C, h, w] (BEV) or [N, V, C, h, w] (views)."""
+    if kind == BEV_KIND:
+        images = torch.stack([torch.from_numpy(i["bev"]).permute(2, 0, 1) for i in inputs])
+        return tokenizer.bev_moments(images.to(device))
+    images = torch.stack([torch.from_numpy(i["images"]).permute(0, 3, 1, 2) for i in inputs])
+    return tokenizer.view_moments(images.to(device))
+
+
 @torch.no_grad()
-def cache_bev_latents(
+def cache_latents(
     shard_dir: str | Path,
     vae_cfg: VaeConfig,
+    kind: str = BEV_KIND,
     *,
     batch_size: int = 8,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """Encode every clip's BEV once (float32 VAE) and write ``clip-cache/bev_latents.h5``."""
+    """Encode every clip's BEV (``kind="bev_latents"``) or views (``"view_latents"``) once with
+    the float32 VAE, ``batch_size`` clips per call; writes ``clip-cache/<kind>.h5``."""
     from ross3d_data.reader import ShardReader
 
+    if kind not in FIELDS:
+        raise ValueError(f"kind must be one of {sorted(FIELDS)}, got {kind!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     reader = ShardReader(shard_dir)
     tokenizer = LatentTokenizer(vae_cfg).to(device)
-    params = bev_params(vae_cfg)
+    params = latent_params(vae_cfg, kind)
 
     def entries():
         for start in range(0, len(reader.keys), batch_size):
             keys = reader.keys[start : start + batch_size]
-            bevs = [bev_inputs(reader.clip(k).bev_HW3) for k in keys]
-            images = torch.stack([torch.from_numpy(b["bev"]).permute(2, 0, 1) for b in bevs])
-            mean, std = tokenizer.bev_moments(images.to(device))
+            inputs = [latent_inputs(kind, reader.clip(k)) for k in keys]
+            mean, std = _moments(tokenizer, kind, inputs, device)
             for i, key in enumerate(keys):
                 arrays = {"mean": mean[i].cpu().numpy(), "std": std[i].cpu().numpy()}
-                yield key, fingerprint(BEV_KIND, params, bevs[i]), arrays
+                yield key, fingerprint(kind, params, inputs[i]), arrays
                 if progress is not None:
                     progress(key)
 
-    path = cache_path(shard_dir, BEV_KIND)
-    write_cache(path, BEV_KIND, params, shard_source_digest(reader.manifest), entries())
+    path = cache_path(shard_dir, kind)
+    write_cache(path, kind, params, shard_source_digest(reader.manifest), entries())
     return path
 
 
@@ -125,38 +145,47 @@ class ClipCaches:
 
     masks: ClipCacheReader | None = None
     bev: ClipCacheReader | None = None
+    views: ClipCacheReader | None = None
 
     @classmethod
     def open(cls, reader, cfg: Ross3DConfig) -> ClipCaches:
-        """Open the caches the folder of ``reader`` (a ShardReader) has; StaleCacheError if
-        one does not match."""
+        """Open the caches the folder of ``reader`` (a ShardReader) has and the config uses;
+        StaleCacheError if one does not match."""
         folder = reader.folder
-        masks = bev = None
+        masks = None
         if cache_path(folder, MASK_KIND).is_file():
             masks = open_patch_masks(folder, mask_params(cfg))
-        if cfg.reconstruction.enable_bev and cache_path(folder, BEV_KIND).is_file():
-            bev = ClipCacheReader(
-                cache_path(folder, BEV_KIND), BEV_KIND, bev_params(cfg.vae),
-                shard_source_digest(reader.manifest), reader.keys,
-                _rebuild_hint(folder),
-            )  # fmt: skip
-        return cls(masks, bev)
+        rc = cfg.reconstruction
+        latents = {}
+        for kind, used in ((BEV_KIND, rc.enable_bev), (VIEW_KIND, rc.enable_cross_view)):
+            path = cache_path(folder, kind)
+            if used and path.is_file():
+                latents[kind] = ClipCacheReader(
+                    path, kind, latent_params(cfg.vae, kind), shard_source_digest(reader.manifest),
+                    reader.keys, _rebuild_hint(folder, kind),
+                )  # fmt: skip
+        return cls(masks, latents.get(BEV_KIND), latents.get(VIEW_KIND))
 
     def attach(self, key: str, clip, example: dict) -> None:
         """Add the cached values of clip ``key`` (a decoded ``Clip``) to ``example``:
-        ``in_box`` (grounding examples) and ``bev_moments``."""
+        ``in_box`` (grounding examples), ``bev_moments`` [2, C, h, w] and ``view_moments``
+        [V, 2, C, h, w] (mean, std)."""
         instruction = example["instruction"]
         if self.masks is not None and instruction and instruction["task"] in GROUNDING_TASKS:
             arrays = {**clip.arrays, "depth_mm": clip.depth_mm_VSS}
             example["in_box"] = torch.from_numpy(read_masks(self.masks, key, arrays))
-        if self.bev is not None:
-            cached = self.bev.read(key, bev_inputs(clip.bev_HW3))
-            example[MOMENTS_KEY] = torch.from_numpy(np.stack([cached["mean"], cached["std"]]))
+        for kind, cache in ((BEV_KIND, self.bev), (VIEW_KIND, self.views)):
+            if cache is not None:
+                got = cache.read(key, latent_inputs(kind, clip))
+                axis = 0 if kind == BEV_KIND else 1
+                example[FIELDS[kind]] = torch.from_numpy(np.stack([got["mean"], got["std"]], axis))
 
 
 def cached_fields(examples: list[dict]) -> dict:
-    """Batch fields from cached values: ``bev_moments`` [B, 2, C, h, w] when every example
-    has them ({} otherwise: the model encodes the BEV)."""
-    if examples and all(MOMENTS_KEY in ex for ex in examples):
-        return {MOMENTS_KEY: torch.stack([ex[MOMENTS_KEY] for ex in examples])}
-    return {}
+    """Batch fields from cached values: ``bev_moments`` [B, 2, C, h, w] and ``view_moments``
+    [B, V, 2, C, h, w] when every example has them (else the model runs the VAE)."""
+    out = {}
+    for field in FIELDS.values():
+        if examples and all(field in ex for ex in examples):
+            out[field] = torch.stack([ex[field] for ex in examples])
+    return out

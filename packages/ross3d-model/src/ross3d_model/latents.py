@@ -197,12 +197,15 @@ class LatentTokenizer(nn.Module):
         images_BV3SS: torch.Tensor,
         generator: torch.Generator | None = None,
         views_BV: torch.Tensor | None = None,
+        moments: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """uint8 [B, V, 3, S, S] -> float32 [B, V, 4*C_lat, g, g] (g = 14 at view_size 216).
 
         ``views_BV`` (bool, optional): encode only these views and leave zeros elsewhere; pass
         the masked views, the only ones ``Reconstructor.view_loss`` reads (the VAE is the
-        largest part of the cross-view cost, see docs/architecture.md)."""
+        largest part of the cross-view cost, see docs/architecture.md). ``moments``
+        [B, V, 2, C_lat, h, w] (the per-clip cache's latent mean and std of the views,
+        ``latent_cache``): no VAE call, drawn as the VAE's own ``sample`` draws them."""
         _check_uint8_images(images_BV3SS, ndim=5, name="images")
         b, v = images_BV3SS.shape[:2]
         if views_BV is None:
@@ -213,7 +216,11 @@ class LatentTokenizer(nn.Module):
         if not views_BV.any():
             grid = self.cfg.view_grid
             return torch.zeros(b, v, self.cfg.target_channels, grid, grid, device=views_BV.device)
-        tokens = self._encode(images_BV3SS[views_BV], self.cfg.view_size, generator)
+        if moments is None:
+            tokens = self._encode(images_BV3SS[views_BV], self.cfg.view_size, generator)
+        else:
+            chosen = moments.to(views_BV.device)[views_BV]  # [n, 2, C_lat, h, w]
+            tokens = self._tokens(self._draw(chosen[:, 0], chosen[:, 1], generator))
         out = tokens.new_zeros(b, v, *tokens.shape[1:])
         out[views_BV] = tokens
         return out
@@ -246,6 +253,15 @@ class LatentTokenizer(nn.Module):
         _check_uint8_images(bev_B3HW, ndim=4, name="bev")
         dist = self._distribution(bev_B3HW, self.cfg.bev_size)
         return dist.mean.float(), dist.std.float()
+
+    @torch.no_grad()
+    def view_moments(self, images_BV3SS: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent mean and std (before shift/scale and the even resize) float32
+        [B, V, C_lat, h, w] of views: what ``ross3d-model cache-latents --views`` stores."""
+        _check_uint8_images(images_BV3SS, ndim=5, name="images")
+        b, v = images_BV3SS.shape[:2]
+        dist = self._distribution(images_BV3SS.flatten(0, 1), self.cfg.view_size)
+        return dist.mean.float().unflatten(0, (b, v)), dist.std.float().unflatten(0, (b, v))
 
     def _distribution(self, images_N3HW: torch.Tensor, size: int):
         param = next(self.vae.parameters())

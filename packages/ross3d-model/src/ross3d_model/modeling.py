@@ -388,7 +388,10 @@ class Ross3DForCausalLM(PreTrainedModel):
             out["bev"] = self.reconstructor.bev_loss(vis, ~masked, bev_lat, bev_valid, generator)
         if cross_view and rc.enable_cross_view:
             images = batch["images"][rec].to(dev)
-            view_lat = self.latent_tokenizer.encode_views(images, generator, views_BV=masked)
+            cached = batch["view_moments"][rec].to(dev) if "view_moments" in batch else None
+            view_lat = self.latent_tokenizer.encode_views(
+                images, generator, views_BV=masked, moments=cached
+            )
             out["cross_view"] = self.reconstructor.view_loss(vis, masked, view_lat, generator)
         return out
 
