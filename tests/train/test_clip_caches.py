@@ -7,23 +7,33 @@ import shutil
 import pytest
 import torch
 from ross3d_data.clip_cache import StaleCacheError
-from ross3d_data.patch_masks import cache_patch_masks
 from ross3d_model.config import load_config
-from ross3d_model.latent_cache import VIEW_KIND, ClipCaches, cache_latents, mask_params
+from ross3d_model.latent_cache import ClipCaches, mask_params
 from ross3d_model.training.config import DataConfig
 from ross3d_model.training.task import Ross3DTask
 
 
 @pytest.fixture(scope="module")
 def folders(demo_data, tmp_path_factory):
-    """(plain copy of the demo shards, copy with all three caches written)."""
-    cfg = load_config("tiny")
+    """(plain copy of the demo shards, copy with all three caches written by the two CLIs)."""
+    from ross3d_data.cli import app as data_app
+    from ross3d_model.cli import app as model_app
+    from typer.testing import CliRunner
+
+    p = mask_params(load_config("tiny"))
     root = tmp_path_factory.mktemp("cached")
     plain = shutil.copytree(demo_data["shards"], root / "plain")
     cached = shutil.copytree(demo_data["shards"], root / "cached")
-    cache_patch_masks(cached, mask_params(cfg))
-    cache_latents(cached, cfg.vae)
-    cache_latents(cached, cfg.vae, VIEW_KIND, batch_size=1)
+    runner = CliRunner()
+    r = runner.invoke(data_app, [
+        "cache-clips", str(cached), "--grid", str(p.grid), "--patch-px", str(p.patch_px),
+        "--min-inside-fraction", str(p.min_inside_fraction), "--patch-depth", p.patch_depth,
+    ])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    args = ["cache-latents", "--config", "tiny", "--shards", str(cached), "--views"]
+    r = runner.invoke(model_app, [*args, "--batch-size", "1"])
+    assert r.exit_code == 0, r.output
+    assert "view_latents" in r.output and "bev_latents" in r.output
     return plain, cached
 
 
