@@ -109,6 +109,19 @@ def _flux_layout_vae():
 
 
 @torch.no_grad()
+def _flux_encode(size: int, repeats: int) -> tuple[float, float]:
+    """(seconds, TFLOP) of one FLUX-layout VAE encode of a size x size image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    vae = _flux_layout_vae()
+    x = torch.rand(1, 3, size, size) * 2 - 1
+    seconds = _best(lambda: vae.encode(x), max(1, repeats - 1))
+    with FlopCounterMode(display=False) as counter:
+        vae.encode(x)
+    return seconds, counter.get_total_flops() / 1e12
+
+
+@torch.no_grad()
 def bench_bev(clip: dict, tmp: Path, repeats: int, flux: bool) -> None:
     cfg = VaeConfig()
     tok = LatentTokenizer(cfg)
@@ -132,17 +145,13 @@ def bench_bev(clip: dict, tmp: Path, repeats: int, flux: bool) -> None:
     t_check = _best(lambda: fingerprint(BEV_KIND, params, {"bev": clip["bev"]}), repeats)
     print(f"BEV latents, {BEV}x{BEV} px -> 16 x {BEV // 8}^2 moments:")
     if flux:
-        vae = _flux_layout_vae()
-        x = torch.rand(1, 3, BEV, BEV) * 2 - 1
-        t_flux = _best(lambda: vae.encode(x), max(1, repeats - 1))
-        from torch.utils.flop_counter import FlopCounterMode
-
-        with FlopCounterMode(display=False) as counter:
-            vae.encode(x)
-        print(
-            f"  per example, VAE encode (FLUX layout, 84M params): {t_flux * 1e3:8.0f} ms, "
-            f"{counter.get_total_flops() / 1e12:.3f} TFLOP"
-        )
+        t_flux, tflop = _flux_encode(BEV, repeats)
+        print(f"  per example, VAE encode (FLUX layout, 84M params): {t_flux * 1e3:8.0f} ms, "
+              f"{tflop:.3f} TFLOP")  # fmt: skip
+        t_view, tflop_view = _flux_encode(216, repeats)
+        print(f"  views: one 216-px view, FLUX layout: {t_view * 1e3:.0f} ms, {tflop_view:.3f} "
+              f"TFLOP; a cross-view example encodes its 8 masked views: {8 * tflop_view:.2f} "
+              "TFLOP")  # fmt: skip
     print(f"  per example, VAE encode (tiny test VAE):           {t_tiny * 1e3:8.1f} ms")
     print(f"  per example, cached (HDF5 read + draw):            {t_cached * 1e3:8.2f} ms")
     print(f"  once per clip per process, fingerprint check:      {t_check * 1e3:8.2f} ms")

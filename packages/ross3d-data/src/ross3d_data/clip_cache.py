@@ -5,7 +5,7 @@ One file per *kind* of derived value, all in one format, next to the shards::
     <shard folder>/clip-cache/<kind>.h5
       attrs   format = "ross3d-clip-cache/1", kind, params (JSON), source (shard build digest)
       /clips/<clip key>           group, attrs fingerprint (hex)
-      /clips/<clip key>/<name>    datasets (gzip level 1)
+      /clips/<clip key>/<name>    datasets (masks gzip level 1, float latents raw)
 
 Kinds in use: ``patch_masks`` (``ross3d_data.patch_masks``: grounding patch masks per clip,
 written by ``ross3d-data cache-clips``) and ``bev_latents`` (``ross3d_model.latent_cache``: the
@@ -96,11 +96,18 @@ def write_cache(
             group = clips.create_group(key)
             group.attrs["fingerprint"] = digest
             for name, array in arrays.items():
-                group.create_dataset(name, data=np.asarray(array), compression="gzip",
-                                     compression_opts=1)  # fmt: skip
+                group.create_dataset(name, data=np.asarray(array), **_storage(array))
             n += 1
     os.replace(tmp, path)
     return n
+
+
+def _storage(array) -> dict:
+    """gzip for masks and integers (sparse, ~70x smaller); float latents are stored raw: they
+    gain ~10 % from gzip and cost ~20x more to read."""
+    if np.asarray(array).dtype.kind in "biu":
+        return {"compression": "gzip", "compression_opts": 1}
+    return {}
 
 
 class ClipCacheReader:
