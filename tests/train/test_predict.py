@@ -1,8 +1,13 @@
-"""predict: every benchmark's output is accepted by `ross3d-eval score`; resumable."""
+"""predict: every benchmark's output is accepted by `ross3d-eval score`; resumable; Scan2Cap
+queried with proposals only; the protocol recorded for `ross3d-eval report`; torchrun parts."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
+from ross3d_eval.report import write_report
 from ross3d_model.predict import (
     BENCHMARKS,
     PredictConfig,
@@ -36,13 +41,20 @@ def _val_count(demo_data, task: str) -> int:
     return len({instruction_key(r) for r in rows if r["task"] == task})
 
 
+def _gt_boxes(demo_data) -> dict:
+    return json.loads(demo_data["annotations"]["boxes"].read_text())
+
+
+def _config(demo_data, exported, out, benchmarks=BENCHMARKS, **kw) -> PredictConfig:
+    kw.setdefault("boxes", demo_data["annotations"]["boxes"])  # GT boxes as proposals: oracle
+    kw.setdefault("max_new_tokens", 3)
+    return PredictConfig(exported, demo_data["shards"], list(benchmarks), out, **kw)
+
+
 def _predict_and_score(demo_data, exported, out_dir, limit):
     from ross3d_model.demo import score_all
 
-    cfg = PredictConfig(
-        exported, demo_data["shards"], list(BENCHMARKS), out_dir / "{benchmark}.jsonl",
-        batch_size=3, max_new_tokens=3, limit=limit,
-    )  # fmt: skip
+    cfg = _config(demo_data, exported, out_dir / "{benchmark}.jsonl", batch_size=3, limit=limit)
     summaries = {s.benchmark: s for s in run_predict(cfg)}
     return summaries, score_all({b: s.path for b, s in summaries.items()}, demo_data["annotations"])
 
@@ -53,8 +65,11 @@ def test_a_few_predictions_per_benchmark_are_accepted_by_ross3d_eval(demo_data, 
         assert summaries[bench].written == 1, bench
         assert scores[bench]["count"] == _val_count(demo_data, bench) > 1, bench
         assert scores[bench]["missing"] == scores[bench]["count"] - 1, bench
-    # GT boxes are the candidates: every ScanRefer box is one of the scene's GT boxes
-    boxes = json.loads(demo_data["annotations"]["boxes"].read_text())
+        assert scores[bench]["inference"]["protocol"] == "reference", bench
+    (tmp_path / "scanqa_result.json").write_text(json.dumps(scores["scanqa"]))
+    report = write_report([tmp_path / "scanqa_result.json"])
+    assert "scanqa_result (ross3d; inference: reference)" in report
+    boxes = _gt_boxes(demo_data)
     for line in (tmp_path / "scanrefer.jsonl").read_text().splitlines():
         rec = json.loads(line)
         gt = [list(map(float, b)) for b in boxes[rec["scene_id"]].values()]
@@ -74,54 +89,139 @@ def test_predictions_of_all_five_benchmarks_are_scored_by_ross3d_eval(
 
 def test_predict_resumes_and_skips_existing_ids(demo_data, exported, tmp_path):
     out = tmp_path / "scanqa.jsonl"
-    first = run_predict(PredictConfig(exported, demo_data["shards"], ["scanqa"], out, limit=2))
+    first = run_predict(_config(demo_data, exported, out, ["scanqa"], limit=2, max_new_tokens=2))
     assert first[0].written == 2
     out.write_text(out.read_text() + '{"question_id": "torn')  # a kill mid-write
-    runner = CliRunner()
-    from ross3d_model.cli import app
-
     args = ["predict", "--checkpoint", str(exported), "--benchmark", "scanqa", "--out", str(out),
             "--shards", str(demo_data["shards"]), "--max-new-tokens", "2"]  # fmt: skip
-    result = runner.invoke(app, args)
+    from ross3d_model.cli import app
+
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "kept 2 existing" in result.output
+    assert "kept 2 existing" in result.output and "items/s" in result.output
     keys = [json.loads(line)["question_id"] for line in out.read_text().splitlines()]
     assert len(keys) == len(set(keys)) == _val_count(demo_data, "scanqa")
     assert existing_keys(out, "scanqa") == {(k,) for k in keys}
+    other = CliRunner().invoke(app, [*args, "--protocol", "ours"])  # same file, other protocol
+    assert other.exit_code == 2 and "protocol: 'reference' -> 'ours'" in other.output
+
+
+def test_predict_builds_only_what_inference_uses(exported):
+    import torch
+    from ross3d_model.predict import load_checkpoint
+
+    for dtype, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        model, _ = load_checkpoint(exported, "cpu", dtype)
+        assert model.reconstructor is None and model.latent_tokenizer is None  # no VAE, no DiT
+        assert not any(p.is_meta for p in model.parameters())
+        assert {p.dtype for p in model.parameters()} == {torch_dtype}
 
 
 def test_predict_errors_are_clear(demo_data, exported, tmp_path):
     with pytest.raises(ValueError, match="unknown benchmarks"):
-        PredictConfig(exported, demo_data["shards"], ["scannet"], tmp_path / "p.jsonl")
+        _config(demo_data, exported, tmp_path / "p.jsonl", ["scannet"])
     with pytest.raises(ValueError, match="benchmark"):
-        PredictConfig(exported, demo_data["shards"], ["scanqa", "sqa3d"], tmp_path / "p.jsonl")
+        _config(demo_data, exported, tmp_path / "p.jsonl", ["scanqa", "sqa3d"])
+    with pytest.raises(ValueError, match="protocol"):
+        _config(demo_data, exported, tmp_path / "p.jsonl", ["scanqa"], protocol="leo")
+    with pytest.raises(ValueError, match="dtype"):
+        _config(demo_data, exported, tmp_path / "p.jsonl", ["scanqa"], device="cpu", dtype="fp8")
+    with pytest.raises(ValueError, match="scan2cap at val needs --boxes"):
+        _config(demo_data, exported, tmp_path / "p.jsonl", ["scan2cap"], boxes=None)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"answer": "x"}\n{"question_id": "1", "answer": "y"}\n')
     with pytest.raises(ValueError, match=r"bad\.jsonl:1"):
         existing_keys(bad, "scanqa")
     with pytest.raises(ValueError, match="no exported model"):
-        run_predict(PredictConfig(tmp_path, demo_data["shards"], ["scanqa"], tmp_path / "p.jsonl"))
+        run_predict(_config(demo_data, tmp_path, tmp_path / "p.jsonl", ["scanqa"]))
 
 
 def test_eval_time_proposals_replace_the_gt_candidates(demo_data, exported, tmp_path):
-    gt = json.loads(demo_data["annotations"]["boxes"].read_text())
     proposals = {
         scene: {str(100 + int(k)): [b[0] + 10.0, *b[1:]] for k, b in objs.items()}
-        for scene, objs in gt.items()
+        for scene, objs in _gt_boxes(demo_data).items()
     }
     path = tmp_path / "proposals.json"
     path.write_text(json.dumps(proposals))
     out = tmp_path / "scanrefer.jsonl"
-    cfg = PredictConfig(exported, demo_data["shards"], ["scanrefer"], out, boxes=path, limit=2)
-    assert run_predict(cfg)[0].written == 2
+    assert (
+        run_predict(_config(demo_data, exported, out, ["scanrefer"], boxes=path, limit=2))[
+            0
+        ].written
+        == 2
+    )
     for line in out.read_text().splitlines():
         rec = json.loads(line)
         candidates = list(proposals[rec["scene_id"]].values())
         assert any(rec["box"] == pytest.approx(b, abs=1e-5) for b in candidates)
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"proposals\.json"):
-        run_predict(
-            PredictConfig(
-                exported, demo_data["shards"], ["scanrefer"], tmp_path / "x.jsonl", boxes=path
-            )
-        )
+        run_predict(_config(demo_data, exported, tmp_path / "x.jsonl", ["scanrefer"], boxes=path))
+
+
+def test_scan2cap_queries_the_matched_proposal_never_the_gt_box(demo_data, exported, tmp_path):
+    """Proposals = each GT box shifted along x by 10% of its size (IoU 0.9/1.1 = 0.82 >= 0.5),
+    except object 0 of each scene, moved 10 m away (IoU 0): object 0 gets the empty caption
+    without the model, the others report the shifted proposal, never the GT box."""
+    gt = _gt_boxes(demo_data)
+    proposals = {
+        scene: {k: [b[0] + (10.0 if k == "0" else 0.1 * b[3]), *b[1:]] for k, b in objs.items()}
+        for scene, objs in gt.items()
+    }
+    path = tmp_path / "proposals.json"
+    path.write_text(json.dumps(proposals))
+    out = tmp_path / "scan2cap.jsonl"
+    summary = run_predict(_config(demo_data, exported, out, ["scan2cap"], boxes=path))[0]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == summary.written == _val_count(demo_data, "scan2cap")
+    unmatched = [r for r in records if str(r["object_id"]) == "0"]
+    assert summary.unmatched == len(unmatched) > 0
+    for rec in records:
+        proposal = proposals[rec["scene_id"]][str(rec["object_id"])]
+        assert rec["box"] == pytest.approx(proposal, abs=1e-5)
+        assert rec["box"] != pytest.approx(gt[rec["scene_id"]][str(rec["object_id"])], abs=1e-3)
+    assert all(r["caption"] == "" for r in unmatched)
+
+
+def test_the_protocol_is_recorded_beside_the_predictions(demo_data, exported, tmp_path):
+    """The sidecar ross3d-eval reads (the report side is checked where scores are computed)."""
+    out = tmp_path / "scanqa.jsonl"
+    run_predict(_config(demo_data, exported, out, ["scanqa"], limit=1, protocol="ours"))
+    meta = json.loads((tmp_path / "scanqa.jsonl.meta.json").read_text())
+    assert (meta["protocol"], meta["spatial_prompt"], meta["max_new_tokens"]) == ("ours", True, 3)
+    assert meta["proposals"] is None  # QA never reads the proposals
+    ref = _config(demo_data, exported, tmp_path / "r.jsonl", ["scanqa"], max_new_tokens=None)
+    assert ref.new_tokens(16) == 512 and not ref.spatial_prompt
+
+
+TORCHRUN_BENCHMARKS = ("scanqa", "scan2cap", "multi3drefer")  # text, <coord>, <ground>
+
+
+def _cli_predict(demo_data, exported, out, nproc: int, batch_size: int) -> None:
+    """`predict` for every benchmark through the real CLI; under torchrun (gloo) if nproc > 1."""
+    args = ["predict", "--checkpoint", str(exported), "--out", str(out / "{benchmark}.jsonl"),
+            "--shards", str(demo_data["shards"]), "--boxes", str(demo_data["annotations"]["boxes"]),
+            "--max-new-tokens", "3", "--batch-size", str(batch_size), "--device", "cpu"]  # fmt: skip
+    args += [a for b in TORCHRUN_BENCHMARKS for a in ("--benchmark", b)]
+    launcher = [sys.executable, "-m", "ross3d_model.cli"]
+    if nproc > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc_per_node", str(nproc), "-m", "ross3d_model.cli"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*launcher, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_processes_write_the_same_files_as_one(demo_data, exported, tmp_path):
+    """torchrun with 2 gloo processes (batch 8, prefix reuse) == one process at batch 1, byte
+    for byte; a part left by a killed 2-process run is resumed and merged."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    _cli_predict(demo_data, exported, one, nproc=1, batch_size=1)
+    first = (one / "scanqa.jsonl").read_text().splitlines(keepends=True)
+    two.mkdir()
+    (two / "scanqa.jsonl.part-1-of-2.jsonl").write_text(first[-1])  # rank 1's last, done
+    _cli_predict(demo_data, exported, two, nproc=2, batch_size=8)
+    for bench in TORCHRUN_BENCHMARKS:
+        assert (two / f"{bench}.jsonl").read_text() == (one / f"{bench}.jsonl").read_text(), bench
+    assert not list(two.glob("*.part-*"))

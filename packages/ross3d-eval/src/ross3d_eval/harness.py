@@ -41,15 +41,20 @@ class Result:
     missing: int
     metrics: dict[str, float]
     missing_ids: list[str] = field(default_factory=list, repr=False)
+    # how the predictions were made (their sidecar, `prediction_meta_path`), None if unknown
+    inference: dict | None = None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "benchmark": self.benchmark,
             "protocol": self.protocol,
             "count": self.count,
             "missing": self.missing,
             "metrics": dict(self.metrics),
         }
+        if self.inference is not None:
+            out["inference"] = dict(self.inference)
+        return out
 
     def write_json(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -65,6 +70,26 @@ class Result:
         for name, value in self.metrics.items():
             table.add_row(name, f"{value:.2f}")
         return table
+
+
+def prediction_meta_path(predictions: Path | str) -> Path:
+    """Sidecar of a predictions file (`ross3d-model predict` writes it): a JSON object saying
+    how the predictions were made, e.g. {"protocol": "reference", "max_new_tokens": 512, ...}."""
+    predictions = Path(predictions)
+    return predictions.with_name(predictions.name + ".meta.json")
+
+
+def read_prediction_meta(predictions: Path | str) -> dict | None:
+    path = prediction_meta_path(predictions)
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise EvalInputError(path, f"malformed JSON at line {e.lineno} ({e.msg})") from None
+    if not isinstance(meta, dict):
+        raise EvalInputError(path, "expected an object describing the predictions")
+    return meta
 
 
 def pct(x: float) -> float:
@@ -106,13 +131,15 @@ def score(
         if path is not None and not Path(path).is_file():
             raise EvalInputError(path, "file not found")
     runner = _runner(benchmark)
-    return runner(
+    result = runner(
         Path(predictions),
         Path(annotations),
         protocol=protocol,
         caption_scorer=caption_scorer,
         **{k: Path(v) for k, v in given.items() if v is not None},
     )
+    result.inference = read_prediction_meta(predictions)
+    return result
 
 
 def _runner(benchmark: str) -> Callable[..., Result]:

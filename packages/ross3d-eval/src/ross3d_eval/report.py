@@ -38,6 +38,7 @@ class LoadedResult:
     benchmark: str
     protocol: str
     metrics: dict[str, float]
+    inference: str | None = None  # predict's protocol (the predictions' sidecar), if recorded
 
 
 def load_result(path: Path) -> LoadedResult:
@@ -55,7 +56,17 @@ def load_result(path: Path) -> LoadedResult:
         raise EvalInputError(path, f"unknown benchmark {data['benchmark']!r}")
     if not isinstance(data["metrics"], dict):
         raise EvalInputError(path, '"metrics" must be an object')
-    return LoadedResult(path.stem, data["benchmark"], data["protocol"], data["metrics"])
+    inference = data.get("inference") or {}
+    return LoadedResult(
+        path.stem, data["benchmark"], data["protocol"], data["metrics"], inference.get("protocol")
+    )
+
+
+def _protocols(res: LoadedResult) -> str:
+    """Scoring protocol, and predict's inference protocol when the result records it."""
+    if res.inference is None:
+        return res.protocol
+    return f"{res.protocol}; inference: {res.inference}"
 
 
 def _fmt(value: float | None) -> str:
@@ -71,7 +82,7 @@ def render_markdown(results: list[LoadedResult]) -> str:
             if res.benchmark == bench and metric in res.metrics:
                 ours[(bench, metric)] = (
                     float(res.metrics[metric]),
-                    f"{res.label} ({res.protocol})",
+                    f"{res.label} ({_protocols(res)})",
                 )
     header = ["benchmark", "metric", "ours", "source", *PUBLISHED]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

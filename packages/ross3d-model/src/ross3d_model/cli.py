@@ -70,31 +70,62 @@ def predict(
     out: Annotated[Path, typer.Option("--out", help="PRED.jsonl ('{benchmark}' for several)")],
     shards: Annotated[Path, typer.Option("--shards", help="build-shards folder")],
     split: Annotated[str, typer.Option("--split")] = "val",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
     boxes: Annotated[
         Path | None,
-        typer.Option("--boxes", help="eval-time proposals {scene: {id: [6]}} instead of GT boxes"),
+        typer.Option(
+            "--boxes",
+            help="proposals boxes.json {scene: {id: [6]}}: grounding candidates and Scan2Cap "
+            "queries (required for scan2cap outside train)",
+        ),
     ] = None,
-    max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", min=1)] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            help="reference: public eval input (no spatial prompt, 512 new tokens); "
+            "ours: training prompt, the model's max_new_tokens",
+        ),
+    ] = "reference",
+    max_new_tokens: Annotated[
+        int | None, typer.Option("--max-new-tokens", min=1, help="override the protocol's")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cuda | cpu (default: cuda if available)")
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option("--dtype", help="bf16 | fp32 (default: bf16 on cuda, else fp32)")
+    ] = None,
+    prefix_reuse: Annotated[
+        bool, typer.Option(help="one prefill of prompt + frames per clip and batch")
+    ] = True,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="first N items per benchmark")
+    ] = None,
 ) -> None:
-    """Predictions in the `ross3d-eval score` formats; resumable (skips ids already in --out)."""
+    """Predictions in the `ross3d-eval score` formats; resumable (skips ids already in --out).
+    Under `torchrun --nproc_per_node N -m ross3d_model.cli predict ...` items are split by rank
+    and rank 0 merges the parts into --out."""
     from ross3d_model.predict import PredictConfig, run_predict
 
     try:
         cfg = PredictConfig(
-            checkpoint, shards, list(benchmark), out, split, batch_size, boxes, max_new_tokens
-        )
-        summaries = run_predict(cfg, progress=_print_summary)
+            checkpoint, shards, list(benchmark), out, split, batch_size, boxes, max_new_tokens,
+            limit, protocol, device, dtype, prefix_reuse,
+        )  # fmt: skip
+        summaries = run_predict(cfg, progress=_print_summary, show_progress=True)
     except (ValueError, FileNotFoundError) as err:
         raise _fail(err) from None
-    if not any(s.written + s.skipped_existing for s in summaries):
+    if not any(s.items for s in summaries):
         raise _fail(ValueError(f"no {split} instructions for {benchmark} in {shards}"))
 
 
 def _print_summary(s) -> None:
-    extra = f", {s.missing_proposals} scenes without proposals" if s.missing_proposals else ""
+    rate = s.written / s.seconds if s.seconds else 0.0
     console.print(
-        f"{s.benchmark}: wrote {s.written}, kept {s.skipped_existing} existing{extra} -> {s.path}"
+        f"{s.benchmark}: wrote {s.written}, kept {s.skipped_existing} existing, "
+        f"{s.missing_proposals} without proposals, {s.unmatched} unmatched (empty caption), "
+        f"{s.seconds:.1f} s ({rate:.2f} items/s) -> {s.path}"
     )
 
 

@@ -169,6 +169,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
         shards=data["shards"],
         benchmarks=list(BENCHMARKS),
         out=out / "predictions" / "{benchmark}.jsonl",
+        boxes=data["annotations"]["boxes"],  # GT boxes as the proposals (Scan2Cap needs some)
         max_new_tokens=cfg.max_new_tokens,
     )
     run_predict(pcfg)

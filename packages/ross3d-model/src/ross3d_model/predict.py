@@ -1,23 +1,54 @@
 """`ross3d-model predict`: benchmark predictions in exactly the JSON-lines formats that
 `ross3d-eval score` reads (docs/contracts.md section 4).
 
-Examples come from build-shards output (the split's instructions of each benchmark's task).
-Grounding candidates are the scene's GT boxes stored in the shards (no detector ships here);
-pass `boxes` = a `{scene_id: {object_id: [cx, cy, cz, dx, dy, dz]}}` JSON file to use eval-time
-proposals instead (e.g. from Mask3D, as the paper does). Output is appended batch by batch and
-ids already in the output file are skipped, so a killed run resumes where it stopped.
+Examples come from build-shards output through `ross3d_data.reader.ShardReader`, in (clip, id)
+order, so consecutive questions share a clip and batches reuse its prefill (generation.py).
+Protocols (`--protocol`): "reference" is the public eval code's input (`ross3d/eval/model_*.py`:
+no spatial prompt, greedy, up to 512 new tokens); "ours" keeps the training prompt (spatial
+prompt) and the model config's `text.max_new_tokens`. Either way:
+
+* grounding candidates are the scene's GT boxes stored in the shards unless `boxes` (a
+  `{scene_id: {object_id: [cx, cy, cz, dx, dy, dz]}}` boxes.json, e.g. Mask3D proposals as the
+  paper uses) is given;
+* Scan2Cap never sees the GT box outside the train split: `<coord>` is queried with the proposal
+  of highest IoU >= 0.5 with the GT box and that proposal's box is reported; an object without
+  one gets the empty caption (and its best proposal's box, or zeros) without running the model.
+  Scan2Cap at val/test therefore needs `boxes` (pass the GT boxes.json for an oracle bound).
+
+Output is appended batch by batch; ids already predicted are skipped, so a killed run resumes
+(files and multi-process parts: predict_parts.py).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from ross3d_eval.benchmarks import QA_TASKS, TASKS, prediction_key, read_boxes_json
+from ross3d_eval.boxes import box_iou_matrix
+from ross3d_eval.harness import prediction_meta_path
 
-BENCHMARKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")
+from ross3d_model.predict_parts import (
+    PredictionMeta,
+    append_records,
+    check_or_write_meta,
+    done_keys,
+    existing_keys,
+    merge_parts,
+    part_path,
+)
+
+BENCHMARKS = TASKS
+PROTOCOLS = ("reference", "ours")
+REFERENCE_MAX_NEW_TOKENS = 512  # public eval code (model_*.py)
+SCAN2CAP_MIN_IOU = 0.5  # proposal matched to the GT box (public eval code)
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+__all__ = ["BENCHMARKS", "PredictConfig", "existing_keys", "instruction_key", "run_predict"]
 
 
 @dataclass
@@ -27,10 +58,14 @@ class PredictConfig:
     benchmarks: list[str]
     out: Path  # PRED.jsonl; with several benchmarks "{benchmark}" in the name is replaced
     split: str = "val"
-    batch_size: int = 4
+    batch_size: int = 8
     boxes: Path | None = None  # eval-time proposals instead of the GT boxes
-    max_new_tokens: int | None = None
+    max_new_tokens: int | None = None  # None: the protocol's (reference 512, ours the model's)
     limit: int | None = None  # at most this many examples per benchmark (smoke runs)
+    protocol: str = "reference"
+    device: str | None = None  # None: cuda when available, else cpu
+    dtype: str | None = None  # bf16 | fp32; None: bf16 on cuda, fp32 on cpu
+    prefix_reuse: bool = True  # one prefill of the system prompt + frames per clip and batch
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.benchmarks) - set(BENCHMARKS))
@@ -40,71 +75,70 @@ class PredictConfig:
             raise ValueError("batch_size must be >= 1")
         if self.split not in ("train", "val", "test"):
             raise ValueError(f"split must be train/val/test, got {self.split!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.boxes is not None and not Path(self.boxes).is_file():
             raise ValueError(f"{self.boxes}: proposals file not found")
         if len(self.benchmarks) > 1 and "{benchmark}" not in str(self.out):
             raise ValueError("with several benchmarks, --out must contain '{benchmark}'")
+        if "scan2cap" in self.benchmarks and self.split != "train" and self.boxes is None:
+            raise ValueError(
+                f"scan2cap at {self.split} needs --boxes (proposals): <coord> is queried with the "
+                "proposal of highest IoU >= 0.5 with the GT box, never the GT box itself; pass "
+                "the GT boxes.json as --boxes for an oracle upper bound"
+            )
+        self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} asked for but CUDA is not available")
+        self.dtype = self.dtype or ("bf16" if self.device.startswith("cuda") else "fp32")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def spatial_prompt(self) -> bool:
+        return self.protocol == "ours"
+
+    def new_tokens(self, model_default: int) -> int:
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        return REFERENCE_MAX_NEW_TOKENS if self.protocol == "reference" else model_default
 
 
 @dataclass
 class PredictSummary:
     benchmark: str
     path: Path
+    items: int = 0  # distinct prediction ids of the benchmark in the split (after --limit)
     written: int = 0
     skipped_existing: int = 0
-    duplicates: int = 0  # instructions mapping to an id already predicted in this run
-    missing_proposals: int = 0  # scenes absent from the proposals file (no candidates)
+    missing_proposals: int = 0  # examples whose scene is absent from the proposals file
+    unmatched: int = 0  # scan2cap objects without a proposal at IoU >= 0.5 (empty caption)
+    seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    def add(self, other: PredictSummary) -> None:
+        """Sum another rank's counts into this one."""
+        for name in ("written", "missing_proposals", "unmatched"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.seconds = max(self.seconds, other.seconds)
 
 
 def output_path(cfg: PredictConfig, benchmark: str) -> Path:
     return Path(str(cfg.out).replace("{benchmark}", benchmark))
 
 
-def record_key(task: str, record: dict) -> tuple:
-    """The id `ross3d-eval score` matches a prediction on."""
-    if task in ("scanqa", "sqa3d"):
-        return (str(record["question_id"]),)
-    if task == "scanrefer":
-        return (record["scene_id"], str(record["object_id"]), str(record["ann_id"]))
-    if task == "multi3drefer":
-        return (record["scene_id"], str(record["ann_id"]))
-    return (record["scene_id"], str(record["object_id"]))
-
-
 def instruction_key(instruction: dict) -> tuple:
-    """`record_key` of the prediction this instruction produces."""
-    ev, task = instruction["eval"], instruction["task"]
+    """`prediction_key` of the prediction this instruction produces."""
+    fields = {"scene_id": instruction["scene_id"], **instruction["eval"]}
     try:
-        if task in ("scanqa", "sqa3d"):
-            return (str(ev["question_id"]),)
-        fields = {"scene_id": instruction["scene_id"], **ev}
-        return record_key(task, fields)
+        return prediction_key(instruction["task"], fields)
     except KeyError as err:
         raise ValueError(f"instruction {instruction['id']}: eval lacks {err} for scoring") from err
 
 
-def existing_keys(path: Path, task: str) -> set[tuple]:
-    """Keys already predicted in `path`; a clear error on a corrupt line (a torn last line of a
-    killed run is dropped and rewritten)."""
-    if not path.exists():
-        return set()
-    lines = path.read_text().splitlines(keepends=True)
-    keys, good = set(), []
-    for number, line in enumerate(lines, start=1):
-        try:
-            keys.add(record_key(task, json.loads(line)))
-            good.append(line)
-        except (json.JSONDecodeError, KeyError) as err:
-            if number == len(lines) and not line.endswith("\n"):
-                path.write_text("".join(good))  # torn by a kill mid-write
-                break
-            raise ValueError(f"{path}:{number}: not a {task} prediction ({err})") from err
-    return keys
-
-
-def load_checkpoint(path: Path):
-    """(model in eval mode, tokenizer) from an exported folder or a training OUTPUT_DIR."""
+def load_checkpoint(path: Path, device: str = "cpu", dtype: str = "fp32"):
+    """(inference model in eval mode on `device` in `dtype`, tokenizer) from an exported folder
+    or a training OUTPUT_DIR."""
     from ross3d_model.modeling import Ross3DForCausalLM
     from ross3d_model.tokenizer import build_tokenizer, special_token_ids
     from ross3d_model.training.task import TOKENIZER_DIR
@@ -117,7 +151,8 @@ def load_checkpoint(path: Path):
     if not (folder / TOKENIZER_DIR).is_dir():
         raise ValueError(f"{folder}: no {TOKENIZER_DIR}/ folder next to the weights")
     tokenizer = build_tokenizer(folder / TOKENIZER_DIR)
-    model = Ross3DForCausalLM.from_pretrained(folder)
+    # lean: meta skeleton, memory-mapped weights, no VAE and no denoiser (never used here)
+    model = Ross3DForCausalLM.from_pretrained(folder, DTYPES[dtype], device=device, inference=True)
     model.set_special_ids(special_token_ids(tokenizer))
     return model.eval(), tokenizer
 
@@ -125,91 +160,262 @@ def load_checkpoint(path: Path):
 def _read_proposals(path: Path | None) -> dict[str, tuple[list[int], torch.Tensor]] | None:
     if path is None:
         return None
-    try:
-        table = json.loads(Path(path).read_text())
-        return {
-            scene: (
-                [int(k) for k in objs],
-                torch.tensor([list(map(float, b)) for b in objs.values()]).reshape(-1, 6),
+    table = read_boxes_json(Path(path))
+    return {
+        scene: (list(objs), torch.tensor(list(objs.values()), dtype=torch.float32).reshape(-1, 6))
+        for scene, objs in table.items()
+    }
+
+
+@dataclass(frozen=True)
+class Item:
+    key: tuple  # the prediction's id (prediction_key)
+    clip: str  # shard clip key
+    instruction: dict
+
+
+def eval_items(reader, cfg: PredictConfig, task: str) -> list[Item]:
+    """Every distinct prediction id of `task` in the split, in (clip, id) order (at most
+    `cfg.limit`): the fixed order of the output file."""
+    items, seen = [], set()
+    for clip, instruction in reader.examples(cfg.split, [task]):
+        key = instruction_key(instruction)
+        if key not in seen:
+            seen.add(key)
+            items.append(Item(key, clip, instruction))
+    return items if cfg.limit is None else items[: cfg.limit]
+
+
+def rank_share(items: list, rank: int, world_size: int) -> list:
+    """Contiguous equal shares (a clip is split across at most two ranks)."""
+    n = len(items)
+    return items[rank * n // world_size : (rank + 1) * n // world_size]
+
+
+def _gt_query_box(example: dict, instruction: dict) -> torch.Tensor:
+    """The GT box of a Scan2Cap instruction (the one batch.py would query with)."""
+    from ross3d_model.batch import _query_box
+
+    return _query_box({**example, "instruction": instruction})
+
+
+def match_proposal(gt_6: torch.Tensor, boxes_K6: torch.Tensor) -> tuple[int | None, int | None]:
+    """(index of the proposal of highest IoU with the GT box if >= 0.5 else None, index of the
+    highest-IoU proposal or None when there are no proposals)."""
+    if len(boxes_K6) == 0:
+        return None, None
+    iou_K = box_iou_matrix(boxes_K6.numpy().astype(np.float64), gt_6.numpy()[None])[:, 0]
+    best = int(np.argmax(iou_K))
+    return (best if iou_K[best] >= SCAN2CAP_MIN_IOU else None), best
+
+
+class _Predictor:
+    """Examples of one benchmark -> records: proposals, Scan2Cap matching, batches on device."""
+
+    def __init__(self, model, tokenizer, cfg: PredictConfig, reader, summary: PredictSummary):
+        self.model, self.tokenizer, self.cfg, self.reader = model, tokenizer, cfg, reader
+        self.summary = summary
+        self.proposals = _read_proposals(cfg.boxes)
+        self.max_new_tokens = cfg.new_tokens(model.cfg.text.max_new_tokens)
+
+    def example(self, item: Item) -> dict:
+        """The loader example of `item`, or {"record": ...} for a Scan2Cap object no proposal
+        matches (the empty caption; the model is not run)."""
+        from ross3d_data.loader import clip_to_tensors
+
+        example = clip_to_tensors(self.reader.clip(item.clip))
+        instruction = item.instruction
+        gt = None
+        if instruction["task"] == "scan2cap" and self.cfg.split != "train":
+            gt = _gt_query_box(example, instruction)  # before proposals replace the boxes
+        if self.proposals is not None:
+            ids, boxes = self.proposals.get(example["scene_id"], ([], torch.zeros(0, 6)))
+            self.summary.missing_proposals += example["scene_id"] not in self.proposals
+            example["object_ids"], example["boxes"] = torch.tensor(ids, dtype=torch.long), boxes
+        if gt is not None:
+            matched, best = match_proposal(gt, example["boxes"])
+            if matched is None:
+                self.summary.unmatched += 1
+                box = example["boxes"][best] if best is not None else torch.zeros(6)
+                return {"record": _empty_caption(example["scene_id"], instruction, box)}
+            instruction = {**instruction, "boxes": [example["boxes"][matched].tolist()]}
+        example["instruction"] = instruction
+        return example
+
+    @torch.no_grad()
+    def records(self, items: list[Item]) -> list[dict]:
+        """Prediction records of `items`, in order."""
+        from ross3d_model.batch import collate_examples
+        from ross3d_model.generation import predict
+
+        examples = [self.example(item) for item in items]
+        todo = [ex for ex in examples if "record" not in ex]
+        out = iter([])
+        if todo:
+            batch = collate_examples(
+                todo, self.tokenizer, self.model.cfg, train=False,
+                spatial_prompt=self.cfg.spatial_prompt,
+            )  # fmt: skip
+            batch = _to_device(batch, self.cfg.device)
+            out = iter(
+                predict(
+                    self.model, batch, self.tokenizer, self.max_new_tokens, self.cfg.prefix_reuse
+                )
             )
-            for scene, objs in table.items()
-        }
-    except (OSError, ValueError, TypeError, AttributeError) as err:
-        raise ValueError(
-            f"{path}: not a {{scene_id: {{object_id: [6]}}}} boxes file: {err}"
-        ) from err
+        return [ex["record"] if "record" in ex else next(out) for ex in examples]
 
 
-def eval_examples(cfg: PredictConfig, task: str) -> Iterator[tuple[dict, dict]]:
-    """(decoded clip, instruction) pairs of `task` in the split, in (clip, id) order."""
+def _empty_caption(scene_id: str, instruction: dict, box_6: torch.Tensor) -> dict:
+    return {
+        "scene_id": scene_id,
+        "object_id": instruction["eval"]["object_id"],
+        "caption": "",
+        "box": [float(x) for x in box_6],
+    }
+
+
+def _to_device(batch: dict, device: str) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _meta(cfg: PredictConfig, model, task: str) -> PredictionMeta:
+    uses_boxes = task not in QA_TASKS and cfg.boxes is not None
+    return PredictionMeta(
+        protocol=cfg.protocol,
+        spatial_prompt=cfg.spatial_prompt,
+        max_new_tokens=cfg.new_tokens(model.cfg.text.max_new_tokens),
+        proposals=str(Path(cfg.boxes).resolve()) if uses_boxes else None,
+        split=cfg.split,
+        dtype=cfg.dtype,
+        checkpoint=str(Path(cfg.checkpoint).resolve()),
+    )
+
+
+def predict_benchmark(model, tokenizer, cfg: PredictConfig, task: str, dist, progress=None):
+    """Predict every item of `task` not yet predicted (this rank's share); rank 0 merges the
+    parts. Returns this rank's summary."""
     from ross3d_data.reader import ShardReader
 
-    reader = ShardReader(cfg.shards)
-    for key, instruction in reader.examples(cfg.split, [task]):
-        yield reader.clip(key), instruction
-
-
-def predict_benchmark(model, tokenizer, cfg: PredictConfig, task: str) -> PredictSummary:
-    """Predict every instruction of `task` not yet in the output file; append as we go."""
+    start = time.perf_counter()
     path = output_path(cfg, task)
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = PredictSummary(task, path)
-    done = existing_keys(path, task)
-    proposals = _read_proposals(cfg.boxes)
-    pending: list[dict] = []
-    for sample, instruction in eval_examples(cfg, task):
-        if cfg.limit is not None and summary.written + len(pending) >= cfg.limit:
-            break
-        key = instruction_key(instruction)
-        if key in done:
-            summary.skipped_existing += 1
-            continue
-        done.add(key)
-        pending.append(_example(sample, instruction, proposals, summary))
-        if len(pending) == cfg.batch_size:
-            summary.written += _flush(model, tokenizer, cfg, pending, path)
-            pending = []
-    if pending:
-        summary.written += _flush(model, tokenizer, cfg, pending, path)
+    reader = ShardReader(cfg.shards)
+    items = eval_items(reader, cfg, task)
+    done = done_keys(path, task)
+    dist.barrier()  # every rank has read what is done before rank 0 writes the sidecar
+    if dist.rank == 0:
+        check_or_write_meta(prediction_meta_path(path), _meta(cfg, model, task), bool(done))
+    dist.barrier()
+    pending = [it for it in items if it.key not in done]
+    summary.items, summary.skipped_existing = len(items), len(items) - len(pending)
+    mine = rank_share(pending, dist.rank, dist.world_size)
+    target = path if dist.world_size == 1 else part_path(path, dist.rank, dist.world_size)
+    worker = _Predictor(model, tokenizer, cfg, reader, summary)
+    if progress is not None:
+        progress.start(task, len(mine))
+    for i in range(0, len(mine), cfg.batch_size):
+        chunk = mine[i : i + cfg.batch_size]
+        append_records(target, worker.records(chunk))
+        summary.written += len(chunk)
+        if progress is not None:
+            progress.advance(len(chunk))
+    dist.barrier()
+    if dist.world_size > 1 and dist.rank == 0:
+        merge_parts(path, task, [it.key for it in items])
+    summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _example(sample: dict, instruction: dict, proposals, summary: PredictSummary) -> dict:
-    from ross3d_data.loader import clip_to_tensors
+@dataclass
+class _Dist:
+    """This process's rank under torchrun (gloo: only barriers and the summary gather)."""
 
-    example = clip_to_tensors(sample)
-    example["instruction"] = instruction
-    if proposals is not None:
-        if example["scene_id"] not in proposals:
-            summary.missing_proposals += 1
-            ids, boxes = [], torch.zeros(0, 6)
-        else:
-            ids, boxes = proposals[example["scene_id"]]
-        example["object_ids"], example["boxes"] = torch.tensor(ids, dtype=torch.long), boxes
-    return example
+    rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> _Dist:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size > 1 and not torch.distributed.is_initialized():
+            from datetime import timedelta
+
+            # long timeout: ranks wait at the merge for the slowest share
+            torch.distributed.init_process_group("gloo", timeout=timedelta(hours=24))
+        return cls(int(os.environ.get("RANK", "0")), world_size)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def total(self, summary: PredictSummary) -> PredictSummary:
+        """Rank 0: the summary summed over ranks (others: their own)."""
+        if self.world_size == 1:
+            return summary
+        everyone: list = [None] * self.world_size
+        torch.distributed.all_gather_object(everyone, summary)
+        if self.rank != 0:
+            return summary
+        total = everyone[0]
+        for other in everyone[1:]:
+            total.add(other)
+        return total
 
 
-@torch.no_grad()
-def _flush(model, tokenizer, cfg: PredictConfig, examples: list[dict], path: Path) -> int:
-    from ross3d_model.batch import collate_examples
-    from ross3d_model.generation import predict
+class ProgressBar:
+    """A rich progress bar (items, items/s, elapsed, ETA) on stderr, one task per benchmark."""
 
-    batch = collate_examples(examples, tokenizer, model.cfg, train=False)
-    records = predict(model, batch, tokenizer)
-    with path.open("a") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in records))
-    return len(records)
+    def __init__(self, label: str = "") -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        speed = TextColumn("{task.fields[rate]}")
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), speed,
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )  # fmt: skip
+        self._label, self._task = label, None
+
+    def start(self, benchmark: str, total: int) -> None:
+        self._bar.start()
+        self._task = self._bar.add_task(f"{benchmark}{self._label}", total=total, rate="")
+
+    def advance(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+        speed = self._bar.tasks[-1].speed
+        self._bar.update(self._task, rate="" if speed is None else f"{speed:.2f} items/s")
+
+    def stop(self) -> None:
+        self._bar.stop()
 
 
-def run_predict(cfg: PredictConfig, progress=None) -> list[PredictSummary]:
-    """Load the checkpoint once and predict each benchmark; returns one summary each."""
+def run_predict(cfg: PredictConfig, progress=None, show_progress: bool = False):
+    """Load the checkpoint once and predict each benchmark; returns one summary each (under
+    torchrun: rank 0's summaries are summed over ranks). `progress(summary)` is called after
+    each benchmark (rank 0 only); `show_progress` draws a progress bar on rank 0."""
+    dist = _Dist.from_env()
+    if dist.world_size > 1 and cfg.device == "cuda":
+        cfg.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     torch.manual_seed(0)
-    model, tokenizer = load_checkpoint(cfg.checkpoint)
-    if cfg.max_new_tokens is not None:  # generation reads the limit from the model config
-        model.cfg.text.max_new_tokens = cfg.max_new_tokens
+    model, tokenizer = load_checkpoint(cfg.checkpoint, cfg.device, cfg.dtype)
+    bar = ProgressBar(f" (rank 0 of {dist.world_size})" if dist.world_size > 1 else "")
     summaries = []
-    for task in cfg.benchmarks:
-        summaries.append(predict_benchmark(model, tokenizer, cfg, task))
-        if progress is not None:
-            progress(summaries[-1])
+    try:
+        for task in cfg.benchmarks:
+            mine = predict_benchmark(
+                model, tokenizer, cfg, task, dist, bar if show_progress and dist.rank == 0 else None
+            )
+            summaries.append(dist.total(mine))
+            if progress is not None and dist.rank == 0:
+                progress(summaries[-1])
+    finally:
+        bar.stop()
     return summaries

@@ -1,0 +1,119 @@
+"""Prediction throughput on CPU: items/s at batch 1, batch 8, and batch 8 with per-clip prefix
+reuse, for the tiny and mid model configs (untrained, fp32), through `run_predict`.
+
+    uv run python benchmarks/bench_predict.py [--configs tiny mid] [--questions 48]
+        [--new-tokens 32] [--work DIR]
+
+Builds the demo shards (2 annotated scenes, 4 views per clip), then adds `--questions` ScanQA
+val questions per clip (the real benchmarks hold ~66 questions per scene) to the shards'
+instruction index. Answers are `--new-tokens` long (an untrained model rarely emits
+`<|im_end|>`; the summary prints the mean answer length). Checks that the three settings
+write identical prediction files, and prints items/s and the speed-up per item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+QUESTIONS = (
+    "What color is the chair?",
+    "What is in the right corner of the room by the door?",
+    "Where is the lamp placed?",
+    "How many chairs are at the table?",
+    "What is under the window, next to the wardrobe with the mirror?",
+    "What kind of table is it?",
+)
+
+
+def add_questions(shards: Path, per_clip: int) -> int:
+    """Append `per_clip` ScanQA val questions per clip key to instructions-val.jsonl."""
+    index = shards / "instructions-val.jsonl"
+    rows = [json.loads(line) for line in index.read_text().splitlines()]
+    clips = sorted({r["scene_id"] for r in rows})
+    template = next(r for r in rows if r["task"] == "scanqa")
+    extra = []
+    for clip in clips:
+        for i in range(per_clip):
+            qid = f"bench-{clip}-{i}"
+            prompt = f"{QUESTIONS[i % len(QUESTIONS)]} (question {i})"
+            extra.append({**template, "id": f"scanqa/val/{qid}", "scene_id": clip, "prompt": prompt,
+                          "eval": {**template["eval"], "question_id": qid}})  # fmt: skip
+    index.write_text("".join(json.dumps(r) + "\n" for r in rows + extra))
+    return len(extra)
+
+
+def export_untrained(config: str, shards: Path, out: Path) -> Path:
+    import torch
+    from ross3d_model.config import load_config
+    from ross3d_model.training.config import DataConfig
+    from ross3d_model.training.task import Ross3DTask
+
+    task = Ross3DTask(load_config(config), shards, DataConfig())
+    torch.manual_seed(0)
+    model = task.build_model()
+    task.export(model, model.state_dict(), out / "model")
+    return out
+
+
+def time_setting(run_dir: Path, shards: Path, out: Path, batch: int, reuse: bool, tokens: int):
+    from ross3d_model.predict import PredictConfig, run_predict
+
+    cfg = PredictConfig(
+        run_dir, shards, ["scanqa"], out, batch_size=batch, max_new_tokens=tokens,
+        device="cpu", dtype="fp32", prefix_reuse=reuse,
+    )  # fmt: skip
+    start = time.perf_counter()
+    summary = run_predict(cfg)[0]
+    return summary.written, time.perf_counter() - start
+
+
+def bench_config(config: str, work: Path, shards: Path, tokens: int) -> None:
+    run_dir = export_untrained(config, shards, work / f"run-{config}")
+    settings = [("batch 1", 1, False), ("batch 8", 8, False), ("batch 8 + prefix reuse", 8, True)]
+    outputs, rates = [], []
+    for name, batch, reuse in settings:
+        out = work / f"{config}-{batch}-{reuse}.jsonl"
+        n, seconds = time_setting(run_dir, shards, out, batch, reuse, tokens)
+        rates.append(n / seconds)
+        outputs.append(out.read_text())
+        print(f"{config:5s} {name:24s} {n} items in {seconds:7.1f} s: {n / seconds:6.2f} items/s")
+    answers = [json.loads(line)["answer"] for line in outputs[0].splitlines()]
+    mean_words = sum(len(a.split()) for a in answers) / len(answers)
+    print(f"{config:5s} identical predictions across settings: {len(set(outputs)) == 1}; "
+          f"speed-up per item vs batch 1: batch 8 x{rates[1] / rates[0]:.2f}, "
+          f"batch 8 + reuse x{rates[2] / rates[0]:.2f}; mean answer {mean_words:.1f} words")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--configs", nargs="+", default=["tiny", "mid"])
+    parser.add_argument("--questions", type=int, default=48)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+    from rich.console import Console
+    from ross3d_model.demo import DemoConfig, prepare_data
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_predict_"))
+    data = prepare_data(DemoConfig(out=work / "demo", scenes=2), Console(quiet=True), reuse=True)
+    shards = work / "shards"
+    shutil.rmtree(shards, ignore_errors=True)
+    shutil.copytree(data["shards"], shards)
+    added = add_questions(shards, args.questions)
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads; "
+          f"{added} ScanQA questions added ({args.questions} per clip), "
+          f"{args.new_tokens} new tokens per answer")  # fmt: skip
+    for config in args.configs:
+        bench_config(config, work, shards, args.new_tokens)
+
+
+if __name__ == "__main__":
+    main()
