@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import torch
+from rich.console import Console
 from ross3d_data.reader import ShardReader
 from ross3d_data.sampling import epoch_order, task_group
 
@@ -153,13 +154,21 @@ def build_task(run, shards: str | Path | None, world_size: int) -> Ross3DTask:
     if not Path(source).is_dir():
         raise ValueError(f"{source}: shard folder not found")
     tcfg = run.train
-    return Ross3DTask(
+    task = Ross3DTask(
         load_config(run.model),
         source,
         run.data,
         seed=tcfg.seed,
         global_batch=tcfg.micro_batch_size * tcfg.grad_accum * world_size,
     )
+    if task.vision_only_refused:
+        refused = task.vision_only_refused
+        Console(stderr=True).print(
+            f"[yellow]note:[/yellow] {len(refused)} clip(s) of data.vision_only_scenes are "
+            f"val/test clips and are not trained on without text: {', '.join(refused[:5])}"
+            + (" ..." if len(refused) > 5 else "")
+        )
+    return task
 
 
 def train_from_config(
