@@ -45,11 +45,12 @@ def _config(tmp_path: Path, group_by_task: bool, vision: Path | None = None) -> 
     return path
 
 
-def _dry_run(config: Path, shards: Path, out: Path) -> list[dict]:
+def _dry_run(config: Path, shards: Path, out: Path, note: str = "") -> list[dict]:
     args = ["train", "--config", str(config), "--shards", str(shards), "--output-dir", str(out),
             "--dry-run", "--world-size", str(WORLD)]  # fmt: skip
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
+    assert note in " ".join(res.output.split())
     assert not (out / "model").exists() and not list(out.glob("checkpoint*"))  # no model built
     return [json.loads(line) for line in (out / "data_order.jsonl").open()]
 
@@ -128,7 +129,8 @@ def test_listed_vision_only_clips_form_their_own_batches_and_held_out_ones_never
     cfg["train"]["micro_batch_size"], cfg["train"]["grad_accum"] = 1, 1  # global batch 4
     path = tmp_path / "small.json"
     path.write_text(json.dumps(cfg))
-    steps = _dry_run(path, many["shards"], tmp_path / "out")
+    note = "2 clip(s) of data.vision_only_scenes are val/test clips"
+    steps = _dry_run(path, many["shards"], tmp_path / "out", note)
     vision_steps = [s for s in steps if any(it["task"] == "vision" for it in s["items"])]
     assert len(vision_steps) == 1  # 4 textless clips = one batch of 4
     assert sorted(it["scene_id"] for it in vision_steps[0]["items"]) == many["textless"]
