@@ -271,3 +271,15 @@ def test_image_token_past_the_embedding_rows_is_never_embedded(
             tiny_model.set_special_ids({**ids, "coord": rows})
     finally:
         tiny_model.set_special_ids(ids)
+
+
+def test_7b_config_holds_the_reference_start():
+    """The public recipe (train_ross3d.sh lines 22-23, train_3d.py 1663-1679): LLaVA-Video,
+    the ROSS 2D denoiser with no re-init, 151,649 rows of which 2 added."""
+    from ross3d_model.config import load_config
+
+    cfg = load_config("7b")
+    assert cfg.init_from == "lmms-lab/LLaVA-Video-7B-Qwen2"
+    assert cfg.reconstruction.pretrained_denoiser == "checkpoints/mm_inv_projector.bin"
+    assert cfg.reconstruction.denoiser_init == "reference"
+    assert (cfg.llm.vocab_size, cfg.llm.added_token_rows) == (151649, 2)
