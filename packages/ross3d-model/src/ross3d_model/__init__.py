@@ -4,9 +4,10 @@ Public entry points (import from the submodules; this package import stays light
 - `config.load_config(name_or_path) -> Ross3DConfig` (shipped: tiny, mid, 7b)
 - `tokenizer.build_tokenizer(path_or_hub_id)`, `tokenizer.build_tiny_tokenizer(out_dir)`
 - `batch.collate_examples(examples, tokenizer, cfg, train=True, seed=None)`
-- `modeling.Ross3DForCausalLM.from_config(cfg)` / `.from_pretrained(folder)`; `model(batch,
+- `modeling.Ross3DForCausalLM.from_config(cfg, *, dtype, device, inference)` /
+  `.from_pretrained(folder, dtype=None, *, device, inference)` (lean: loading.py); `model(batch,
   cross_view=...)` -> `Ross3DOutput(loss, losses, logits, ground_logits, masked_views)`
-- `checkpoint.load_llava_checkpoint(model, folder_or_hub_id)`
+- `reference_layouts.check_init(cfg)` (`ross3d-model check-init`): what would not load
 - `generation.predict(model, batch, tokenizer)` -> prediction records for `ross3d-eval score`
 """
 

@@ -224,7 +224,7 @@ class Ross3DConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     tokenizer: str | None = None  # hub id / folder of the tokenizer
     # LLaVA-layout checkpoint (hub id / folder, e.g. lmms-lab/LLaVA-Video-7B-Qwen2) whose weights
-    # initialise the model after it is built (checkpoint.load_llava_checkpoint); None = none.
+    # initialise the model (the released Ross3D layout too; loading.py); None = none.
     init_from: str | None = None
     seed: int = 0
 
