@@ -74,3 +74,18 @@ def test_stale_caches_are_refused_at_task_start(folders):
     g = dataclasses.replace(cfg.grounding, min_inside_fraction=0.25)
     with pytest.raises(StaleCacheError, match=r"patch_masks.*--min-inside-fraction 0.25"):
         Ross3DTask(dataclasses.replace(cfg, grounding=g), folders[1], DataConfig())
+
+
+def test_a_stale_cache_stops_train_with_a_clear_error(folders, tmp_path):
+    from ross3d_data.cli import app as data_app
+    from ross3d_model.cli import app as model_app
+    from typer.testing import CliRunner
+
+    stale = shutil.copytree(folders[0], tmp_path / "stale")
+    runner = CliRunner()
+    r = runner.invoke(data_app, ["cache-clips", str(stale), "--min-inside-fraction", "0.25"])
+    assert r.exit_code == 0, r.output
+    args = ["train", "--config", "tiny", "--shards", str(stale), "--output-dir", str(tmp_path)]
+    r = runner.invoke(model_app, [*args, "--dry-run"])
+    assert r.exit_code == 2 and "stale patch_masks cache" in r.output, r.output
+    assert "ross3d-data cache-clips" in r.output

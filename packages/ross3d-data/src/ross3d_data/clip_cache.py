@@ -41,10 +41,9 @@ FORMAT = "ross3d-clip-cache/1"
 CACHE_DIR = "clip-cache"
 
 
-class StaleCacheError(RuntimeError):
-    """A cache file does not match the data or config it is asked for (message says why and
-    how to rebuild). A RuntimeError, not a ValueError: it is a setup error to stop on, not a bad
-    example to skip."""
+class StaleCacheError(ValueError):
+    """A cache file does not match the data or config it is asked for; the message says why and
+    how to rebuild it (the CLIs print it as an error, like any bad input)."""
 
 
 def cache_path(shard_dir: str | Path, kind: str) -> Path:

@@ -39,7 +39,7 @@ from ross3d_data.clip_cache import (
     write_cache,
 )
 from ross3d_data.patch_masks import KIND as MASK_KIND
-from ross3d_data.patch_masks import PatchMaskParams, open_patch_masks, read_masks
+from ross3d_data.patch_masks import PatchMaskParams, clip_arrays, open_patch_masks, read_masks
 from ross3d_eval.benchmarks import GROUNDING_TASKS
 
 from ross3d_model.config import Ross3DConfig
@@ -172,8 +172,7 @@ class ClipCaches:
         [V, 2, C, h, w] (mean, std)."""
         instruction = example["instruction"]
         if self.masks is not None and instruction and instruction["task"] in GROUNDING_TASKS:
-            arrays = {**clip.arrays, "depth_mm": clip.depth_mm_VSS}
-            example["in_box"] = torch.from_numpy(read_masks(self.masks, key, arrays))
+            example["in_box"] = torch.from_numpy(read_masks(self.masks, key, clip_arrays(clip)))
         for kind, cache in ((BEV_KIND, self.bev), (VIEW_KIND, self.views)):
             if cache is not None:
                 got = cache.read(key, latent_inputs(kind, clip))
