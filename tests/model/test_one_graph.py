@@ -80,3 +80,45 @@ def _module(name: str) -> str:
     if name.startswith("reconstructor.denoiser."):
         return "denoiser"
     return name.removeprefix("language_model.").split(".")[0]
+
+
+def test_every_sample_type_calls_the_same_trainable_modules_in_the_same_order(
+    tiny_model, tiny_cfg, tiny_tokenizer
+):
+    """ZeRO-3 gathers a module's parameters (a collective) at each call and ZeRO-2 buckets
+    gradients in backward order: ranks with different sample types must call the trainable
+    modules identically. Checked on micro-batches of 2 mixing the types."""
+    owners = {
+        name: module
+        for name, module in tiny_model.named_modules()
+        if any(p.requires_grad for p in module.parameters(recurse=False))
+    }
+    calls: list[str] = []
+    hooks = [
+        module.register_forward_pre_hook(lambda m, args, name=name: calls.append(name))
+        for name, module in owners.items()
+    ]
+    sequences = {}
+    try:
+        for kind, examples in {
+            "qa + caption": [QA, CAPTION],
+            "grounding + vision-only": [GROUND, None],
+            "vision-only x2": [None, None],
+            "grounding x2": [GROUND, GROUND],
+        }.items():
+            for cross_view in (False, True):
+                batch = collate_examples(
+                    [make_example(e, seed=i + 1) for i, e in enumerate(examples)],
+                    tiny_tokenizer,
+                    tiny_cfg,
+                )
+                calls.clear()
+                _run(tiny_model, batch, cross_view, one_graph=True)
+                sequences[kind, cross_view] = list(calls)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    first = next(iter(sequences.values()))
+    assert "ground_head" in first and "language_model.lm_head" in first
+    for key, sequence in sequences.items():
+        assert sequence == first, key

@@ -6,7 +6,7 @@ import math
 import pytest
 from ross3d_model.training import checkpointing as ckpt
 from ross3d_model.training.config import RunConfig, TrainConfig
-from ross3d_model.training.metrics import read_metrics
+from ross3d_model.training.metrics import TIMING_KEYS, read_metrics
 from ross3d_model.training.trainer import train
 from toy import ToyTask, toy_examples
 
@@ -46,12 +46,8 @@ def test_crash_then_resume_reproduces_the_uninterrupted_losses_exactly(tmp_path)
     with pytest.raises(ValueError, match="--resume"):
         train(_run(), ToyTask(examples), tmp_path / "run", progress=False)
     resumed = train(_run(), ToyTask(examples), tmp_path / "run", resume=True, progress=False)
-    strip = [
-        {k: v for k, v in r.items() if k not in ("elapsed_s", "cpu_s")} for r in resumed.records
-    ]
-    expect = [
-        {k: v for k, v in r.items() if k not in ("elapsed_s", "cpu_s")} for r in reference.records
-    ]
+    strip = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in resumed.records]
+    expect = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in reference.records]
     assert strip == expect  # exact floats, steps 1-6, the killed step-4 record replaced
     assert resumed.curve_path.stat().st_size > 1000
     assert (resumed.export_dir / "toy.pt").is_file()
@@ -88,13 +84,19 @@ def test_vision_only_batches_log_null_text_losses(tmp_path):
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
 def test_shipped_deepspeed_configs_train_and_resume_on_cpu(tmp_path, stage):
     """DeepSpeed (one process; the trainer sets the launcher variables) accepts the shipped
-    config, gives the plain run's first loss, and resumes its own checkpoint exactly."""
+    config, gives the plain run's losses at every step (the toy task uses every head on every
+    micro-batch: before that, ZeRO-3 re-applied a stale grounding gradient and its grounding
+    loss after 2 updates read 0.039 against the plain 0.029), and resumes exactly."""
     examples = toy_examples(10)
-    plain = train(_run(steps=3), ToyTask(examples), tmp_path / "plain", progress=False)
+    plain = train(_run(steps=4), ToyTask(examples), tmp_path / "plain", progress=False)
     ds = train(_run(stage, steps=4), ToyTask(examples), tmp_path / "ds", progress=False)
-    assert ds.records[0]["loss"] == pytest.approx(plain.records[0]["loss"], rel=1e-6)
+    for a, b in zip(plain.records, ds.records, strict=True):
+        for key in ("loss", "lm", "cross_view", "bev", "grounding"):
+            assert (a[key] is None) == (b[key] is None), key
+            if a[key] is not None:
+                assert b[key] == pytest.approx(a[key], rel=1e-5), (a["step"], key)
     assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "ds")] == [3, 4]
-    assert (ckpt.checkpoint_dir(tmp_path / "ds", 3) / "pytorch_model").is_dir()
+    assert (ckpt.checkpoint_dir(tmp_path / "ds", 3) / "ds").is_dir()  # sharded DeepSpeed state
     # resume from step 3 into a copy: step 4 must match
     import shutil
 

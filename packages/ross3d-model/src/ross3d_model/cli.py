@@ -57,8 +57,25 @@ def train(
         result = train_from_config(run, output_dir, shards=shards, resume=resume)
     except (ValueError, FileNotFoundError) as err:
         raise _fail(err) from None
-    console.print(f"metrics: {result.metrics_path}\nloss curve: {result.curve_path}")
-    console.print(f"model: {result.export_dir}")
+    if result.is_main:  # under torchrun only rank 0 reports
+        console.print(f"metrics: {result.metrics_path}\nloss curve: {result.curve_path}")
+        console.print(f"model: {result.export_dir}")
+        console.print(f"micro-batches skipped for data errors: {result.skipped_micro_batches}")
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="RUN_DIR/checkpoints/step-N")],
+    out: Annotated[Path, typer.Option("--out", help="model folder to write")],
+) -> None:
+    """A model folder `predict` reads, from any complete (plain or DeepSpeed) checkpoint."""
+    from ross3d_model.training.export import export_checkpoint
+
+    try:
+        folder = export_checkpoint(checkpoint, out)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    console.print(f"model: {folder}")
 
 
 @app.command()

@@ -306,11 +306,13 @@ class Ross3DForCausalLM(PreTrainedModel):
         frames when `cross_view`, InfoNCE for grounding examples. `masked_views` [B, V] overrides
         the sampled masks (cross_view only; grounding examples are never masked).
 
-        one_graph (training default): every trainable head that no loss used (LM head, grounding
-        head, a denoiser branch) runs on one token and enters the total times 0, so every
-        trainable parameter gets a gradient (exactly 0 there) on every micro-batch and every
-        rank; the loss values are unchanged. Needed by DDP / ZeRO (same collectives on every
-        rank, no stale ZeRO-3 gradient)."""
+        one_graph (training default): a trainable head that a loss does not use (LM head, a
+        denoiser branch, the grounding head for a non-grounding example) runs on one hidden
+        token in the place the loss would have used it and enters the total times 0. So every
+        rank calls the same trainable modules in the same order on every micro-batch (ZeRO-3
+        gathers parameters per module call), every trainable parameter gets a gradient
+        (exactly 0 from these terms: no stale ZeRO-3 gradient, same DDP/ZeRO reductions) and
+        the loss values are unchanged."""
         batch = {**(batch or {}), **fields}
         if masked_views is None:
             masked_views = self.choose_masks(batch, cross_view, generator)
@@ -322,35 +324,24 @@ class Ross3DForCausalLM(PreTrainedModel):
         hidden = self.language_model.model(
             inputs_embeds=prep.embeds, attention_mask=prep.attention_mask
         ).last_hidden_state
+        idle = [] if one_graph else None  # the one-graph terms, in call order
         named = {"lm": self._lm_loss(hidden, prep.labels)}
-        named.update(self._reconstruction_losses(hidden, prep, batch, cross_view, generator))
-        named["grounding"], ground_logits = self._grounding(hidden, prep, batch)
+        if named["lm"] is None and idle is not None:
+            idle.append(self.language_model.lm_head(hidden[0, 0]).float().sum())
+        named.update(self._reconstruction_losses(hidden, prep, batch, cross_view, generator, idle))
+        named["grounding"], ground_logits = self._grounding(hidden, prep, batch, idle)
         logits = self.language_model.lm_head(hidden) if return_logits else None
         losses = combine_losses(named, self.cfg.objective)
-        view_used = named["cross_view"] is not None and bool(prep.masked_views.any())
-        if one_graph and (idle := self._idle_terms(hidden[0, 0], named, view_used)) is not None:
-            losses["total"] = losses["total"] + idle
+        if idle:
+            losses["total"] = losses["total"] + torch.stack(idle).sum() * 0.0
         return Ross3DOutput(
             loss=losses["total"], losses=losses, logits=logits,
             ground_logits=ground_logits, masked_views=prep.masked_views,
         )  # fmt: skip
 
-    def _idle_terms(self, token_D: torch.Tensor, named: dict, view_used: bool):
-        """0 x (the heads no loss used, each run on one hidden token), or None if all were used.
-        Deterministic (no noise, t = 0), so the RNG stream of the real losses is untouched."""
-        terms = []
-        if named["lm"] is None:
-            terms.append(self.language_model.lm_head(token_D).float().sum())
-        if named["grounding"] is None:
-            terms.append(self.ground_head(token_D, token_D[None]).float().sum())
-        used = {"bev": named["bev"] is not None, "view": view_used}
-        for branch in self.reconstructor.denoiser.branches:
-            if not used[branch]:
-                terms.append(self._idle_branch(token_D, branch))
-        return torch.stack(terms).sum() * 0.0 if terms else None
-
     def _idle_branch(self, token_D: torch.Tensor, branch: str) -> torch.Tensor:
-        """One zero latent grid through a denoiser branch (pooling + embedder + shared blocks)."""
+        """One zero latent grid through a denoiser branch (pooling, embedder, shared blocks).
+        Deterministic (t = 0, no noise): the RNG stream of the real losses is untouched."""
         denoiser = self.reconstructor.denoiser
         parts = denoiser.branches[branch]
         cond = parts.pooling(token_D.view(1, 1, -1))
@@ -367,15 +358,27 @@ class Ross3DForCausalLM(PreTrainedModel):
         logits = self.language_model.lm_head(hidden_BLD[:, :-1][keep])
         return F.cross_entropy(logits.float(), target[keep])
 
-    def _reconstruction_losses(self, hidden, prep, batch, cross_view, generator) -> dict:
+    def _reconstruction_losses(self, hidden, prep, batch, cross_view, generator, idle) -> dict:
         """BEV (and, on cross-view steps, cross-view) losses over the non-grounding examples of
         the enabled branches; `generator` drives the VAE latent sampling, timesteps and noise
         (None = global RNG). A cross-view step without masked views still calls `view_loss`,
-        whose zero stays connected to the graph (distributed backward sees the same graph)."""
+        whose zero stays connected to the hidden states. `idle` (a list, one-graph mode) gets
+        an idle pass of each branch whose denoiser did not run, in the branch's place."""
         out = {"bev": None, "cross_view": None}
         rec = ~batch["is_grounding"].cpu()
-        if not rec.any():
-            return out
+        if rec.any():
+            out.update(self._denoising_losses(hidden, prep, batch, rec, cross_view, generator))
+        if idle is not None:
+            ran = {"bev": out["bev"] is not None}
+            ran["view"] = out["cross_view"] is not None and bool(prep.masked_views.any())
+            for branch in ("bev", "view"):
+                if branch in self.reconstructor.denoiser.branches and not ran[branch]:
+                    idle.append(self._idle_branch(hidden[0, 0], branch))
+        return out
+
+    def _denoising_losses(self, hidden, prep, batch, rec, cross_view, generator) -> dict:
+        """The enabled branches' losses over the examples `rec` [B] (at least one)."""
+        out = {}
         dev = hidden.device
         rc = self.cfg.reconstruction
         vis = self.visual_hidden(hidden, prep)[rec.to(dev)]
@@ -395,12 +398,16 @@ class Ross3DForCausalLM(PreTrainedModel):
             out["cross_view"] = self.reconstructor.view_loss(vis, masked, view_lat, generator)
         return out
 
-    def ground_scores(self, hidden_BLD, prep: PreparedInputs, batch) -> list:
-        """[K+1] logits per grounding example (None for others), query = hidden at `<ground>`."""
+    def ground_scores(self, hidden_BLD, prep: PreparedInputs, batch, idle=None) -> list:
+        """[K+1] logits per grounding example (None for others), query = hidden at `<ground>`.
+        `idle` (a list, one-graph mode) gets an idle head pass for each other example."""
         scores = []
         for i, target in enumerate(batch["grounding"]):
             if target is None:
                 scores.append(None)
+                if idle is not None:
+                    token = hidden_BLD[0, 0]
+                    idle.append(self.ground_head(token, token[None]).float().sum())
                 continue
             pos = (prep.input_ids[i] == self.special_ids["ground"]).nonzero()
             if len(pos) != 1:
@@ -415,8 +422,8 @@ class Ross3DForCausalLM(PreTrainedModel):
             )
         return scores
 
-    def _grounding(self, hidden, prep, batch) -> tuple[torch.Tensor | None, list]:
-        scores = self.ground_scores(hidden, prep, batch)
+    def _grounding(self, hidden, prep, batch, idle) -> tuple[torch.Tensor | None, list]:
+        scores = self.ground_scores(hidden, prep, batch, idle)
         losses = [
             infonce_loss(s, t["positives"])
             for s, t in zip(scores, batch["grounding"], strict=True)

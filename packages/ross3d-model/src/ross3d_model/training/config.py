@@ -49,6 +49,8 @@ class TrainConfig:
     log_every: int = 1
     seed: int = 0
     shuffle_buffer: int = 256  # examples; deterministic given (seed, epoch)
+    prefetch: int = 2  # micro-batches collated ahead in a background thread; 0 = inline
+    max_bad_fraction: float = 0.01  # of the run's micro-batches skipped for data errors
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "micro_batch_size", "grad_accum", "save_every", "log_every"):
@@ -60,6 +62,8 @@ class TrainConfig:
         _check(self.max_grad_norm > 0, "train.max_grad_norm must be > 0")
         _check(self.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0")
         _check(self.shuffle_buffer >= 1, "train.shuffle_buffer must be >= 1")
+        _check(self.prefetch >= 0, "train.prefetch must be >= 0")
+        _check(0 <= self.max_bad_fraction < 1, "train.max_bad_fraction must be in [0, 1)")
         self.adam_betas = tuple(float(b) for b in self.adam_betas)
         _check(
             len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 LOSS_KEYS = ("loss", "lm", "cross_view", "bev", "grounding")
+TIMING_KEYS = ("elapsed_s", "cpu_s", "data_wait_s")  # wall-clock: differ between equal runs
 METRICS_FILE = "metrics.jsonl"
 CURVE_FILE = "loss_curve.png"
 

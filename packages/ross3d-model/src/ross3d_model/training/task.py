@@ -10,6 +10,7 @@ into micro-batches, and clips are decoded only when a micro-batch is collated.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,8 +28,9 @@ from ross3d_model.objective import cross_view_active
 from ross3d_model.tokenizer import build_tiny_tokenizer, build_tokenizer, special_token_ids
 from ross3d_model.training.config import DataConfig
 from ross3d_model.training.data import micro_batches
+from ross3d_model.training.export import TOKENIZER_DIR as TOKENIZER_DIR  # predict reads it here
+from ross3d_model.training.export import write_export
 
-TOKENIZER_DIR = "tokenizer"
 DATA_ORDER_FILE = "data_order.jsonl"
 VISION_TASK = "vision"  # the "task" of a vision-only item in data_order.jsonl
 
@@ -128,15 +130,18 @@ class Ross3DTask:
         text = int(batch["attention_mask"].sum()) - b  # the <image> placeholders are replaced
         return text + b * v * self.cfg.tokens_per_frame
 
+    def data_fingerprint(self) -> str:
+        """Digest of the shard folder's manifest: resume refuses a changed shard folder."""
+        manifest = json.dumps(self.reader.manifest, sort_keys=True).encode()
+        return hashlib.sha256(manifest).hexdigest()[:16]
+
     def enable_gradient_checkpointing(self, model) -> None:
         # Non-reentrant: reentrant checkpointing breaks DDP's find_unused_parameters.
         model.gradient_checkpointing_enable({"use_reentrant": False})
 
     def export(self, model, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None:
         """A folder `predict` reads: config.json + safetensors + tokenizer/."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(str(out_dir), state_dict=state_dict)
-        self.tokenizer.save_pretrained(str(out_dir / TOKENIZER_DIR))
+        write_export(model, state_dict, self.tokenizer, out_dir)
 
 
 def world_size_from_env() -> int:
