@@ -120,6 +120,17 @@ def test_cache_round_trip_equals_direct_computation(shards):
         np.testing.assert_array_equal(got, clip_masks(mask_inputs(arrays), params))
 
 
+def test_workers_write_the_same_masks(shards):
+    folder, clips = shards
+    params = PatchMaskParams(grid=4, patch_px=14)
+    cache_patch_masks(folder, params, workers=2)
+    reader = open_patch_masks(folder, params)
+    for clip in clips:
+        arrays = clip_arrays(clip)
+        got = read_masks(reader, clip.scene_id, arrays)
+        np.testing.assert_array_equal(got, clip_masks(mask_inputs(arrays), params))
+
+
 def test_stale_cache_is_refused_with_the_rebuild_command(shards):
     folder, _ = shards
     params = PatchMaskParams(grid=4, patch_px=14)
@@ -166,7 +177,8 @@ def test_cache_clips_cli(shards):
 
     folder, clips = shards
     runner = CliRunner()
-    r = runner.invoke(app, ["cache-clips", str(folder), "--grid", "4", "--patch-depth", "valid"])
+    args = ["cache-clips", str(folder), "--grid", "4", "--patch-depth", "valid", "-j", "2"]
+    r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     params = PatchMaskParams(grid=4, patch_px=14, patch_depth="valid")
     got = read_masks(open_patch_masks(folder, params), clips[0].scene_id, clip_arrays(clips[0]))

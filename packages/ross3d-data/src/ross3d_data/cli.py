@@ -247,6 +247,7 @@ def cache_clips_cmd(
     patch_depth: Annotated[
         str, typer.Option("--patch-depth", help="grounding.patch_depth: any | valid")
     ] = "any",
+    workers: Workers = 1,
 ) -> None:
     """Grounding patch masks of every clip's GT boxes, once per clip:
     SHARDS/clip-cache/patch_masks.h5 (training reads it instead of computing them per
@@ -259,7 +260,9 @@ def cache_clips_cmd(
         params = PatchMaskParams(grid, patch_px, min_inside_fraction, patch_depth)
         with Progress(console=console) as bar:
             task = bar.add_task("patch masks", total=len(shard_keys(shards)))
-            path = cache_patch_masks(shards, params, progress=lambda _key: bar.advance(task))
+            path = cache_patch_masks(
+                shards, params, progress=lambda _key: bar.advance(task), workers=workers
+            )
     except (ValueError, FileNotFoundError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None

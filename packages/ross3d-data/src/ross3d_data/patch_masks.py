@@ -15,7 +15,8 @@ inside).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -149,13 +150,18 @@ def clip_arrays(clip) -> dict[str, np.ndarray]:
     return {**clip.arrays, "depth_mm": clip.depth_mm_VSS, "bev": clip.bev_HW3}
 
 
-def iter_shard_clips(shard_dir: str | Path) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-    """(clip key, clip arrays) of every clip of a build-shards folder, in shard order."""
+_READERS: dict[str, object] = {}  # one ShardReader per folder per process (pool workers)
+
+
+def _clip_entry(job: tuple[str, str, PatchMaskParams]):
+    """(key, fingerprint, {"in_box": masks}) of one clip; runs in the caller or a worker."""
     from .reader import ShardReader
 
-    reader = ShardReader(shard_dir)
-    for key in reader.keys:
-        yield key, clip_arrays(reader.clip(key))
+    folder, key, params = job
+    if folder not in _READERS:
+        _READERS[folder] = ShardReader(folder, cache_clips=0)
+    inputs = mask_inputs(clip_arrays(_READERS[folder].clip(key)))
+    return key, fingerprint(KIND, params.to_dict(), inputs), {"in_box": clip_masks(inputs, params)}
 
 
 def source_digest(shard_dir: str | Path) -> str:
@@ -170,17 +176,30 @@ def shard_keys(shard_dir: str | Path) -> list[str]:
     return [k for s in read_manifest(Path(shard_dir))["shards"] for k in s["keys"]]
 
 
-def cache_patch_masks(shard_dir: str | Path, params: PatchMaskParams, progress=None) -> Path:
-    """Compute every clip's masks and write ``<shard_dir>/clip-cache/patch_masks.h5``.
-    ``progress`` (optional) is called with each clip key as it is done."""
+def cache_patch_masks(
+    shard_dir: str | Path, params: PatchMaskParams, progress=None, workers: int = 1
+) -> Path:
+    """Compute every clip's masks (``workers`` processes) and write
+    ``<shard_dir>/clip-cache/patch_masks.h5``; ``progress`` (optional) is called with each
+    clip key as it is done."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    jobs = [(str(shard_dir), key, params) for key in shard_keys(shard_dir)]
 
     def entries():
-        for key, arrays in iter_shard_clips(shard_dir):
-            inputs = mask_inputs(arrays)
-            digest = fingerprint(KIND, params.to_dict(), inputs)
-            yield key, digest, {"in_box": clip_masks(inputs, params)}
-            if progress is not None:
-                progress(key)
+        if workers == 1:
+            done = map(_clip_entry, jobs)
+        else:
+            pool = ProcessPoolExecutor(workers)
+            done = pool.map(_clip_entry, jobs)  # in order: the file is written as they come
+        try:
+            for entry in done:
+                yield entry
+                if progress is not None:
+                    progress(entry[0])
+        finally:
+            if workers > 1:
+                pool.shutdown(cancel_futures=True)
 
     path = cache_path(shard_dir, KIND)
     write_cache(path, KIND, params.to_dict(), source_digest(shard_dir), entries())
