@@ -79,6 +79,8 @@ def bench_config(config: str, work: Path, shards: Path, tokens: int) -> None:
     outputs, rates = [], []
     for name, batch, reuse in settings:
         out = work / f"{config}-{batch}-{reuse}.jsonl"
+        for old in (out, out.with_name(out.name + ".meta.json")):  # predict would resume
+            old.unlink(missing_ok=True)
         n, seconds = time_setting(run_dir, shards, out, batch, reuse, tokens)
         rates.append(n / seconds)
         outputs.append(out.read_text())

@@ -8,6 +8,7 @@ from model_examples import instruction, make_example
 from ross3d_model.batch import collate_examples
 from ross3d_model.decoding import attention_mask_4d
 from ross3d_model.generation import (
+    PrefixCache,
     clip_groups,
     encode,
     generate_text,
@@ -160,3 +161,28 @@ def test_prefix_reuse_runs_the_vision_tower_once_per_clip(tiny_model, tiny_cfg, 
     finally:
         hook.remove()
     assert seen == [2 * 4, 8 * 4]  # frames through the projector: 2 clips vs 8 rows, 4 views
+
+
+@torch.no_grad()
+def test_a_prefix_cache_carries_a_clip_across_batches(sensitive_model, tiny_cfg, tiny_tokenizer):
+    """Batches [a, c] and [d, e, f] of clip 1, then [b, g] of clip 2: the second batch reuses
+    clip 1's prefill (no vision pass), the third recomputes; records equal each row alone."""
+    model, tok = sensitive_model, tiny_tokenizer
+    examples = _mixed_clip_examples()
+    batches = [[0, 2], [3, 5, 7], [1, 6]]
+    alone = {
+        i: predict(
+            model, collate_examples([examples[i]], tok, tiny_cfg, train=False), tok, 6, False
+        )
+        for i in [i for rows in batches for i in rows]
+    }
+    cache, seen, got = PrefixCache(), [], {}
+    hook = model.mm_projector.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
+    try:
+        for rows in batches:
+            batch = collate_examples([examples[i] for i in rows], tok, tiny_cfg, train=False)
+            got.update(zip(rows, predict(model, batch, tok, 6, True, cache), strict=True))
+    finally:
+        hook.remove()
+    assert {i: [r] for i, r in got.items()} == alone
+    assert seen == [4, 4]  # views through the projector: clip 1 once, clip 2 once

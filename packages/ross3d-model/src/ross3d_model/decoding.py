@@ -9,6 +9,7 @@ expanded (rows copied by index) so several rows continue from one prefix compute
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,12 @@ class CachedRows:
 
     cache: DynamicCache
     valid_BK: torch.Tensor
+
+    def take(self, index_B: torch.Tensor) -> CachedRows:
+        """A new CachedRows of rows `index_B`; this one is left as it is."""
+        cache = copy.copy(self.cache)
+        cache.layers = [copy.copy(layer) for layer in self.cache.layers]
+        return CachedRows(cache, self.valid_BK).select(index_B)
 
     def select(self, index_B: torch.Tensor) -> CachedRows:
         """Rows `index_B` of this cache (a row may be repeated: prefix expansion). In place."""

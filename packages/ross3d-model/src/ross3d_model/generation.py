@@ -55,26 +55,80 @@ def clip_groups(model: Ross3DForCausalLM, batch: dict) -> list[int]:
     embedding) makes a row its own group."""
     first: list[int] = []
     for i in range(len(batch["scene_ids"])):
-        p, _ = _image_position(model, batch, i)
-        prefix = batch["input_ids"][i, :p]
+        mine = ClipSignature.of(model, batch, i)
         match = i
-        if not (prefix == model.special_ids["coord"]).any():
-            for r in sorted(set(first)):
-                if _same_prefix(model, batch, i, r, prefix):
-                    match = r
-                    break
+        if mine.shareable(model):
+            match = next(
+                (r for r in sorted(set(first)) if mine == ClipSignature.of(model, batch, r)), i
+            )
         first.append(match)
     return first
 
 
-def _same_prefix(model, batch: dict, i: int, r: int, prefix_i: torch.Tensor) -> bool:
-    p_r, _ = _image_position(model, batch, r)
-    return (
-        batch["scene_ids"][i] == batch["scene_ids"][r]
-        and torch.equal(batch["input_ids"][r, :p_r], prefix_i)
-        and all(torch.equal(batch[k][i], batch[k][r]) for k in ("coords", "coords_valid"))
-        and torch.equal(batch["images"][i], batch["images"][r])
-    )
+@dataclass(eq=False)
+class ClipSignature:
+    """What a row's prefix (text before `<image>` + visual tokens) depends on."""
+
+    scene_id: str
+    prefix_ids: torch.Tensor
+    tensors: tuple[torch.Tensor, ...]  # images, coords, coords_valid
+
+    @classmethod
+    def of(cls, model: Ross3DForCausalLM, batch: dict, i: int) -> ClipSignature:
+        p, _ = _image_position(model, batch, i)
+        names = ("images", "coords", "coords_valid")
+        return cls(
+            batch["scene_ids"][i], batch["input_ids"][i, :p], tuple(batch[k][i] for k in names)
+        )
+
+    def shareable(self, model: Ross3DForCausalLM) -> bool:
+        return not bool((self.prefix_ids == model.special_ids["coord"]).any())
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ClipSignature)
+            and self.scene_id == other.scene_id
+            and torch.equal(self.prefix_ids, other.prefix_ids)
+            and all(torch.equal(a, b) for a, b in zip(self.tensors, other.tensors, strict=True))
+        )
+
+
+class PrefixCache:
+    """The prefilled prefix of the last clip `encode` saw (one cache row and its patch
+    features), reused by the following batches of the same clip: with items in clip order a
+    clip's prefix is computed about once, whatever the batch size."""
+
+    def __init__(self) -> None:
+        self.signature: ClipSignature | None = None
+        self.rows: CachedRows | None = None
+        self.patch_feats: torch.Tensor | None = None
+
+    def lookup(self, signature: ClipSignature) -> tuple[CachedRows, torch.Tensor] | None:
+        if self.signature is None or signature != self.signature:
+            return None
+        return self.rows.take(torch.zeros(1, dtype=torch.long)), self.patch_feats
+
+    def store(self, signature: ClipSignature, rows: CachedRows, patch_feats: torch.Tensor):
+        self.signature, self.rows, self.patch_feats = signature, rows, patch_feats
+
+
+def _prefill_prefixes(model, batch: dict, reps: list[int], cache: PrefixCache | None):
+    """(cache rows of the reps' prefixes, their patch features [U, V, g, g, D]): from `cache`
+    when the batch is one clip it holds, else computed (the last rep then stored in `cache`)."""
+    if cache is not None and len(reps) == 1:
+        found = cache.lookup(ClipSignature.of(model, batch, reps[0]))
+        if found is not None:
+            return found
+    sub = select_rows(batch, reps)
+    prep = model.prepare_inputs(sub, _no_masks(sub))
+    embeds, valid = left_pad([_prefix(model, sub, prep, u) for u in range(len(reps))])
+    _, rows = extend(model.language_model.model, embeds, valid, None)
+    if cache is not None:
+        last = torch.tensor([len(reps) - 1])
+        cache.store(
+            ClipSignature.of(model, batch, reps[-1]), rows.take(last), prep.patch_feats[-1:]
+        )
+    return rows, prep.patch_feats
 
 
 def _prefix(model, sub: dict, prep: PreparedInputs, u: int) -> torch.Tensor:
@@ -93,9 +147,15 @@ def text_embeds(model: Ross3DForCausalLM, ids_L: torch.Tensor, coord_centre_3: t
 
 
 @torch.no_grad()
-def encode(model: Ross3DForCausalLM, batch: dict, reuse_prefix: bool = True) -> Encoded:
+def encode(
+    model: Ross3DForCausalLM,
+    batch: dict,
+    reuse_prefix: bool = True,
+    prefix_cache: PrefixCache | None = None,
+) -> Encoded:
     """Prefill every row of an eval batch (`collate_examples(train=False)`, tensors on the
-    model's device); with `reuse_prefix`, once per clip for the shared prefix."""
+    model's device); with `reuse_prefix`, once per clip for the shared prefix (or not at all
+    when `prefix_cache` holds the batch's one clip from an earlier batch)."""
     if not reuse_prefix:
         prep = model.prepare_inputs(batch, _no_masks(batch))
         n = prep.attention_mask.sum(1).tolist()
@@ -106,10 +166,7 @@ def encode(model: Ross3DForCausalLM, batch: dict, reuse_prefix: bool = True) -> 
     first = clip_groups(model, batch)
     reps = sorted(set(first))
     group_B = torch.tensor([reps.index(f) for f in first])
-    sub = select_rows(batch, reps)
-    prep = model.prepare_inputs(sub, _no_masks(sub))
-    embeds, valid = left_pad([_prefix(model, sub, prep, u) for u in range(len(reps))])
-    _, rows = extend(model.language_model.model, embeds, valid, None)
+    rows, patch_feats = _prefill_prefixes(model, batch, reps, prefix_cache)
     rows.select(group_B)
     suffix_ids = []
     for i in range(len(first)):
@@ -121,7 +178,7 @@ def encode(model: Ross3DForCausalLM, batch: dict, reuse_prefix: bool = True) -> 
     embeds, valid = left_pad(suffix)
     ids, _ = left_pad(suffix_ids, -1)
     hidden, rows = extend(model.language_model.model, embeds, valid, rows)
-    return Encoded(rows, hidden, ids, prep.patch_feats[group_B.to(prep.patch_feats.device)])
+    return Encoded(rows, hidden, ids, patch_feats[group_B.to(patch_feats.device)])
 
 
 def _ground_view(enc: Encoded) -> PreparedInputs:
@@ -212,13 +269,14 @@ def predict(
     tokenizer: PreTrainedTokenizerBase,
     max_new_tokens: int | None = None,
     reuse_prefix: bool = True,
+    prefix_cache: PrefixCache | None = None,
 ) -> list[dict]:
     """One prediction record per example of an eval batch (`collate_examples(train=False)`):
     one prefill for all rows, grounding scored from it, text rows then decoded together."""
     instructions = batch["instructions"]
     if any(ins is None for ins in instructions):
         raise ValueError("predict() needs an instruction for every example (got a vision-only one)")
-    enc = encode(model, batch, reuse_prefix)
+    enc = encode(model, batch, reuse_prefix, prefix_cache)
     records: list[dict | None] = [None] * len(instructions)
     if batch["is_grounding"].any():
         threshold = model.cfg.grounding.multi_threshold

@@ -217,6 +217,9 @@ class _Predictor:
         self.summary = summary
         self.proposals = _read_proposals(cfg.boxes)
         self.max_new_tokens = cfg.new_tokens(model.cfg.text.max_new_tokens)
+        from ross3d_model.generation import PrefixCache
+
+        self.prefix_cache = PrefixCache() if cfg.prefix_reuse else None  # across batches
 
     def example(self, item: Item) -> dict:
         """The loader example of `item`, or {"record": ...} for a Scan2Cap object no proposal
@@ -257,11 +260,11 @@ class _Predictor:
                 spatial_prompt=self.cfg.spatial_prompt,
             )  # fmt: skip
             batch = _to_device(batch, self.cfg.device)
-            out = iter(
-                predict(
-                    self.model, batch, self.tokenizer, self.max_new_tokens, self.cfg.prefix_reuse
-                )
-            )
+            records = predict(
+                self.model, batch, self.tokenizer, self.max_new_tokens,
+                self.cfg.prefix_reuse, self.prefix_cache,
+            )  # fmt: skip
+            out = iter(records)
         return [ex["record"] if "record" in ex else next(out) for ex in examples]
 
 
