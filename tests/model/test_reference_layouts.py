@@ -283,3 +283,56 @@ def test_7b_config_holds_the_reference_start():
     assert cfg.reconstruction.pretrained_denoiser == "checkpoints/mm_inv_projector.bin"
     assert cfg.reconstruction.denoiser_init == "reference"
     assert (cfg.llm.vocab_size, cfg.llm.added_token_rows) == (151649, 2)
+
+
+def test_siglip_model_layout_and_diffusers_vae_folder(tiny_cfg, tmp_path):
+    """`vision.pretrained` in the SiglipModel layout (google/siglip-so400m-patch14-384: a
+    `vision_model.*` tower with one layer more than LLaVA keeps, a text tower, logit scale/bias)
+    and `vae.pretrained` as a diffusers repo with a `vae` subfolder."""
+    from diffusers import AutoencoderKL
+    from reference_fixtures import siglip_keys
+
+    keys = siglip_keys(tiny_cfg, "vision_model.", num_layers=3)
+    keys |= {"vision_model.head.probe": (1, 1, 32), "text_model.embeddings.x": (4, 8)}
+    keys |= {"logit_scale": (1,), "logit_bias": (1,)}
+    state = random_state(keys, seed=8)
+    tower = write_safetensors(state, tmp_path / "siglip")
+    vae_cfg = tiny_cfg.vae
+    AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=tuple(vae_cfg.tiny_block_out_channels),
+        layers_per_block=1,
+        latent_channels=vae_cfg.latent_channels,
+        norm_num_groups=vae_cfg.tiny_norm_num_groups,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    ).save_pretrained(str(tmp_path / "vae_repo" / "vae"))
+    vae_state = _single_file_state(tmp_path / "vae_repo" / "vae")
+    cfg = _cfg(
+        tiny_cfg,
+        vision={"pretrained": str(tower)},
+        vae={"pretrained": str(tmp_path / "vae_repo"), "subfolder": "vae"},
+    )
+    code, report = _check_init(cfg, tmp_path)
+    assert code == 0, report
+    assert report["ignored"] == {
+        "vision.pretrained: SigLIP pooling head (unused)": 1,
+        "vision.pretrained: SigLIP text tower": 3,
+        "vision.pretrained: layers past vision.num_layers": 16,
+    }
+    model = Ross3DForCausalLM.from_config(cfg)
+    ours = model.state_dict()
+    for key, tensor in state.items():
+        name = "vision_tower." + key.removeprefix("vision_model.")
+        if name in ours:
+            assert torch.equal(ours[name], tensor), key
+    for key, tensor in vae_state.items():
+        assert torch.equal(ours["latent_tokenizer.vae." + key], tensor), key
+    assert not any(p.requires_grad for p in model.latent_tokenizer.parameters())
+
+
+def _single_file_state(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(next(folder.glob("*.safetensors"))))
