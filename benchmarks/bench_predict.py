@@ -86,10 +86,66 @@ def bench_config(config: str, work: Path, shards: Path, tokens: int) -> None:
         outputs.append(out.read_text())
         print(f"{config:5s} {name:24s} {n} items in {seconds:7.1f} s: {n / seconds:6.2f} items/s")
     answers = [json.loads(line)["answer"] for line in outputs[0].splitlines()]
-    mean_words = sum(len(a.split()) for a in answers) / len(answers)
+    chars = sum(len(a) for a in answers) / len(answers)
     print(f"{config:5s} identical predictions across settings: {len(set(outputs)) == 1}; "
           f"speed-up per item vs batch 1: batch 8 x{rates[1] / rates[0]:.2f}, "
-          f"batch 8 + reuse x{rates[2] / rates[0]:.2f}; mean answer {mean_words:.1f} words")  # fmt: skip
+          f"batch 8 + reuse x{rates[2] / rates[0]:.2f}; answers: mean {chars:.0f} characters, "
+          f"{len(set(answers))} distinct")  # fmt: skip
+
+
+def _linear_flops(cfg_llm, tokens: int) -> float:
+    """Forward FLOPs of the Qwen2 blocks' matmuls (q, k, v, o, gate, up, down) for `tokens`."""
+    d, f, layers = cfg_llm.hidden_size, cfg_llm.intermediate_size, cfg_llm.num_layers
+    kv = d // cfg_llm.num_heads * cfg_llm.num_kv_heads
+    return 2 * layers * tokens * (2 * d * d + 2 * d * kv + 3 * d * f)
+
+
+def _attention_flops(cfg_llm, queries: int, context_start: int) -> float:
+    """QK^T and AV FLOPs of `queries` new tokens after `context_start` cached ones (causal)."""
+    mean_context = context_start + (queries + 1) / 2
+    return 4 * cfg_llm.num_layers * cfg_llm.hidden_size * queries * mean_context
+
+
+def project_7b(per_scene: float, prefix_text: int, suffix: int, answer: int, batch: int):
+    """TFLOP per item of the 7b config (analytic count, not a measurement): vision tower +
+    projector + LLM prefill + greedy decoding (lm_head on the last position only)."""
+    from ross3d_model.config import load_config
+
+    cfg = load_config("7b")
+    v, llm = cfg.vision, cfg.llm
+    views = cfg.tokens.num_views
+    patches = (v.image_size // v.patch_size) ** 2
+    per_frame = (
+        2
+        * v.num_layers
+        * patches
+        * (4 * v.hidden_size**2 + 2 * v.hidden_size * v.intermediate_size)
+    )
+    per_frame += 4 * v.num_layers * v.hidden_size * patches**2
+    per_frame += 2 * patches * (v.hidden_size * llm.hidden_size + llm.hidden_size**2)  # projector
+    prefix = prefix_text + views * cfg.tokens_per_frame
+    prefix_flops = views * per_frame + _linear_flops(llm, prefix) + _attention_flops(llm, prefix, 0)
+    head = 2 * llm.hidden_size * llm.vocab_size
+    suffix_flops = _linear_flops(llm, suffix) + _attention_flops(llm, suffix, prefix) + head
+    decode = sum(
+        _linear_flops(llm, 1) + _attention_flops(llm, 1, prefix + suffix + t) + head
+        for t in range(answer - 1)
+    )
+    rows = {
+        "batch 1 (or batch 8, no reuse)": prefix_flops + suffix_flops + decode,
+        f"batch {batch} + prefix reuse inside the batch": prefix_flops / batch
+        + suffix_flops
+        + decode,
+        "+ prefix carried across batches (PrefixCache)": prefix_flops / per_scene
+        + suffix_flops
+        + decode,
+    }
+    print(f"7b FLOP projection ({prefix} prefix tokens, {suffix} suffix, {answer} answer tokens, "
+          f"{per_scene:.1f} questions per clip): prefix {prefix_flops / 1e12:.1f} TFLOP "
+          f"(vision {views * per_frame / 1e12:.1f}), suffix {suffix_flops / 1e12:.2f}, "
+          f"decode {decode / 1e12:.2f}")  # fmt: skip
+    for name, flops in rows.items():
+        print(f"  {name:48s} {flops / 1e12:7.2f} TFLOP per item")
 
 
 def main() -> None:
@@ -98,7 +154,13 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=48)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--project-only", action="store_true", help="only the 7b FLOP count")
     args = parser.parse_args()
+    # ScanQA val: 4,675 questions over 71 scenes; ~16 text tokens before <image> (system turn),
+    # ~30 after (question + turn markers, reference protocol), 48-token answers (issue 12)
+    project_7b(per_scene=4675 / 71, prefix_text=16, suffix=30, answer=48, batch=8)
+    if args.project_only:
+        return
 
     import torch
     from rich.console import Console
