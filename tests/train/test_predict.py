@@ -159,6 +159,23 @@ def test_eval_time_proposals_replace_the_gt_candidates(demo_data, exported, tmp_
         run_predict(_config(demo_data, exported, tmp_path / "x.jsonl", ["scanrefer"], boxes=path))
 
 
+def test_scenes_without_proposals_get_empty_predictions(demo_data, exported, tmp_path):
+    path = tmp_path / "none.json"
+    path.write_text("{}")
+    out = tmp_path / "{benchmark}.jsonl"
+    cfg = _config(demo_data, exported, out, ["scanrefer", "multi3drefer", "scan2cap"], boxes=path)
+    summaries = {s.benchmark: s for s in run_predict(cfg)}
+    for bench, s in summaries.items():
+        assert s.missing_proposals == s.written == _val_count(demo_data, bench), bench
+    assert summaries["scan2cap"].unmatched == summaries["scan2cap"].written
+    read = {
+        b: [json.loads(x) for x in s.path.read_text().splitlines()] for b, s in summaries.items()
+    }
+    assert {tuple(r["box"]) for r in read["scanrefer"]} == {(0.0,) * 6}
+    assert all(r["boxes"] == [] for r in read["multi3drefer"])
+    assert all(r["caption"] == "" for r in read["scan2cap"])
+
+
 def test_scan2cap_queries_the_matched_proposal_never_the_gt_box(demo_data, exported, tmp_path):
     """Proposals = each GT box shifted along x by 10% of its size (IoU 0.9/1.1 = 0.82 >= 0.5),
     except object 0 of each scene, moved 10 m away (IoU 0): object 0 gets the empty caption
@@ -225,3 +242,24 @@ def test_two_processes_write_the_same_files_as_one(demo_data, exported, tmp_path
     for bench in TORCHRUN_BENCHMARKS:
         assert (two / f"{bench}.jsonl").read_text() == (one / f"{bench}.jsonl").read_text(), bench
     assert not list(two.glob("*.part-*"))
+
+
+@pytest.mark.gpu
+def test_cuda_predictions_do_not_depend_on_the_batch_size(demo_data, exported, tmp_path):
+    """fp32 on the GPU: batch 1 == batch 8 with prefix reuse; bf16 (the default) runs."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    files = []
+    for batch in (1, 8):
+        out = tmp_path / f"b{batch}" / "{benchmark}.jsonl"
+        cfg = _config(demo_data, exported, out, TORCHRUN_BENCHMARKS, device="cuda", dtype="fp32",
+                      batch_size=batch)  # fmt: skip
+        files.append([s.path.read_text() for s in run_predict(cfg)])
+    assert files[0] == files[1]
+    cfg = _config(demo_data, exported, tmp_path / "bf16" / "{benchmark}.jsonl", TORCHRUN_BENCHMARKS)
+    assert cfg.dtype == "bf16"
+    assert [s.written for s in run_predict(cfg)] == [
+        _val_count(demo_data, b) for b in TORCHRUN_BENCHMARKS
+    ]

@@ -28,7 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ross3d_eval.benchmarks import QA_TASKS, TASKS, prediction_key, read_boxes_json
+from ross3d_eval.benchmarks import (
+    GROUNDING_TASKS,
+    QA_TASKS,
+    TASKS,
+    prediction_key,
+    read_boxes_json,
+)
 from ross3d_eval.boxes import box_iou_matrix
 from ross3d_eval.harness import prediction_meta_path
 
@@ -242,6 +248,8 @@ class _Predictor:
                 box = example["boxes"][best] if best is not None else torch.zeros(6)
                 return {"record": _empty_caption(example["scene_id"], instruction, box)}
             instruction = {**instruction, "boxes": [example["boxes"][matched].tolist()]}
+        if instruction["task"] in GROUNDING_TASKS and len(example["boxes"]) == 0:
+            return {"record": _no_candidates(example["scene_id"], instruction)}
         example["instruction"] = instruction
         return example
 
@@ -275,6 +283,15 @@ def _empty_caption(scene_id: str, instruction: dict, box_6: torch.Tensor) -> dic
         "caption": "",
         "box": [float(x) for x in box_6],
     }
+
+
+def _no_candidates(scene_id: str, instruction: dict) -> dict:
+    """A grounding query of a scene without candidate boxes: no box (Multi3DRefer) or a
+    zero-size one (ScanRefer, IoU 0)."""
+    record = {"scene_id": scene_id, "ann_id": instruction["eval"]["ann_id"]}
+    if instruction["task"] == "multi3drefer":
+        return {**record, "boxes": []}
+    return {**record, "object_id": instruction["eval"]["object_id"], "box": [0.0] * 6}
 
 
 def _to_device(batch: dict, device: str) -> dict:
