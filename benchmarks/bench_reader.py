@@ -1,7 +1,7 @@
 """Shard reader and training data wait on frames of real ScanNet size.
 
     uv run python benchmarks/bench_reader.py [--scenes 2] [--frames 64] [--work DIR]
-        [--examples 48] [--steps 6] [--train-views 8] [--models tiny mid]
+        [--examples 48] [--steps 6] [--train-views 8] [--models tiny mid] [--prefetch N]
 
 Data, all through the real pipeline: ``make_demo(full_size=True)`` writes synthetic rooms whose
 ``.sens`` streams hold 1296x968 colour and 640x480 depth frames (ScanNet's sizes), exported to
@@ -105,7 +105,7 @@ def bench_collate(shards: Path, n: int) -> None:
     print(f"tiny collate (decode + tokenise + stack): {cpu:.1f} examples/CPU-s ({wall:.1f}/s wall)")
 
 
-def bench_wait(shards: Path, model: str, steps: int, work: Path) -> None:
+def bench_wait(shards: Path, model: str, steps: int, work: Path, prefetch: int | None) -> None:
     from ross3d_model.training.config import load_run_config
     from ross3d_model.training.task import train_from_config
 
@@ -113,6 +113,8 @@ def bench_wait(shards: Path, model: str, steps: int, work: Path) -> None:
     run.model = model
     run.train = dataclasses.replace(run.train, max_steps=steps, micro_batch_size=1, grad_accum=2,
                                     save_every=10**6)  # fmt: skip
+    if prefetch is not None:
+        run.train = dataclasses.replace(run.train, prefetch=prefetch)
     out = Path(tempfile.mkdtemp(prefix=f"wait_{model}_", dir=work))
     result = train_from_config(run, out, shards=shards, progress=False)
     recs = result.records
@@ -121,7 +123,7 @@ def bench_wait(shards: Path, model: str, steps: int, work: Path) -> None:
     step_s = [b["elapsed_s"] - a["elapsed_s"] for a, b in itertools.pairwise(recs)]
     waits = [r["data_wait_s"] for r in recs[1:]]
     frac = sum(waits) / sum(step_s)
-    print(f"{model}: {len(step_s)} timed steps of 2 micro-batches, {sum(step_s) / len(step_s):.2f} "
+    print(f"{model} (prefetch {run.train.prefetch}): {len(step_s)} timed steps of 2 micro-batches, {sum(step_s) / len(step_s):.2f} "
           f"s/step, data wait {sum(waits) / len(waits):.3f} s/step = {100 * frac:.1f} % "
           f"(per step: {', '.join(f'{w:.2f}' for w in waits)})")  # fmt: skip
 
@@ -135,6 +137,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--train-views", type=int, default=8)
     ap.add_argument("--models", nargs="*", default=["tiny", "mid"])
+    ap.add_argument(
+        "--prefetch", type=int, default=None, help="override train.prefetch (0: inline)"
+    )
+    ap.add_argument("--skip-reader", action="store_true", help="only the training runs")
     args = ap.parse_args()
 
     import cv2
@@ -147,12 +153,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; work dir {work}")
     data = build_data(work, args.scenes, args.frames, args.train_views)
-    bench_reader(data["shards32"], args.examples)
-    bench_collate(data["shards_train"], args.examples)
+    if not args.skip_reader:
+        bench_reader(data["shards32"], args.examples)
+        bench_collate(data["shards_train"], args.examples)
     torch.set_num_threads(threads)  # training as it runs by default
     print(f"training with {threads} torch threads")
     for model in args.models:
-        bench_wait(data["shards_train"], model, args.steps, work)
+        bench_wait(data["shards_train"], model, args.steps, work, args.prefetch)
 
 
 if __name__ == "__main__":
