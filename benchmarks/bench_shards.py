@@ -17,6 +17,7 @@ from pathlib import Path
 from ross3d_data.demo import make_demo
 from ross3d_data.instructions import ConvertConfig, convert_instructions
 from ross3d_data.loader import make_loader
+from ross3d_data.reader import ShardReader
 from ross3d_data.shard_sample import SampleConfig
 from ross3d_data.shards import ShardConfig, build_shards
 
@@ -53,7 +54,8 @@ def bench_build(scenes: Path, inst: Path, out: Path, views: int, workers: int, n
 
 
 def bench_loader(shards: Path, workers: int, limit: int) -> float:
-    loader = make_loader(shards, split="train", num_workers=workers, seed=0)
+    # LRU off: every sample is decoded from its clip's members (no repeat of a decoded clip)
+    loader = make_loader(ShardReader(shards, cache_clips=0), "train", num_workers=workers)
     it = iter(loader)
     next(it)  # worker start-up and first decode not timed
     t0, c0 = time.perf_counter(), time.process_time()
