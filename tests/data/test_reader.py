@@ -135,17 +135,3 @@ def test_rank_slices_are_disjoint_equal_and_cover_all_but_the_remainder():
     assert sorted(i for p in parts for i in p) == sorted(order[:20])
     with pytest.raises(ValueError, match="rank 4 outside world size 4"):
         rank_slice(order, 4, 4)
-
-
-def test_shards_stay_readable_by_webdataset(many):
-    """The format is plain WebDataset: a generic reader sees the same samples."""
-    wds = pytest.importorskip("webdataset")
-    reader = ShardReader(many["shards"])
-    urls = [str(p) for p in reader.shard_paths]
-    seen = list(wds.WebDataset(urls, shardshuffle=False, empty_check=False))
-    assert [s["__key__"] for s in seen] == reader.keys
-    for sample in seen[:3]:
-        ours = reader.sample(sample["__key__"])
-        assert {k: v for k, v in sample.items() if not k.startswith("__")} == {
-            k: v for k, v in ours.items() if k != "__key__"
-        }
