@@ -117,6 +117,18 @@ def test_predict_builds_only_what_inference_uses(exported):
         assert {p.dtype for p in model.parameters()} == {torch_dtype}
 
 
+def test_one_process_merges_parts_left_by_a_torchrun_run(demo_data, exported, tmp_path):
+    out = tmp_path / "scanqa.jsonl"
+    run_predict(_config(demo_data, exported, out, ["scanqa"], max_new_tokens=2))
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text(lines[0])
+    (tmp_path / "scanqa.jsonl.part-1-of-2.jsonl").write_text("".join(lines[-2:]))
+    summary = run_predict(_config(demo_data, exported, out, ["scanqa"], max_new_tokens=2))[0]
+    assert (summary.skipped_existing, summary.written) == (3, len(lines) - 3)
+    assert out.read_text() == "".join(lines)  # item order restored
+    assert not list(tmp_path.glob("*.part-*"))
+
+
 def test_predict_errors_are_clear(demo_data, exported, tmp_path):
     with pytest.raises(ValueError, match="unknown benchmarks"):
         _config(demo_data, exported, tmp_path / "p.jsonl", ["scannet"])

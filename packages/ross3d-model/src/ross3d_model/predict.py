@@ -46,6 +46,7 @@ from ross3d_model.predict_parts import (
     existing_keys,
     merge_parts,
     part_path,
+    part_paths,
 )
 
 BENCHMARKS = TASKS
@@ -341,7 +342,7 @@ def predict_benchmark(model, tokenizer, cfg: PredictConfig, task: str, dist, pro
         if progress is not None:
             progress.advance(len(chunk))
     dist.barrier()
-    if dist.world_size > 1 and dist.rank == 0:
+    if dist.rank == 0 and (dist.world_size > 1 or part_paths(path)):  # parts of any run
         merge_parts(path, task, [it.key for it in items])
     summary.seconds = time.perf_counter() - start
     return summary
