@@ -148,3 +148,39 @@ def test_bf16_autocast_with_gradient_checkpointing_tracks_the_fp32_run(tmp_path)
     )
     for a, b in zip(fp32.records, bf16.records, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=3e-2)
+
+
+class FlakyTask(ToyTask):
+    """Collating any micro-batch that holds one of `bad` scene ids raises, as a corrupt clip."""
+
+    def __init__(self, examples, bad: set[str]):
+        super().__init__(examples)
+        self.bad = bad
+
+    def collate(self, examples, seed):
+        broken = [e["scene_id"] for e in examples if e["scene_id"] in self.bad]
+        if broken:
+            raise ValueError(f"cannot decode {broken}")
+        return super().collate(examples, seed)
+
+
+def test_a_micro_batch_that_fails_to_collate_is_skipped_counted_and_replaced(tmp_path):
+    examples = toy_examples(10)
+    run = _run(steps=3, max_bad_fraction=0.4)  # 3 steps x 2 micro-batches: 2 may be bad
+    # 10 examples = 5 micro-batches an epoch; micro-batch 1 (examples 2, 3) is bad, so are 6
+    # (the same examples in epoch 1): step 1 trains micro-batches 0 and 2, step 3 5 and 7
+    result = train(run, FlakyTask(examples, {"toy002"}), tmp_path / "a", progress=False)
+    assert [r["skipped_micro_batches"] for r in result.records] == [1, 0, 1]
+    assert result.skipped_micro_batches == 2
+    assert all(r["samples"] == 4 for r in result.records)
+    state = ckpt.read_state(ckpt.checkpoint_dir(tmp_path / "a", 3))
+    assert state["next_micro_batch"] == 8 and state["skipped_micro_batches"] == 2
+    # micro-batches 1, 3 and 6 bad: 3 > 0.4 x 6 -> the run stops, naming the error
+    with pytest.raises(ValueError, match=r"3 micro-batches skipped.*max_bad_fraction=0.4"):
+        train(run, FlakyTask(examples, {"toy002", "toy006"}), tmp_path / "b", progress=False)
+
+
+def test_resume_with_changed_data_is_refused(tmp_path):
+    train(_run(steps=3), ToyTask(toy_examples(10)), tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"toy:10 shard-manifest fingerprint.*this run has toy:12"):
+        train(_run(steps=5), ToyTask(toy_examples(12)), tmp_path, resume=True, progress=False)

@@ -163,7 +163,7 @@ class DeepSpeedEngine(Engine):
         self.engine, self.scheduler = engine, scheduler
         self.stage = int(ds_config["zero_optimization"]["stage"])
         if self.stage == 3:
-            _keep_frozen_whole(model)
+            _keep_frozen_whole(model, engine.optimizer.persistent_parameters)
 
     @property
     def model(self):
@@ -208,15 +208,19 @@ class DeepSpeedEngine(Engine):
         return self.module.state_dict()
 
 
-def _keep_frozen_whole(model: torch.nn.Module) -> None:
+def _keep_frozen_whole(model: torch.nn.Module, persistent: list) -> None:
     """ZeRO-3 all-gathers a partitioned parameter at each call of its module, a collective, so
     every rank must call the same partitioned modules in the same order. The frozen parts
-    (SigLIP, the VAE) run only for some samples (the VAE: BEV / cross-view targets): gather
-    them once and keep them whole (persistent). They have no gradient or optimiser state, so
-    this costs their bf16 size per rank and no communication."""
+    (SigLIP, the VAE) run only for some samples (the VAE: BEV / cross-view targets): make them
+    persistent, like ZeRO-3's own small parameters (`persistent`, its list, which it gathers
+    again, for all ranks alike, after every optimiser step). They have no gradient or
+    optimiser state: this costs their size per rank and one gather per step."""
     frozen = [p for p in model.parameters() if hasattr(p, "ds_id") and not p.requires_grad]
+    known = {id(p) for p in persistent}
     for param in frozen:
         param.ds_persist = True
+        if id(param) not in known:
+            persistent.append(param)
     if frozen:
         frozen[0].all_gather(param_list=frozen)
 
