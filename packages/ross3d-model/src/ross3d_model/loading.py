@@ -33,18 +33,30 @@ from torch import nn
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 SAFETENSORS_STEMS = ("model", "diffusion_pytorch_model")
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- checkpoints
 class Checkpoint:
     """Keys, shapes and tensors of one checkpoint, read lazily: a safetensors file, a folder with
     one safetensors file or shards + `*.safetensors.index.json`, or a torch file (`.bin`/`.pt`,
-    loaded memory-mapped)."""
+    loaded memory-mapped).
+
+    `read` returns safetensors tensors memory-mapped (zero-copy: pages become resident when
+    used); `read(copy=True)` reads the bytes into a fresh buffer instead, for tensors that are
+    converted or transformed anyway, so the file's pages are never mapped into this process
+    (they would stay resident next to the converted copy until the file is closed)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._file_of: dict[str, Path] = {}
         self._handles: dict[Path, object] = {}
+        self._header: dict[str, dict] = {}
+        self._data_start: dict[Path, int] = {}
         self._torch: dict[str, torch.Tensor] | None = None
         files = _weight_files(self.path)
         if files[0].suffix in (".bin", ".pt", ".pth"):
@@ -54,6 +66,8 @@ class Checkpoint:
             handle = safe_open(str(file), framework="pt", device="cpu")
             self._handles[file] = handle
             self._file_of.update(dict.fromkeys(handle.keys(), file))
+            self._data_start[file], header = _safetensors_header(file)
+            self._header.update(header)
 
     @property
     def keys(self) -> list[str]:
@@ -64,10 +78,29 @@ class Checkpoint:
             return tuple(self._torch[key].shape)
         return tuple(self._handles[self._file_of[key]].get_slice(key).get_shape())
 
-    def read(self, key: str) -> torch.Tensor:
+    def dtype(self, key: str) -> torch.dtype | None:
+        """Stored dtype (None: a safetensors dtype this reader does not map)."""
+        if self._torch is not None:
+            return self._torch[key].dtype
+        return SAFETENSORS_DTYPES.get(self._header[key]["dtype"])
+
+    def read(self, key: str, copy: bool = False) -> torch.Tensor:
         if self._torch is not None:
             return self._torch[key]
-        return self._handles[self._file_of[key]].get_tensor(key)
+        file = self._file_of[key]
+        dtype = self.dtype(key)
+        if not copy or dtype is None:
+            return self._handles[file].get_tensor(key)
+        entry = self._header[key]
+        start, end = entry["data_offsets"]
+        buffer = bytearray(end - start)
+        with open(file, "rb") as fh:
+            fh.seek(self._data_start[file] + start)
+            if fh.readinto(buffer) != len(buffer):
+                raise ValueError(f"{file}: truncated data for {key}")
+        if not buffer:
+            return torch.empty(entry["shape"], dtype=dtype)
+        return torch.frombuffer(buffer, dtype=dtype).reshape(entry["shape"])
 
 
 def _weight_files(path: Path) -> list[Path]:
@@ -86,6 +119,15 @@ def _weight_files(path: Path) -> list[Path]:
     if not found:
         raise ValueError(f"{path}: no safetensors (or .bin) weights in this folder")
     return found
+
+
+def _safetensors_header(file: Path) -> tuple[int, dict[str, dict]]:
+    """(offset of the data section, {key: {dtype, shape, data_offsets}}) of a safetensors file."""
+    with open(file, "rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(size))
+    header.pop("__metadata__", None)
+    return 8 + size, header
 
 
 def _shards_of(index: Path) -> list[Path]:
@@ -125,9 +167,18 @@ class Link:
         probe = torch.empty(self.checkpoint.shape(self.key), device="meta")
         return tuple((probe if self.transform is None else self.transform(probe)).shape)
 
-    def read(self) -> torch.Tensor:
-        tensor = self.checkpoint.read(self.key)
-        return tensor if self.transform is None else self.transform(tensor)
+    def read(self, dtype: torch.dtype, device: torch.device | None) -> torch.Tensor:
+        """The tensor, floating ones cast to `dtype`, on `device` (None: CPU). Read as a copy
+        when it is transformed, cast or moved anyway (Checkpoint.read)."""
+        stored = self.checkpoint.dtype(self.key)
+        cast = stored is not None and stored.is_floating_point and stored != dtype
+        moved = device is not None and device.type != "cpu"
+        tensor = self.checkpoint.read(self.key, copy=self.transform is not None or cast or moved)
+        if self.transform is not None:
+            tensor = self.transform(tensor)
+        if tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        return tensor if device is None else tensor.to(device)
 
 
 @dataclass
@@ -276,11 +327,7 @@ def assign_links(
     keeping `requires_grad`; floating tensors are cast to `dtype` (None: the default dtype)."""
     target_dtype = dtype or torch.get_default_dtype()
     for name in sorted(chosen):
-        tensor = chosen[name].read()
-        if tensor.is_floating_point():
-            tensor = tensor.to(target_dtype)
-        if device is not None:
-            tensor = tensor.to(device)
+        tensor = chosen[name].read(target_dtype, device)
         owner, _, attr = name.rpartition(".")
         module = model.get_submodule(owner)
         if attr in module._parameters:
