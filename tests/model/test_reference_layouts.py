@@ -336,3 +336,19 @@ def _single_file_state(folder):
     from safetensors.torch import load_file
 
     return load_file(str(next(folder.glob("*.safetensors"))))
+
+
+def test_check_init_inference_ignores_the_denoiser(released, tmp_path):
+    cfg, state = released
+    path = tmp_path / "model_config.json"
+    cfg.save(path)
+    result = CliRunner().invoke(app, ["check-init", str(path), "--json", "--inference"])
+    assert result.exit_code == 0, result.stdout
+    report = json.loads(result.stdout)
+    denoiser_keys = [k for k in state if k.startswith("model.mm_inv_projector.")]
+    depth = cfg.reconstruction.depth
+    assert report["ignored"] == {
+        "init_from: not used for inference": len(denoiser_keys) + 4 * depth
+    }
+    model = Ross3DForCausalLM.from_config(cfg, inference=True)
+    assert model.reconstructor is None and model.latent_tokenizer is None
