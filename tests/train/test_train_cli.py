@@ -1,5 +1,8 @@
-"""`ross3d-model train` on the tiny config and demo shards: a real SIGKILL then --resume, and
-torchrun with 2 gloo processes against 1 process with twice the accumulation (both slow)."""
+"""`ross3d-model train` on the tiny config and demo shards, several processes through torchrun
+(gloo): plain DDP against one process with twice the accumulation, ZeRO-2 against plain DDP
+with a SIGKILL and --resume in the middle, main-process-only outputs, per-rank checkpoints and
+`ross3d-model export` of a sharded checkpoint (slow tier: one test, about 5 minutes on 2 cores).
+"""
 
 from __future__ import annotations
 
@@ -12,99 +15,128 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from ross3d_model.cli import app
-from ross3d_model.training.checkpointing import list_checkpoints
+from ross3d_model.training.checkpointing import checkpoint_dir, list_checkpoints
 from ross3d_model.training.metrics import read_metrics
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
+LOSSES = ("loss", "lm", "cross_view", "bev", "grounding")
+STEPS = 4
 
 
 def _config(tmp_path: Path, name: str, **train) -> Path:
     cfg = {
         "model": "tiny",
-        "train": {"max_steps": 6, "micro_batch_size": 1, "grad_accum": 2, "lr": 1e-3,
-                  "save_every": 3, "warmup_ratio": 0.2, "shuffle_buffer": 16, **train},
+        "train": {"max_steps": STEPS, "micro_batch_size": 1, "grad_accum": 2, "lr": 1e-3,
+                  "save_every": 2, "warmup_ratio": 0.2, "keep_checkpoints": 0, **train},
     }  # fmt: skip
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(cfg))
     return path
 
 
-def _losses(run_dir: Path) -> list[dict]:
-    keys = ("step", "loss", "lm", "cross_view", "bev", "grounding", "lr")
-    return [{k: r[k] for k in keys} for r in read_metrics(run_dir / "metrics.jsonl")]
+def _train_args(config: Path, shards: Path, out: Path, *extra: str) -> list[str]:
+    args = ["train", "--config", str(config), "--shards", str(shards), "--output-dir", str(out)]
+    return [*args, *extra]
 
 
-def _train_args(config: Path, shards: Path, out: Path) -> list[str]:
-    return ["train", "--config", str(config), "--shards", str(shards), "--output-dir", str(out)]
+def _torchrun(args: list[str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "ross3d_model.cli", *args]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True,  # its own process group: SIGKILL reaches every rank
+    )  # fmt: skip
 
 
-def test_sigkill_then_resume_reproduces_the_uninterrupted_run(demo_data, tmp_path):
-    shards, config = demo_data["shards"], _config(tmp_path, "run")
-    runner = CliRunner()
-    ref = runner.invoke(app, _train_args(config, shards, tmp_path / "ref"))
-    assert ref.exit_code == 0, ref.output
-    killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "ross3d_model.cli", *_train_args(config, shards, killed)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
+def _finish(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def _records(run_dir: Path) -> list[dict]:
+    return read_metrics(run_dir / "metrics.jsonl")
+
+
+def _assert_same_losses(a: list[dict], b: list[dict], rel: float) -> None:
+    assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, STEPS + 1))
+    for ra, rb in zip(a, b, strict=True):
+        for key in LOSSES:
+            if ra[key] is None:
+                assert rb[key] is None, (ra["step"], key)
+            else:
+                assert rb[key] == pytest.approx(ra[key], rel=rel, abs=1e-6), (ra["step"], key)
+        assert rb["lr"] == pytest.approx(ra["lr"])
+
+
+def _kill_after_checkpoint(proc: subprocess.Popen, run_dir: Path, step: int) -> None:
+    deadline = time.time() + 900
     while time.time() < deadline and proc.poll() is None:
-        metrics = killed / "metrics.jsonl"
-        if (
-            list_checkpoints(killed)
-            and metrics.exists()
-            and len(metrics.read_text().splitlines()) >= 4
-        ):
+        if [s for s, _ in list_checkpoints(run_dir)] == [step]:
             break
         time.sleep(0.2)
     assert proc.poll() is None, "training finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert [s for s, _ in list_checkpoints(killed)] == [3]
-    resumed = runner.invoke(app, [*_train_args(config, shards, killed), "--resume"])
-    assert resumed.exit_code == 0, resumed.output
-    assert _losses(killed) == _losses(tmp_path / "ref")  # exact, steps 1-6
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
 
 
-def test_torchrun_two_gloo_processes_match_one_process_with_double_accumulation(
-    demo_data, tmp_path
-):
-    shards = demo_data["shards"]
-    one = _config(tmp_path, "one", max_steps=3, grad_accum=2)
-    two = _config(tmp_path, "two", max_steps=3, grad_accum=1)
-    result = CliRunner().invoke(app, _train_args(one, shards, tmp_path / "one"))
+def test_two_processes_plain_ddp_zero2_kill_resume_and_export(demo_data, tmp_path):
+    shards, runner = demo_data["shards"], CliRunner()
+    single = runner.invoke(app, _train_args(_config(tmp_path, "one", grad_accum=4), shards,
+                                            tmp_path / "one"))  # fmt: skip
+    assert single.exit_code == 0, single.output
+    config = _config(tmp_path, "two")
+    _finish(_torchrun(_train_args(config, shards, tmp_path / "ddp")))
+    ddp = _records(tmp_path / "ddp")
+    _assert_same_losses(_records(tmp_path / "one"), ddp, rel=1e-4)
+    # mixed tasks: some step trains answers and grounding together (different ranks / micro-steps)
+    assert any(r["lm"] is not None and r["grounding"] is not None for r in ddp)
+
+    z2 = tmp_path / "zero2"
+    _kill_after_checkpoint(
+        _torchrun(_train_args(config, shards, z2, "--deepspeed", "zero2")), z2, 2
+    )
+    out = _finish(_torchrun(_train_args(config, shards, z2, "--deepspeed", "zero2", "--resume")))
+    _assert_same_losses(ddp, _records(z2), rel=5e-3)  # one row per step: rank 0 alone logs
+    assert out.count("micro-batches skipped for data errors: 0") == 1  # rank 0 alone reports
+    shards_of = sorted(p.name[:14] for p in (checkpoint_dir(z2, 4) / "ds").glob("*optim_states*"))
+    assert shards_of == ["zero_pp_rank_0", "zero_pp_rank_1"]  # every rank saved its part
+
+    # export of the sharded checkpoint = the end-of-training export (fp32 on CPU)
+    result = runner.invoke(
+        app, ["export", str(checkpoint_dir(z2, 4)), "--out", str(tmp_path / "x")]
+    )
     assert result.exit_code == 0, result.output
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "ross3d_model.cli", *_train_args(two, shards, tmp_path / "two")]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")
-    assert [r["step"] for r in b] == [1, 2, 3]
-    for ra, rb in zip(a, b, strict=True):
-        for key in ("loss", "lm", "cross_view", "bev", "grounding"):
-            if ra[key] is None:
-                assert rb[key] is None, key
-            else:
-                assert rb[key] == pytest.approx(ra[key], rel=1e-4, abs=1e-6), (ra["step"], key)
-        assert rb["lr"] == ra["lr"]
+    final, exported = _weights(z2 / "model"), _weights(tmp_path / "x")
+    assert final.keys() == exported.keys()
+    assert all(torch.equal(final[k], exported[k]) for k in final)
+    assert (tmp_path / "x" / "tokenizer").is_dir()
+
+    # a resume with another world size is refused, naming the difference
+    again = runner.invoke(app, _train_args(config, shards, tmp_path / "ddp", "--resume"))
+    assert again.exit_code == 2 and "2 processes (world size), this run has 1" in again.output
 
 
-def test_cli_deepspeed_zero3_trains_the_tiny_model_and_predict_reads_its_export(
-    demo_data, tmp_path
-):
-    shards, config = demo_data["shards"], _config(tmp_path, "ds", max_steps=2, save_every=2)
-    runner = CliRunner()
-    plain = runner.invoke(app, _train_args(config, shards, tmp_path / "plain"))
-    assert plain.exit_code == 0, plain.output
-    ds = runner.invoke(app, [*_train_args(config, shards, tmp_path / "ds"), "--deepspeed", "zero3"])
-    assert ds.exit_code == 0, ds.output
-    a, b = _losses(tmp_path / "plain"), _losses(tmp_path / "ds")
-    assert b[0]["loss"] == pytest.approx(a[0]["loss"], rel=1e-5)  # same init, data and noise
-    out = tmp_path / "pred.jsonl"
-    args = ["predict", "--checkpoint", str(tmp_path / "ds"), "--benchmark", "sqa3d",
-            "--out", str(out), "--shards", str(shards), "--max-new-tokens", "2"]  # fmt: skip
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert all("question_id" in json.loads(line) for line in out.read_text().splitlines())
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        out.update(load_file(file))
+    return out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="ZeRO-3 with different sample types on the ranks: the ranks' parameter all-gathers "
+    "still differ in order (backward), gloo reports a collective mismatch",
+)
+def test_two_processes_zero3_match_plain_ddp(demo_data, tmp_path):
+    shards, config = demo_data["shards"], _config(tmp_path, "two")
+    _finish(_torchrun(_train_args(config, shards, tmp_path / "ddp")))
+    _finish(_torchrun(_train_args(config, shards, tmp_path / "z3", "--deepspeed", "zero3")))
+    _assert_same_losses(_records(tmp_path / "ddp"), _records(tmp_path / "z3"), rel=5e-3)
