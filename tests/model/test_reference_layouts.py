@@ -352,3 +352,35 @@ def test_check_init_inference_ignores_the_denoiser(released, tmp_path):
     }
     model = Ross3DForCausalLM.from_config(cfg, inference=True)
     assert model.reconstructor is None and model.latent_tokenizer is None
+
+
+def test_check_init_reads_hub_checkpoints_from_headers_only(released, tmp_path, monkeypatch):
+    """A hub id is checked from its safetensors headers (HTTP range reads): the hub is faked
+    here by a repo whose one file is the released fixture; any download is an error."""
+    import huggingface_hub
+    from huggingface_hub.utils import SafetensorsFileMetadata, TensorInfo
+    from ross3d_model.reference_layouts import check_init
+
+    cfg, state = released
+
+    def list_repo_files(self, repo_id, **kwargs):
+        assert repo_id == "org/ross3d"
+        return ["README.md", "model.safetensors", "vae/diffusion_pytorch_model.safetensors"]
+
+    def parse(repo_id, filename, **kwargs):
+        assert filename == "model.safetensors"
+        tensors = {
+            k: TensorInfo(dtype="F32", shape=list(t.shape), data_offsets=(0, 0))
+            for k, t in state.items()
+        }
+        return SafetensorsFileMetadata(metadata={}, tensors=tensors)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("check-init downloaded weights")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", list_repo_files)
+    monkeypatch.setattr(huggingface_hub, "parse_safetensors_file_metadata", parse)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_download)
+    report = check_init(_cfg(cfg, init_from="org/ross3d"))
+    assert report.ok, report
+    assert report.loaded == {"init_from": len(state) + 4 * cfg.reconstruction.depth}

@@ -111,11 +111,8 @@ def build_vae(cfg: VaeConfig) -> AutoencoderKL:
     built from its config only: the model's loader assigns its weights memory-mapped."""
     if cfg.pretrained is not None:
         kwargs = {} if cfg.subfolder is None else {"subfolder": cfg.subfolder}
-        if build_context().loader:
-            from ross3d_model.checkpoint import resolve_checkpoint
-
-            folder = resolve_checkpoint(cfg.pretrained, cfg.subfolder)
-            vae = AutoencoderKL.from_config(AutoencoderKL.load_config(str(folder), **kwargs))
+        if build_context().loader:  # the config alone (a hub id downloads only config.json)
+            vae = AutoencoderKL.from_config(AutoencoderKL.load_config(cfg.pretrained, **kwargs))
         else:
             vae = AutoencoderKL.from_pretrained(cfg.pretrained, **kwargs)
     else:

@@ -103,6 +103,51 @@ class Checkpoint:
         return torch.frombuffer(buffer, dtype=dtype).reshape(entry["shape"])
 
 
+class RemoteCheckpoint(Checkpoint):
+    """Keys, shapes and dtypes of a hub repo's safetensors files (under `subfolder`, else at the
+    root) from their headers alone (HTTP range requests: nothing is downloaded); `check-init`
+    uses it, reading tensors is an error."""
+
+    def __init__(self, repo_id: str, subfolder: str | None = None) -> None:
+        from huggingface_hub import HfApi, parse_safetensors_file_metadata
+
+        self.path = Path(repo_id)
+        self._torch = None
+        prefix = "" if subfolder is None else subfolder.rstrip("/") + "/"
+        try:
+            files = [
+                f
+                for f in HfApi().list_repo_files(repo_id)
+                if f.endswith(".safetensors")
+                and f.startswith(prefix)
+                and "/" not in f[len(prefix) :]
+            ]
+            metas = [parse_safetensors_file_metadata(repo_id, f) for f in files]
+        except Exception as err:  # hub errors have many types; the message names the repo
+            raise ValueError(
+                f"{repo_id}: cannot read safetensors headers from the hub: {err}"
+            ) from err
+        if not files:
+            raise ValueError(f"{repo_id}: no safetensors files under '{prefix or '/'}'")
+        self._header = {
+            key: {"dtype": info.dtype, "shape": list(info.shape)}
+            for meta in metas
+            for key, info in meta.tensors.items()
+        }
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted(self._header)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._header[key]["shape"])
+
+    def read(self, key: str, copy: bool = False) -> torch.Tensor:
+        raise ValueError(
+            f"{self.path}: opened for its headers only (check-init), cannot read {key}"
+        )
+
+
 def _weight_files(path: Path) -> list[Path]:
     """The weight files of a checkpoint path (clear error naming the path when there are none)."""
     if path.is_file():

@@ -23,12 +23,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ross3d_model.config import Ross3DConfig
-from ross3d_model.loading import Checkpoint, InitReport, Link, SourceLinks, check_sources
+from ross3d_model.loading import (
+    Checkpoint,
+    InitReport,
+    Link,
+    RemoteCheckpoint,
+    SourceLinks,
+    check_sources,
+)
 
 DENOISER_THEIRS = "model.mm_inv_projector."
 DENOISER_OURS = "reconstructor.denoiser."
@@ -282,12 +290,16 @@ def _grid(cfg: Ross3DConfig, branch: str) -> int:
 
 
 def config_sources(
-    cfg: Ross3DConfig, inference: bool = False, errors: list[str] | None = None
+    cfg: Ross3DConfig,
+    inference: bool = False,
+    errors: list[str] | None = None,
+    headers_only: bool = False,
 ) -> list[SourceLinks]:
     """The sources a model config names, in priority order. A component source whose part
     `init_from` already provides is not opened (nothing downloaded), only counted; with
     `inference` the VAE and denoiser sources are not opened and such keys are ignored. A source
-    that cannot be opened raises ValueError, or is appended to `errors` when given."""
+    that cannot be opened raises ValueError, or is appended to `errors` when given.
+    `headers_only`: hub ids are read from their safetensors headers (nothing downloaded)."""
     rc, vae = cfg.reconstruction, cfg.vae
     parts = [
         ("init_from", cfg.init_from, "", None),
@@ -307,7 +319,7 @@ def config_sources(
             notes.ignored[f"{name}: provided by {sources[0].name}"] += 1
         else:
             try:
-                sources.append(_open_source(name, where, prefix, subfolder, cfg))
+                sources.append(_open_source(name, where, prefix, subfolder, cfg, headers_only))
             except ValueError as err:
                 if errors is None:
                     raise
@@ -318,11 +330,14 @@ def config_sources(
     return [*sources, notes]
 
 
-def _open_source(name, where, prefix, subfolder, cfg) -> SourceLinks:
+def _open_source(name, where, prefix, subfolder, cfg, headers_only) -> SourceLinks:
     from ross3d_model.checkpoint import resolve_checkpoint
 
-    folder = resolve_checkpoint(where, subfolder)
-    ckpt = Checkpoint(folder / subfolder if subfolder is not None else folder)
+    if headers_only and not Path(where).exists():
+        ckpt = RemoteCheckpoint(where, subfolder)
+    else:
+        folder = resolve_checkpoint(where, subfolder)
+        ckpt = Checkpoint(folder / subfolder if subfolder is not None else folder)
     if name == "init_from":
         return llava_source(name, ckpt, cfg)
     if prefix == "vision_tower.":
@@ -342,12 +357,13 @@ def drop_parts(src: SourceLinks, prefixes: tuple[str, ...], reason: str) -> Sour
 
 
 def check_init(cfg: Ross3DConfig, inference: bool = False) -> InitReport:
-    """What `Ross3DForCausalLM.from_config(cfg)` would load, from checkpoint headers and a meta
-    skeleton only (`ross3d-model check-init`); a source that cannot be opened is `missing`."""
+    """What `Ross3DForCausalLM.from_config(cfg)` would load, from checkpoint headers (hub ids:
+    fetched alone, no weights downloaded) and a meta skeleton only (`ross3d-model check-init`);
+    a source that cannot be opened is `missing`."""
     from ross3d_model.modeling import Ross3DForCausalLM, Ross3DHFConfig
 
     errors: list[str] = []
-    sources = config_sources(cfg, inference, errors)
+    sources = config_sources(cfg, inference, errors, headers_only=True)
     config = Ross3DHFConfig(ross3d=cfg.to_dict())
     report = check_sources(Ross3DForCausalLM, config, sources, inference)
     report.missing = errors + report.missing
