@@ -1,5 +1,7 @@
 """The Ross3D training task on demo shards: items, semi-supervised clips, mixed batches."""
 
+import dataclasses
+
 import pytest
 import torch
 from ross3d_model.config import load_config
@@ -40,7 +42,7 @@ def test_items_pair_clips_with_instructions_and_keep_the_listed_vision_only_clip
 def test_no_list_means_no_vision_only_clip_and_a_missing_list_is_a_clear_error(task, tmp_path):
     plain = Ross3DTask(task.cfg, task.reader, DataConfig())
     assert all(inst is not None for _, inst in plain.examples)
-    with pytest.raises(ValueError, match="vision_only_scenes: .*nope.txt not found"):
+    with pytest.raises(ValueError, match=r"vision_only_scenes: .*nope\.txt not found"):
         Ross3DTask(task.cfg, task.reader, DataConfig(vision_only_scenes=str(tmp_path / "nope.txt")))
 
 
@@ -66,3 +68,21 @@ def test_vision_only_clips_give_only_reconstruction_losses_and_checkpointing_is_
     assert again["total"].item() == pytest.approx(mixed["total"].item(), rel=1e-6)
     again["total"].backward()
     assert model.mask_token.grad is None or torch.isfinite(model.mask_token.grad).all()
+
+
+def test_data_fingerprint_follows_what_the_order_depends_on(task, demo_data):
+    def fp(data=None, **kw):
+        return Ross3DTask(task.cfg, task.reader, data or task.data, **kw).data_fingerprint()
+
+    base = fp(global_batch=2)
+    assert base == task.data_fingerprint() == fp(global_batch=2)
+    moved = dataclasses.replace(task.data, shards=str(demo_data["shards"]))  # same folder
+    assert fp(moved, global_batch=2) == base
+    changed = [
+        fp(dataclasses.replace(task.data, group_by_task=True), global_batch=2),
+        fp(dataclasses.replace(task.data, tasks=["scanqa"]), global_batch=2),
+        fp(DataConfig(), global_batch=2),  # no vision-only list
+        fp(global_batch=4),
+        fp(global_batch=2, seed=1),
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)

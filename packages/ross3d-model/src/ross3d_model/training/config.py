@@ -48,7 +48,6 @@ class TrainConfig:
     keep_checkpoints: int = 2  # newest N checkpoints kept; 0 keeps all
     log_every: int = 1
     seed: int = 0
-    shuffle_buffer: int = 256  # examples; deterministic given (seed, epoch)
     prefetch: int = 2  # micro-batches collated ahead in a background thread; 0 = inline
     max_bad_fraction: float = 0.01  # of the run's micro-batches skipped for data errors
 
@@ -61,7 +60,6 @@ class TrainConfig:
         _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio must be in [0, 1)")
         _check(self.max_grad_norm > 0, "train.max_grad_norm must be > 0")
         _check(self.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0")
-        _check(self.shuffle_buffer >= 1, "train.shuffle_buffer must be >= 1")
         _check(self.prefetch >= 0, "train.prefetch must be >= 0")
         _check(0 <= self.max_bad_fraction < 1, "train.max_bad_fraction must be in [0, 1)")
         self.adam_betas = tuple(float(b) for b in self.adam_betas)

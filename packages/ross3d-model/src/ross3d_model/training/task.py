@@ -10,6 +10,7 @@ into micro-batches, and clips are decoded only when a micro-batch is collated.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -131,9 +132,17 @@ class Ross3DTask:
         return text + b * v * self.cfg.tokens_per_frame
 
     def data_fingerprint(self) -> str:
-        """Digest of the shard folder's manifest: resume refuses a changed shard folder."""
-        manifest = json.dumps(self.reader.manifest, sort_keys=True).encode()
-        return hashlib.sha256(manifest).hexdigest()[:16]
+        """Digest of what the data order depends on: the shard folder's manifest, the data
+        selection (config without the shard path, the vision-only clips chosen), the seed and
+        the global batch. Resume refuses a change."""
+        what = {
+            "manifest": self.reader.manifest,
+            "data": {k: v for k, v in dataclasses.asdict(self.data).items() if k != "shards"},
+            "vision_only": [key for key, instruction in self.examples if instruction is None],
+            "seed": self.seed,
+            "global_batch": self.global_batch,
+        }
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
     def enable_gradient_checkpointing(self, model) -> None:
         # Non-reentrant: reentrant checkpointing breaks DDP's find_unused_parameters.

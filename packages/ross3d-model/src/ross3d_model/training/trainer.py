@@ -282,7 +282,7 @@ def _check_layout(state: dict, path: Path, layout: dict) -> None:
     meaning = {
         "num_processes": "processes (world size)",
         "examples_per_step": "examples per step (micro-batch x accumulation x processes)",
-        "data_fingerprint": "shard-manifest fingerprint (the shard folder changed)",
+        "data_fingerprint": "shard-manifest fingerprint (the shards or the data settings changed)",
     }
     for key, what in meaning.items():
         if state.get(key) != layout[key]:
