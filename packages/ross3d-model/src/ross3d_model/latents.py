@@ -112,7 +112,11 @@ def build_vae(cfg: VaeConfig) -> AutoencoderKL:
     if cfg.pretrained is not None:
         kwargs = {} if cfg.subfolder is None else {"subfolder": cfg.subfolder}
         if build_context().loader:  # the config alone (a hub id downloads only config.json)
-            vae = AutoencoderKL.from_config(AutoencoderKL.load_config(cfg.pretrained, **kwargs))
+            try:
+                vae_config = AutoencoderKL.load_config(cfg.pretrained, **kwargs)
+            except OSError as err:  # diffusers reports a missing/unreachable config as OSError
+                raise ValueError(f"{cfg.pretrained}: cannot read the VAE config: {err}") from err
+            vae = AutoencoderKL.from_config(vae_config)
         else:
             vae = AutoencoderKL.from_pretrained(cfg.pretrained, **kwargs)
     else:
