@@ -20,7 +20,6 @@ from ross3d_model.batch import IGNORE_INDEX
 from ross3d_model.decoding import CachedRows, extend, greedy, left_pad
 from ross3d_model.grounding import select_multi, select_single
 from ross3d_model.modeling import PreparedInputs, Ross3DForCausalLM
-from ross3d_model.position import encode_xyz
 
 
 @dataclass
@@ -139,11 +138,8 @@ def _prefix(model, sub: dict, prep: PreparedInputs, u: int) -> torch.Tensor:
 
 
 def text_embeds(model: Ross3DForCausalLM, ids_L: torch.Tensor, coord_centre_3: torch.Tensor):
-    """Input embeddings of text ids, `<coord>` slots plus the 3D PE of the query box centre
-    (the same sum `Ross3DForCausalLM.prepare_inputs` forms for a whole batch)."""
-    embeds = model.get_input_embeddings()(ids_L)
-    pe = encode_xyz(coord_centre_3[None], embeds.shape[-1], model.cfg.position)[0]
-    return embeds + (ids_L == model.special_ids["coord"])[:, None] * pe.to(embeds.dtype)
+    """Input embeddings [L, D] of one row's text ids (`Ross3DForCausalLM.embed_text`)."""
+    return model.embed_text(ids_L[None], coord_centre_3[None])[0]
 
 
 @torch.no_grad()

@@ -240,13 +240,18 @@ class Ross3DForCausalLM(PreTrainedModel):
             pooled, batch["coords"], batch["coords_valid"], masked_BV,
             self.mask_token, self.image_newline, self.cfg.position,
         ).flatten(1, 2)  # fmt: skip
-        text_ids = batch["input_ids"]
-        # `<image>` may lie past the embedding rows; its position is replaced by the frames
-        embeds = self.get_input_embeddings()(text_ids.masked_fill(text_ids == ids["image"], 0))
-        coord_pe = encode_xyz(batch["coord_centres"], embeds.shape[-1], self.cfg.position)
-        is_coord = (text_ids == ids["coord"])[..., None]
-        embeds = embeds + is_coord * coord_pe[:, None].to(embeds.dtype)
+        embeds = self.embed_text(batch["input_ids"], batch["coord_centres"])
         return self._splice(batch, embeds, visual.to(embeds.dtype), feats, masked_BV)
+
+    def embed_text(self, ids_BL: torch.Tensor, coord_centres_B3: torch.Tensor) -> torch.Tensor:
+        """Text embeddings [B, L, D]; `<coord>` slots plus the 3D PE of the row's query box
+        centre (generation embeds question suffixes with it too)."""
+        ids = self.special_ids
+        # `<image>` may lie past the embedding rows; its position is replaced by the frames
+        embeds = self.get_input_embeddings()(ids_BL.masked_fill(ids_BL == ids["image"], 0))
+        coord_pe = encode_xyz(coord_centres_B3, embeds.shape[-1], self.cfg.position)
+        is_coord = (ids_BL == ids["coord"])[..., None]
+        return embeds + is_coord * coord_pe[:, None].to(embeds.dtype)
 
     def _splice(self, batch, embeds, visual_BND, feats, masked_BV) -> PreparedInputs:
         rows, starts = [], []
