@@ -132,8 +132,9 @@ def _grounding_targets(example: dict, cfg: Ross3DConfig, train: bool) -> dict:
     return {"boxes": boxes, "object_ids": object_ids, "positives": positives, "in_box": in_box}
 
 
-def _query_box(example: dict) -> torch.Tensor:
-    """Scan2Cap query box [6]: the instruction's box, else the example's box of its object id."""
+def query_box(example: dict) -> torch.Tensor:
+    """Scan2Cap query box [6]: the instruction's box, else the example's box of its object id
+    (the GT box; at val/test predict first swaps in the matched proposal)."""
     instruction = example["instruction"]
     if instruction["boxes"]:
         return torch.tensor(instruction["boxes"][0], dtype=torch.float32)
@@ -188,7 +189,7 @@ def collate_examples(
         task = None if ex["instruction"] is None else ex["instruction"]["task"]
         tasks.append(task)
         grounding.append(_grounding_targets(ex, cfg, train) if task in GROUNDING_TASKS else None)
-        coord.append(_query_box(ex) if special["coord"] in seq else torch.zeros(6))
+        coord.append(query_box(ex) if special["coord"] in seq else torch.zeros(6))
     input_ids = _pad(ids, special["pad"])
     batch = {name: torch.stack([torch.as_tensor(ex[name]) for ex in examples]) for name in _STACKED}
     batch["images"] = batch["images"].to(torch.uint8)

@@ -201,9 +201,9 @@ def rank_share(items: list, rank: int, world_size: int) -> list:
 
 def _gt_query_box(example: dict, instruction: dict) -> torch.Tensor:
     """The GT box of a Scan2Cap instruction (the one batch.py would query with)."""
-    from ross3d_model.batch import _query_box
+    from ross3d_model.batch import query_box
 
-    return _query_box({**example, "instruction": instruction})
+    return query_box({**example, "instruction": instruction})
 
 
 def match_proposal(gt_6: torch.Tensor, boxes_K6: torch.Tensor) -> tuple[int | None, int | None]:
