@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from ross3d_eval.errors import EvalInputError
+from ross3d_eval.errors import EvalInputError, read_json
 
 TASKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")
 QA_TASKS = ("scanqa", "sqa3d")
@@ -131,12 +131,7 @@ def read_boxes_json(path: Path) -> BoxTable:
     ValueError) naming the file and the entry on anything else (not 6 finite numbers, a negative
     size, a non-integer object id)."""
     path = Path(path)
-    if not path.is_file():
-        raise EvalInputError(path, "file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise EvalInputError(path, f"malformed JSON at line {e.lineno} ({e.msg})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise EvalInputError(path, "expected an object {scene_id: {object_id: [6 numbers]}}")
     out: BoxTable = {}

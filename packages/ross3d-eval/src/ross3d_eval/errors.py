@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 
 class EvalInputError(ValueError):
@@ -25,3 +27,15 @@ class EvalInputError(ValueError):
 
 class JavaNotFoundError(RuntimeError):
     """No Java runtime for METEOR / the PTB tokenizer."""
+
+
+def read_json(path: Path | str) -> Any:
+    """A JSON file's content; EvalInputError naming the file when it is missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvalInputError(path, "file not found")
+    try:
+        with path.open(encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise EvalInputError(path, f"malformed JSON at line {e.lineno} ({e.msg})") from None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ross3d_eval.benchmarks import TASKS
-from ross3d_eval.errors import EvalInputError
+from ross3d_eval.errors import EvalInputError, read_json
 
 BENCHMARKS = TASKS  # one definition: ross3d_eval.benchmarks
 PROTOCOLS = ("ross3d", "leo", "official")
@@ -83,10 +83,7 @@ def read_prediction_meta(predictions: Path | str) -> dict | None:
     path = prediction_meta_path(predictions)
     if not path.is_file():
         return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise EvalInputError(path, f"malformed JSON at line {e.lineno} ({e.msg})") from None
+    meta = read_json(path)
     if not isinstance(meta, dict):
         raise EvalInputError(path, "expected an object describing the predictions")
     return meta

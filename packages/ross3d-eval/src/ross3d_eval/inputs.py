@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ross3d_eval.benchmarks import read_boxes_json
-from ross3d_eval.errors import EvalInputError
+from ross3d_eval.errors import EvalInputError, read_json
 
 
 @dataclass(frozen=True)
@@ -56,17 +56,6 @@ def read_jsonl(path: Path) -> list[Record]:
                 raise loc.error(f"expected a JSON object, got {type(data).__name__}")
             records.append(Record(loc, data))
     return records
-
-
-def read_json(path: Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise EvalInputError(path, "file not found")
-    try:
-        with path.open(encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise EvalInputError(path, f"malformed JSON at line {e.lineno} ({e.msg})") from None
 
 
 def read_json_list(path: Path, key: str | None = None) -> list[Record]:

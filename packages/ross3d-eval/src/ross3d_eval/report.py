@@ -3,11 +3,10 @@ noted; SQA3D is test)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ross3d_eval.errors import EvalInputError
+from ross3d_eval.errors import EvalInputError, read_json
 from ross3d_eval.harness import BENCHMARKS
 
 # (benchmark, metric) rows of the published comparison table, in the paper's order.
@@ -44,12 +43,7 @@ class LoadedResult:
 def load_result(path: Path) -> LoadedResult:
     """A RESULT.json written by `ross3d-eval score`."""
     path = Path(path)
-    if not path.is_file():
-        raise EvalInputError(path, "file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise EvalInputError(path, f"malformed JSON at line {e.lineno} ({e.msg})") from None
+    data = read_json(path)
     if not isinstance(data, dict) or not {"benchmark", "protocol", "metrics"} <= data.keys():
         raise EvalInputError(path, 'not a result file (needs "benchmark", "protocol", "metrics")')
     if data["benchmark"] not in BENCHMARKS:
