@@ -4,7 +4,7 @@ A daemon thread walks this process's `micro_batches` stream and collates each on
 training loop (`depth` at most waiting), so decoding overlaps the forward/backward. The order
 is the stream's order whatever the timing, so resume stays exact. A micro-batch whose collate
 raises an `Exception` is handed on as a failure (the loop decides, with the other ranks,
-to skip it); anything else (KeyboardInterrupt, an error of the stream itself) is re-raised in
+to skip it); a stale clip cache, anything else (KeyboardInterrupt, an error of the stream itself) is re-raised in
 the loop's thread. Collation must not use torch's global RNG (it gets its own seed).
 """
 
@@ -31,9 +31,14 @@ class Collated:
 
 
 def collate_one(task, micro: MicroBatch, seed: int) -> Collated:
+    """A stale per-clip cache is a setup error, not a bad sample: it stops the run."""
+    from ross3d_data.clip_cache import StaleCacheError
+
     try:
         batch = task.collate(micro.items, seed)
         return Collated(micro, batch, task.count_tokens(batch), None)
+    except StaleCacheError:
+        raise
     except Exception as err:  # bad sample: skipped and counted by the loop
         return Collated(micro, None, 0, f"{type(err).__name__}: {err}")
 
