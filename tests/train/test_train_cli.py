@@ -1,7 +1,8 @@
 """`ross3d-model train` on the tiny config and demo shards, several processes through torchrun
 (gloo): plain DDP against one process with twice the accumulation, ZeRO-2 against plain DDP
 with a SIGKILL and --resume in the middle, main-process-only outputs, per-rank checkpoints and
-`ross3d-model export` of a sharded checkpoint (slow tier: one test, about 5 minutes on 2 cores).
+`ross3d-model export` of a sharded checkpoint; ZeRO-3 against plain DDP on mixed tasks (slow
+tier: two tests, about 5 + 2 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -129,14 +130,12 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ZeRO-3 with different sample types on the ranks: the ranks' parameter all-gathers "
-    "still differ in order (backward), gloo reports a collective mismatch",
-)
 def test_two_processes_zero3_match_plain_ddp(demo_data, tmp_path):
     shards, config = demo_data["shards"], _config(tmp_path, "two")
     _finish(_torchrun(_train_args(config, shards, tmp_path / "ddp")))
     _finish(_torchrun(_train_args(config, shards, tmp_path / "z3", "--deepspeed", "zero3")))
-    _assert_same_losses(_records(tmp_path / "ddp"), _records(tmp_path / "z3"), rel=5e-3)
+    ddp = _records(tmp_path / "ddp")
+    # mixed tasks, so the VAE runs on some micro-batches of some ranks only: ZeRO-3's per-rank
+    # prefetch trace must still give matching all-gathers (engine._unhook_frozen)
+    assert any(r["lm"] is not None and r["grounding"] is not None for r in ddp)
+    _assert_same_losses(ddp, _records(tmp_path / "z3"), rel=1e-4)

@@ -164,6 +164,7 @@ class DeepSpeedEngine(Engine):
         self.stage = int(ds_config["zero_optimization"]["stage"])
         if self.stage == 3:
             _keep_frozen_whole(model, engine.optimizer.persistent_parameters)
+            _unhook_frozen(model, engine.optimizer.parameter_offload)
 
     @property
     def model(self):
@@ -223,6 +224,25 @@ def _keep_frozen_whole(model: torch.nn.Module, persistent: list) -> None:
             persistent.append(param)
     if frozen:
         frozen[0].all_gather(param_list=frozen)
+
+
+def _unhook_frozen(model: torch.nn.Module, offload) -> None:
+    """Remove ZeRO-3's module hooks from the frozen parts (whole, persistent: nothing to fetch).
+    ZeRO-3 records the order of hooked module calls once and then prefetches (all-gathers) by
+    that trace, per rank; a module that runs only for some samples (the VAE: BEV / cross-view
+    targets) would make a rank whose samples differ from its recorded step drop its trace while
+    the others prefetch, so the ranks' all-gathers no longer match (gloo: collective mismatch).
+    Without hooks the trace holds only the trainable modules, called alike on every rank (the
+    one-graph forward)."""
+    hook_dicts = set()
+    for module in model.modules():
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            for part in module.modules():
+                hook_dicts.update({id(part._forward_pre_hooks), id(part._forward_hooks)})
+    for handle in [*offload.forward_hooks, *offload.backward_hooks]:
+        if id(handle.hooks_dict_ref()) in hook_dicts:
+            handle.remove()
 
 
 def make_engine(run, model: torch.nn.Module, hidden_size: int) -> Engine:
