@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from clip_shards import random_clip, write_shard_folder
+from many_scene_shards import random_clip, write_shard_folder
 from ross3d_data.clip_cache import (
     ClipCacheReader,
     StaleCacheError,

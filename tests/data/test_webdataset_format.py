@@ -4,7 +4,7 @@ gives (README "Dependencies")."""
 
 import numpy as np
 import pytest
-from clip_shards import random_clip, write_shard_folder
+from many_scene_shards import random_clip, write_shard_folder
 from ross3d_data.reader import ShardReader
 from ross3d_data.shard_sample import decode_clip
 
