@@ -4,8 +4,9 @@ A daemon thread walks this process's `micro_batches` stream and collates each on
 training loop (`depth` at most waiting), so decoding overlaps the forward/backward. The order
 is the stream's order whatever the timing, so resume stays exact. A micro-batch whose collate
 raises an `Exception` is handed on as a failure (the loop decides, with the other ranks,
-to skip it); a stale clip cache, anything else (KeyboardInterrupt, an error of the stream itself) is re-raised in
-the loop's thread. Collation must not use torch's global RNG (it gets its own seed).
+to skip it); a stale clip cache and anything else (KeyboardInterrupt, an error of the stream
+itself) is re-raised in the loop's thread. Collation must not use torch's global RNG (it gets
+its own seed).
 """
 
 from __future__ import annotations

@@ -212,8 +212,9 @@ def write_data_order(
     run, output_dir: str | Path, *, shards: str | Path | None = None, world_size: int = 1
 ) -> Path:
     """`train --dry-run`: no model; OUTPUT_DIR/data_order.jsonl gets one line per optimiser step
-    of epoch 0, ``{"step": s, "items": [...]}`` (s from 1, as in metrics.jsonl) listing its global batch in global micro-batch
-    order (rank r trains micro-batches r, r + W, ... of each step). Returns the file."""
+    of epoch 0, ``{"step": s, "items": [...]}`` (s from 1, as in metrics.jsonl) listing its
+    global batch in global micro-batch order (rank r trains micro-batches r, r + W, ... of each
+    step). Returns the file."""
     if world_size < 1:
         raise ValueError(f"world size must be >= 1, got {world_size}")
     task = build_task(run, shards, world_size)
