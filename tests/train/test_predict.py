@@ -11,10 +11,10 @@ from ross3d_eval.report import write_report
 from ross3d_model.predict import (
     BENCHMARKS,
     PredictConfig,
-    existing_keys,
     instruction_key,
     run_predict,
 )
+from ross3d_model.predict_parts import existing_keys
 from typer.testing import CliRunner
 
 

@@ -43,7 +43,6 @@ from ross3d_model.predict_parts import (
     append_records,
     check_or_write_meta,
     done_keys,
-    existing_keys,
     merge_parts,
     part_path,
     part_paths,
@@ -55,7 +54,7 @@ REFERENCE_MAX_NEW_TOKENS = 512  # public eval code (model_*.py)
 SCAN2CAP_MIN_IOU = 0.5  # proposal matched to the GT box (public eval code)
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
-__all__ = ["BENCHMARKS", "PredictConfig", "existing_keys", "instruction_key", "run_predict"]
+__all__ = ["BENCHMARKS", "PredictConfig", "instruction_key", "run_predict"]
 
 
 @dataclass
