@@ -53,16 +53,13 @@ class Engine:
     def all_reduce_sum(self, tensor: torch.Tensor, cpu: bool = False) -> torch.Tensor:
         """In place; cpu=True for a host tensor (a gloo group beside nccl: no device sync)."""
         if self.world_size > 1:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self._cpu_group() if cpu else None)
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self._gloo if cpu else None)
         return tensor
 
     def any_rank(self, flag: bool) -> bool:
         """True when `flag` holds on any process (a host-side all-reduce)."""
         tensor = torch.tensor([int(flag)], dtype=torch.int32)
         return bool(self.all_reduce_sum(tensor, cpu=True)[0])
-
-    def _cpu_group(self):
-        return self._gloo
 
     def barrier(self) -> None:
         if self.world_size > 1:
