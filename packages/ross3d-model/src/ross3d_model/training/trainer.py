@@ -29,6 +29,7 @@ from ross3d_model.training.config import RunConfig
 from ross3d_model.training.data import MicroBatch, micro_batches
 from ross3d_model.training.engine import make_engine
 from ross3d_model.training.engine import resolve_deepspeed_config as resolve_deepspeed_config
+from ross3d_model.training.export import RUN_CONFIG_FILE
 from ross3d_model.training.metrics import (
     CURVE_FILE,
     LOSS_KEYS,
@@ -110,7 +111,7 @@ def _train(run, task, output_dir, log, resume, progress) -> TrainResult:
     }
     start, position = _resume(engine, output_dir, resume, layout)
     if engine.is_main:
-        run.save(output_dir / "run_config.json")
+        run.save(output_dir / RUN_CONFIG_FILE)  # where `export` finds it
         log.truncate_after(start)
     engine.barrier()
     stream = micro_batches(
