@@ -21,7 +21,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from ross3d_model.loading import Checkpoint
 
 # (LLaVA prefix, our prefix), most specific first: the first match wins.
 LLAVA_KEY_MAP: tuple[tuple[str, str], ...] = (
@@ -36,7 +38,6 @@ LLAVA_KEY_MAP: tuple[tuple[str, str], ...] = (
     ("ground_head_zero_target", "ground_head.zero_target"),
 )
 INDEX_NAME = "model.safetensors.index.json"
-SINGLE_NAME = "model.safetensors"
 
 
 def llava_to_ours(key: str) -> str | None:
@@ -56,28 +57,10 @@ def ours_to_llava(key: str) -> str | None:
 
 
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors checkpoint folder (index json + shards, or one file)."""
-    folder = Path(folder)
-    index = folder / INDEX_NAME
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError) as err:
-            raise ValueError(f"{index}: not a safetensors index (no weight_map): {err}") from err
-        state: dict[str, torch.Tensor] = {}
-        for shard in sorted(set(weight_map.values())):
-            path = folder / shard
-            if not path.is_file():
-                raise ValueError(f"{index}: shard {shard} is missing")
-            state.update(load_file(str(path)))
-        missing = sorted(set(weight_map) - set(state))
-        if missing:
-            raise ValueError(f"{index}: keys listed but absent from the shards: {missing[:5]}")
-        return state
-    single = folder / SINGLE_NAME
-    if single.is_file():
-        return load_file(str(single))
-    raise ValueError(f"{folder}: no {INDEX_NAME} or {SINGLE_NAME}")
+    """All tensors of a checkpoint, read by `loading.Checkpoint` (one safetensors file, or a
+    folder with one file or shards + index json; a clear error naming a missing shard)."""
+    ckpt = Checkpoint(folder)
+    return {key: ckpt.read(key) for key in ckpt.keys}
 
 
 def write_sharded(state: dict[str, torch.Tensor], folder: Path, max_shard_bytes: int) -> None:
