@@ -242,6 +242,11 @@ def _unhook_frozen(model: torch.nn.Module, offload) -> None:
             handle.remove()
 
 
+def world_size_from_env() -> int:
+    """Processes of this run: torchrun's WORLD_SIZE, else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def make_engine(run, model: torch.nn.Module, hidden_size: int) -> Engine:
     """Joins (or starts) the process group torchrun describes, then wraps the built model."""
     from ross3d_model.training.config import load_deepspeed_config
@@ -255,7 +260,7 @@ def make_engine(run, model: torch.nn.Module, hidden_size: int) -> Engine:
         if tcfg.tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size_from_env()
     if (world > 1 or tcfg.deepspeed is not None) and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
     if tcfg.deepspeed is None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from ross3d_model.objective import cross_view_active
 from ross3d_model.tokenizer import build_tiny_tokenizer, build_tokenizer, special_token_ids
 from ross3d_model.training.config import DataConfig
 from ross3d_model.training.data import micro_batches
+from ross3d_model.training.engine import world_size_from_env
 from ross3d_model.training.export import TOKENIZER_DIR as TOKENIZER_DIR  # predict reads it here
 from ross3d_model.training.export import write_export
 
@@ -151,11 +151,6 @@ class Ross3DTask:
     def export(self, model, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None:
         """A folder `predict` reads: config.json + safetensors + tokenizer/."""
         write_export(model, state_dict, self.tokenizer, out_dir)
-
-
-def world_size_from_env() -> int:
-    """Processes of this run: torchrun's WORLD_SIZE, else 1."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def build_task(run, shards: str | Path | None, world_size: int) -> Ross3DTask:
