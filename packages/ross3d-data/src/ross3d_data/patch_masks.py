@@ -164,16 +164,16 @@ def _clip_entry(job: tuple[str, str, PatchMaskParams]):
     return key, fingerprint(KIND, params.to_dict(), inputs), {"in_box": clip_masks(inputs, params)}
 
 
-def source_digest(shard_dir: str | Path) -> str:
+def _shard_source(shard_dir: str | Path) -> tuple[str, list[str]]:
+    """(source digest, clip keys in shard order) of a shard build, from one manifest read."""
     from .shards import read_manifest
 
-    return shard_source_digest(read_manifest(Path(shard_dir)))
+    manifest = read_manifest(Path(shard_dir))
+    return shard_source_digest(manifest), [k for s in manifest["shards"] for k in s["keys"]]
 
 
 def shard_keys(shard_dir: str | Path) -> list[str]:
-    from .shards import read_manifest
-
-    return [k for s in read_manifest(Path(shard_dir))["shards"] for k in s["keys"]]
+    return _shard_source(shard_dir)[1]
 
 
 def cache_patch_masks(
@@ -184,7 +184,8 @@ def cache_patch_masks(
     clip key as it is done."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    jobs = [(str(shard_dir), key, params) for key in shard_keys(shard_dir)]
+    source, keys = _shard_source(shard_dir)
+    jobs = [(str(shard_dir), key, params) for key in keys]
 
     def entries():
         if workers == 1:
@@ -202,16 +203,17 @@ def cache_patch_masks(
                 pool.shutdown(cancel_futures=True)
 
     path = cache_path(shard_dir, KIND)
-    write_cache(path, KIND, params.to_dict(), source_digest(shard_dir), entries())
+    write_cache(path, KIND, params.to_dict(), source, entries())
     return path
 
 
 def open_patch_masks(shard_dir: str | Path, params: PatchMaskParams) -> ClipCacheReader:
     """Reader of a shard folder's mask cache; StaleCacheError (with the command that rebuilds
     it) when it is missing, built for other params or another shard build."""
+    source, keys = _shard_source(shard_dir)
     return ClipCacheReader(
-        cache_path(shard_dir, KIND), KIND, params.to_dict(), source_digest(shard_dir),
-        shard_keys(shard_dir), params.rebuild_hint(shard_dir),
+        cache_path(shard_dir, KIND), KIND, params.to_dict(), source, keys,
+        params.rebuild_hint(shard_dir),
     )  # fmt: skip
 
 
