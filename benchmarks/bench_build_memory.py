@@ -80,6 +80,7 @@ def write_checkpoints(shape: str, work: Path) -> None:
 def write_vae(folder: Path) -> None:
     import torch
     from diffusers import AutoencoderKL
+    from ross3d_model.latents import FLUX_SCALING_FACTOR, FLUX_SHIFT_FACTOR
 
     vae = AutoencoderKL(
         down_block_types=("DownEncoderBlock2D",) * 4,
@@ -87,8 +88,8 @@ def write_vae(folder: Path) -> None:
         block_out_channels=(128, 256, 512, 512),
         layers_per_block=2,
         latent_channels=16,
-        scaling_factor=0.3611,
-        shift_factor=0.1159,
+        scaling_factor=FLUX_SCALING_FACTOR,
+        shift_factor=FLUX_SHIFT_FACTOR,
         use_quant_conv=False,
         use_post_quant_conv=False,
     ).to(torch.bfloat16)
