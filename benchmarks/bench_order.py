@@ -18,12 +18,10 @@ import time
 from collections import Counter
 
 import numpy as np
-from ross3d_data.sampling import epoch_order
+from ross3d_data.sampling import TASK_GROUPS, epoch_order
 
 TASK_COUNTS = {"sqa3d": 79_445, "scanqa": 26_515, "scan2cap": 36_665, "scanrefer": 36_665,
                "multi3drefer": 43_838}  # fmt: skip
-GROUP = {"sqa3d": "qa", "scanqa": "qa", "scan2cap": "caption", "scanrefer": "grounding",
-         "multi3drefer": "grounding"}  # fmt: skip
 
 
 def recipe_examples(n_scenes: int, seed: int = 0) -> tuple[list[int], list[str]]:
@@ -33,7 +31,7 @@ def recipe_examples(n_scenes: int, seed: int = 0) -> tuple[list[int], list[str]]
     scenes, groups = [], []
     for task, n in TASK_COUNTS.items():
         scenes += rng.choice(n_scenes, size=n, p=weights / weights.sum()).tolist()
-        groups += [GROUP[task]] * n
+        groups += [TASK_GROUPS[task]] * n
     return scenes, groups
 
 
