@@ -137,11 +137,6 @@ def _prefix(model, sub: dict, prep: PreparedInputs, u: int) -> torch.Tensor:
     return prep.embeds[u, : p + n_visual]
 
 
-def text_embeds(model: Ross3DForCausalLM, ids_L: torch.Tensor, coord_centre_3: torch.Tensor):
-    """Input embeddings [L, D] of one row's text ids (`Ross3DForCausalLM.embed_text`)."""
-    return model.embed_text(ids_L[None], coord_centre_3[None])[0]
-
-
 @torch.no_grad()
 def encode(
     model: Ross3DForCausalLM,
@@ -170,7 +165,8 @@ def encode(
         if n == p + 1:
             raise ValueError(f"example {i}: no text after <image> to continue the prefix with")
         suffix_ids.append(batch["input_ids"][i, p + 1 : n])
-    suffix = [text_embeds(model, s, batch["coord_centres"][i]) for i, s in enumerate(suffix_ids)]
+    centres = batch["coord_centres"]
+    suffix = [model.embed_text(s[None], centres[i][None])[0] for i, s in enumerate(suffix_ids)]
     embeds, valid = left_pad(suffix)
     ids, _ = left_pad(suffix_ids, -1)
     hidden, rows = extend(model.language_model.model, embeds, valid, rows)
