@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ross3d_eval.benchmarks import prediction_key
@@ -96,7 +96,7 @@ class PredictionMeta:
     checkpoint: str
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return asdict(self)
 
     def same_recipe(self, other: dict) -> list[str]:
         """Fields of `other` (a sidecar's dict) that differ from this run's (checkpoint aside:
