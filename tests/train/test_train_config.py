@@ -7,7 +7,7 @@ from ross3d_model.training.config import (
     load_deepspeed_config,
     load_run_config,
 )
-from ross3d_model.training.trainer import resolve_deepspeed_config
+from ross3d_model.training.engine import resolve_deepspeed_config
 
 
 def test_shipped_run_configs_load_and_name_real_model_configs():

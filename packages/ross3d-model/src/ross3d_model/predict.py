@@ -147,7 +147,7 @@ def load_checkpoint(path: Path, device: str = "cpu", dtype: str = "fp32"):
     or a training OUTPUT_DIR."""
     from ross3d_model.modeling import Ross3DForCausalLM
     from ross3d_model.tokenizer import build_tokenizer, special_token_ids
-    from ross3d_model.training.task import TOKENIZER_DIR
+    from ross3d_model.training.export import TOKENIZER_DIR
     from ross3d_model.training.trainer import EXPORT_DIR
 
     path = Path(path)

@@ -29,7 +29,6 @@ from ross3d_model.tokenizer import build_tiny_tokenizer, build_tokenizer, specia
 from ross3d_model.training.config import DataConfig
 from ross3d_model.training.data import micro_batches
 from ross3d_model.training.engine import world_size_from_env
-from ross3d_model.training.export import TOKENIZER_DIR as TOKENIZER_DIR  # predict reads it here
 from ross3d_model.training.export import write_export
 
 DATA_ORDER_FILE = "data_order.jsonl"

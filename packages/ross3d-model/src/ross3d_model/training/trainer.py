@@ -28,7 +28,6 @@ from ross3d_model.training import checkpointing as ckpt
 from ross3d_model.training.config import RunConfig
 from ross3d_model.training.data import MicroBatch, micro_batches
 from ross3d_model.training.engine import make_engine
-from ross3d_model.training.engine import resolve_deepspeed_config as resolve_deepspeed_config
 from ross3d_model.training.export import RUN_CONFIG_FILE
 from ross3d_model.training.metrics import (
     CURVE_FILE,
