@@ -36,7 +36,7 @@ CASES = ("lean-bf16", "lean-fp32", "export-bf16", "export-inference", "old-path"
 
 
 def shape_config(shape: str, work: Path):
-    from ross3d_model.config import Ross3DConfig, load_config
+    from ross3d_model.configuration.model import Ross3DConfig, load_config
 
     data = load_config("mid").to_dict()
     if shape == "1.5b":
@@ -55,9 +55,9 @@ def write_checkpoints(shape: str, work: Path) -> None:
     """LLaVA-layout checkpoint (+ a diffusers VAE folder for 1.5b) with random bf16 tensors,
     written from a meta model's names and shapes (no fp32 copy is ever built)."""
     import torch
-    from ross3d_model.checkpoint import ours_to_llava, write_sharded
-    from ross3d_model.loading import BuildContext, building
-    from ross3d_model.modeling import Ross3DForCausalLM, Ross3DHFConfig
+    from ross3d_model.modeling.model import Ross3DForCausalLM, Ross3DHFConfig
+    from ross3d_model.weights.checkpoint import ours_to_llava, write_sharded
+    from ross3d_model.weights.loading import BuildContext, building
 
     cfg = shape_config(shape, work)
     if shape == "1.5b":
@@ -80,7 +80,7 @@ def write_checkpoints(shape: str, work: Path) -> None:
 def write_vae(folder: Path) -> None:
     import torch
     from diffusers import AutoencoderKL
-    from ross3d_model.latents import FLUX_SCALING_FACTOR, FLUX_SHIFT_FACTOR
+    from ross3d_model.modeling.latents import FLUX_SCALING_FACTOR, FLUX_SHIFT_FACTOR
 
     vae = AutoencoderKL(
         down_block_types=("DownEncoderBlock2D",) * 4,
@@ -113,8 +113,8 @@ def reset_peak() -> None:
 def run_case(case: str, shape: str, work: Path) -> dict:
     """In this (fresh) process: build as `case` says, return peak RSS figures."""
     import torch
-    from ross3d_model.checkpoint import read_state_dict
-    from ross3d_model.modeling import Ross3DForCausalLM, Ross3DHFConfig
+    from ross3d_model.modeling.model import Ross3DForCausalLM, Ross3DHFConfig
+    from ross3d_model.weights.checkpoint import read_state_dict
 
     cfg = shape_config(shape, work)
     base = status_mib("VmRSS")
@@ -130,7 +130,7 @@ def run_case(case: str, shape: str, work: Path) -> dict:
         )
         read = [work / "export"]
     else:
-        from ross3d_model.checkpoint import llava_to_ours
+        from ross3d_model.weights.checkpoint import llava_to_ours
 
         plain = cfg.to_dict() | {"init_from": None}
         plain["vae"]["pretrained"] = None  # the old path loaded the VAE with diffusers
@@ -161,7 +161,7 @@ def run_case(case: str, shape: str, work: Path) -> dict:
 
 def export_bf16(shape: str, work: Path) -> None:
     import torch
-    from ross3d_model.modeling import Ross3DForCausalLM
+    from ross3d_model.modeling.model import Ross3DForCausalLM
 
     model = Ross3DForCausalLM.from_config(shape_config(shape, work), dtype=torch.bfloat16)
     model.save_pretrained(str(work / "export"), max_shard_size="2GB")

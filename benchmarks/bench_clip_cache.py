@@ -5,9 +5,9 @@ Run: ``uv run python benchmarks/bench_clip_cache.py [--boxes 40] [--repeats 3] [
 A clip of the 7b recipe's size: 32 views of 384x384 depth (sloped planes with noise, 5 %
 invalid pixels, random poses), K GT boxes around back-projected pixels, a 432x432 BEV. Times:
 
-* masks, per grounding example without the cache: ``ross3d_model.grounding.patches_in_boxes``
+* masks, per grounding example without the cache: ``ross3d_model.modeling.grounding.patches_in_boxes``
   (torch, what collate ran for every grounding instruction); once per clip when building the
-  cache: ``ross3d_data.patch_masks.patches_in_boxes`` (numpy); per example with the cache: the
+  cache: ``ross3d_data.cache.patch_masks.patches_in_boxes`` (numpy); per example with the cache: the
   HDF5 read, plus the one-time fingerprint check of the clip per process;
 * BEV, per non-grounding example without the cache: the frozen VAE's encode at 432 px (the
   FLUX layout with random weights, and the tiny test VAE); with the cache: the HDF5 read of the
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ross3d_data.clip_cache import ClipCacheReader, fingerprint, write_cache
-from ross3d_data.patch_masks import KIND, PatchMaskParams, clip_masks, mask_inputs
-from ross3d_model.grounding import patches_in_boxes
-from ross3d_model.latent_cache import BEV_KIND
-from ross3d_model.latents import LatentTokenizer, VaeConfig
+from ross3d_data.cache.patch_masks import KIND, PatchMaskParams, clip_masks, mask_inputs
+from ross3d_data.cache.store import ClipCacheReader, fingerprint, write_cache
+from ross3d_model.inputs.caches import BEV_KIND
+from ross3d_model.modeling.grounding import patches_in_boxes
+from ross3d_model.modeling.latents import LatentTokenizer, VaeConfig
 
 VIEWS, SIZE, BEV = 32, 384, 432
 

@@ -53,8 +53,8 @@ def step_seconds(model, batch: dict, cross_view: bool, one_graph: bool, reps: in
 
 
 def bench(model_name: str, shards: Path, reps: int) -> list[tuple]:
-    from ross3d_model.config import load_config
-    from ross3d_model.training.config import DataConfig
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.configuration.run import DataConfig
     from ross3d_model.training.task import Ross3DTask
 
     task = Ross3DTask(load_config(model_name), shards, DataConfig())

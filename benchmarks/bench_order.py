@@ -18,7 +18,7 @@ import time
 from collections import Counter
 
 import numpy as np
-from ross3d_data.sampling import TASK_GROUPS, epoch_order
+from ross3d_data.shards.sampling import TASK_GROUPS, epoch_order
 
 TASK_COUNTS = {"sqa3d": 79_445, "scanqa": 26_515, "scan2cap": 36_665, "scanrefer": 36_665,
                "multi3drefer": 43_838}  # fmt: skip

@@ -50,8 +50,8 @@ def add_questions(shards: Path, per_clip: int) -> int:
 
 def export_untrained(config: str, shards: Path, out: Path) -> Path:
     import torch
-    from ross3d_model.config import load_config
-    from ross3d_model.training.config import DataConfig
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.configuration.run import DataConfig
     from ross3d_model.training.task import Ross3DTask
 
     task = Ross3DTask(load_config(config), shards, DataConfig())
@@ -62,7 +62,7 @@ def export_untrained(config: str, shards: Path, out: Path) -> Path:
 
 
 def time_setting(run_dir: Path, shards: Path, out: Path, batch: int, reuse: bool, tokens: int):
-    from ross3d_model.predict import PredictConfig, run_predict
+    from ross3d_model.inference.predict import PredictConfig, run_predict
 
     cfg = PredictConfig(
         run_dir, shards, ["scanqa"], out, batch_size=batch, max_new_tokens=tokens,
@@ -109,7 +109,7 @@ def _attention_flops(cfg_llm, queries: int, context_start: int) -> float:
 def project_7b(per_scene: float, prefix_text: int, suffix: int, answer: int, batch: int):
     """TFLOP per item of the 7b config (analytic count, not a measurement): vision tower +
     projector + LLM prefill + greedy decoding (lm_head on the last position only)."""
-    from ross3d_model.config import load_config
+    from ross3d_model.configuration.model import load_config
 
     cfg = load_config("7b")
     v, llm = cfg.vision, cfg.llm

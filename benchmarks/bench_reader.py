@@ -36,10 +36,10 @@ from pathlib import Path
 def build_data(work: Path, scenes: int, frames: int, train_views: int) -> dict[str, Path]:
     """Full-size demo scenes, their instructions and two shard folders (reused if present)."""
     from rich.console import Console
-    from ross3d_data.demo import make_demo
-    from ross3d_data.demo_annotations import write_demo_annotations
-    from ross3d_data.shard_sample import SampleConfig
-    from ross3d_data.shards import ShardConfig, build_shards
+    from ross3d_data.shards.build import ShardConfig, build_shards
+    from ross3d_data.shards.sample import SampleConfig
+    from ross3d_data.synthetic.annotations import write_demo_annotations
+    from ross3d_data.synthetic.scenes import make_demo
     from ross3d_model.demo import _instructions
 
     done = work / "data.json"
@@ -72,8 +72,8 @@ def _rate(fn, items) -> tuple[float, float]:
 
 
 def bench_reader(shards: Path, n: int) -> None:
-    from ross3d_data.loader import clip_to_tensors
-    from ross3d_data.reader import ShardReader
+    from ross3d_data.shards.loader import clip_to_tensors
+    from ross3d_data.shards.reader import ShardReader
 
     t0 = time.perf_counter()
     cold = ShardReader(shards, cache_clips=0)
@@ -94,8 +94,8 @@ def bench_reader(shards: Path, n: int) -> None:
 
 
 def bench_collate(shards: Path, n: int) -> None:
-    from ross3d_model.config import load_config
-    from ross3d_model.training.config import DataConfig
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.configuration.run import DataConfig
     from ross3d_model.training.task import Ross3DTask
 
     task = Ross3DTask(load_config("tiny"), shards, DataConfig(), global_batch=1)
@@ -106,7 +106,7 @@ def bench_collate(shards: Path, n: int) -> None:
 
 
 def bench_wait(shards: Path, model: str, steps: int, work: Path, prefetch: int | None) -> None:
-    from ross3d_model.training.config import load_run_config
+    from ross3d_model.configuration.run import load_run_config
     from ross3d_model.training.task import train_from_config
 
     run = load_run_config("tiny")

@@ -29,7 +29,7 @@ LLM_7B = dict(hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4, 
 # ----------------------------------------------------------------------------- step time
 def synthetic_example(cfg, seed: int) -> dict:
     """One loader example in the shard contract format (random content, plausible geometry)."""
-    from ross3d_model.masking import choose_masked_views  # noqa: F401  (import cost up front)
+    from ross3d_model.modeling.masking import choose_masked_views  # noqa: F401  (import cost up front)
 
     g = torch.Generator().manual_seed(seed)
     v, s, grid = cfg.tokens.num_views, cfg.vision.image_size, cfg.pooled_grid
@@ -60,10 +60,10 @@ def synthetic_example(cfg, seed: int) -> dict:
 
 
 def step_times(config_name: str, repeats: int) -> dict[str, tuple[float, float, float]]:
-    from ross3d_model.batch import collate_examples
-    from ross3d_model.config import load_config
-    from ross3d_model.modeling import Ross3DForCausalLM
-    from ross3d_model.tokenizer import build_tiny_tokenizer, special_token_ids
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.inputs.batch import collate_examples
+    from ross3d_model.inputs.tokenizer import build_tiny_tokenizer, special_token_ids
+    from ross3d_model.modeling.model import Ross3DForCausalLM
 
     cfg = load_config(config_name)
     tokenizer = build_tiny_tokenizer(vocab_size=cfg.llm.vocab_size)
@@ -115,10 +115,10 @@ def best_of(fn, repeats: int) -> float:
 def branch_times(config_name: str, repeats: int) -> dict[str, float]:
     """The reconstruction branch alone at the config's sizes (LLM hidden states stand in as
     random leaf tensors): VAE encodes and each loss forward + backward."""
-    from ross3d_model.config import load_config
-    from ross3d_model.latents import LatentTokenizer
-    from ross3d_model.masking import choose_masked_views
-    from ross3d_model.reconstruction import Reconstructor
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.modeling.latents import LatentTokenizer
+    from ross3d_model.modeling.masking import choose_masked_views
+    from ross3d_model.modeling.reconstruction import Reconstructor
 
     cfg = load_config(config_name)
     v, grid = cfg.tokens.num_views, cfg.reconstruction.view_grid
@@ -197,7 +197,7 @@ def vae_encoder_flops(size: int) -> float:
 
 def reconstruction_flops_7b() -> dict[str, float]:
     """fwd+bwd FLOPs of view_loss (8 of 32 masked, 4 repeats) and bev_loss at the 7B config."""
-    from ross3d_model.reconstruction import ReconstructionConfig, Reconstructor
+    from ross3d_model.modeling.reconstruction import ReconstructionConfig, Reconstructor
 
     torch.manual_seed(0)
     recon = Reconstructor(ReconstructionConfig(), LLM_7B["hidden"])

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ross3d_data.export import export_scene_frames
-from ross3d_data.ply import read_ply, write_ply
-from ross3d_data.records import Frame, Intrinsics, Mesh
-from ross3d_data.scene import load_scene
-from ross3d_data.sens import SensHeader, write_sens
+from ross3d_data.core.records import Frame, Intrinsics, Mesh
+from ross3d_data.scannet.export import export_scene_frames
+from ross3d_data.scannet.ply import read_ply, write_ply
+from ross3d_data.scannet.scene import load_scene
+from ross3d_data.scannet.sens import SensHeader, write_sens
 
 N_FRAMES = 300
 
@@ -82,8 +82,8 @@ def bench_sens(tmp: Path) -> None:
 
 
 def bench_demo(tmp: Path) -> None:
-    from ross3d_data.demo import make_demo
-    from ross3d_data.raycast import import_open3d
+    from ross3d_data.synthetic.raycast import import_open3d
+    from ross3d_data.synthetic.scenes import make_demo
 
     import_open3d()  # one-off import cost (seconds) is not the demo's
     t0, c0 = time.perf_counter(), time.process_time()

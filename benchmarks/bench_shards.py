@@ -14,12 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ross3d_data.demo import make_demo
 from ross3d_data.instructions import ConvertConfig, convert_instructions
-from ross3d_data.loader import make_loader
-from ross3d_data.reader import ShardReader
-from ross3d_data.shard_sample import SampleConfig
-from ross3d_data.shards import ShardConfig, build_shards
+from ross3d_data.shards.build import ShardConfig, build_shards
+from ross3d_data.shards.loader import make_loader
+from ross3d_data.shards.reader import ShardReader
+from ross3d_data.shards.sample import SampleConfig
+from ross3d_data.synthetic.scenes import make_demo
 
 
 def _instructions(ann: Path, out: Path) -> Path:

@@ -25,8 +25,8 @@ def main() -> None:
 
     import torch
     from rich.console import Console
+    from ross3d_model.configuration.run import load_run_config
     from ross3d_model.demo import DemoConfig, prepare_data
-    from ross3d_model.training.config import load_run_config
     from ross3d_model.training.task import train_from_config
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_train_"))

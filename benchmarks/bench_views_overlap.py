@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from ross3d_data.coords import prepare_view, token_coordinates
-from ross3d_data.overlap import view_overlap
-from ross3d_data.records import Intrinsics
-from ross3d_data.views import frame_voxels, select_max_coverage
+from ross3d_data.core.records import Intrinsics
+from ross3d_data.views.coords import prepare_view, token_coordinates
+from ross3d_data.views.overlap import view_overlap
+from ross3d_data.views.selection import frame_voxels, select_max_coverage
 
 V, S = 32, 384
 K_CROP = np.array([[300.0, 0, 191.5], [0, 300.0, 191.5], [0, 0, 1]])

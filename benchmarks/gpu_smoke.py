@@ -31,7 +31,7 @@ FLUX_ENCODER_WIDTHS = [128, 256, 512, 512]
 
 
 def random_7b_config():
-    from ross3d_model.config import load_config
+    from ross3d_model.configuration.model import load_config
 
     cfg = load_config("7b")
     return dataclasses.replace(
@@ -94,11 +94,11 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("gpu_smoke needs a CUDA device")
 
-    from ross3d_model.batch import collate_examples
-    from ross3d_model.generation import generate_text
-    from ross3d_model.modeling import Ross3DForCausalLM
-    from ross3d_model.tokenizer import build_tiny_tokenizer, special_token_ids
-    from ross3d_model.training.config import load_run_config
+    from ross3d_model.configuration.run import load_run_config
+    from ross3d_model.inference.generation import generate_text
+    from ross3d_model.inputs.batch import collate_examples
+    from ross3d_model.inputs.tokenizer import build_tiny_tokenizer, special_token_ids
+    from ross3d_model.modeling.model import Ross3DForCausalLM
 
     cfg, device = random_7b_config(), torch.device("cuda")
     torch.manual_seed(0)

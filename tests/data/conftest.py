@@ -1,6 +1,6 @@
 """Shared fixtures for the data tests.
 
-``demo_scenes``: two demo scenes (``ross3d_data.demo.make_demo``) made once per session; treat
+``demo_scenes``: two demo scenes (``ross3d_data.synthetic.scenes.make_demo``) made once per session; treat
 them as read-only. ``tiny_scene``: a factory writing a small hand-built scan folder (see
 ``tiny_scenes.make_tiny_scene``). ``real_data``: the real TUM sample folder, or a skip.
 """
@@ -16,7 +16,7 @@ from tiny_scenes import make_tiny_scene
 
 @pytest.fixture(scope="session")
 def demo_scenes(tmp_path_factory) -> list[Path]:
-    from ross3d_data.demo import make_demo
+    from ross3d_data.synthetic.scenes import make_demo
 
     return make_demo(tmp_path_factory.mktemp("demo"), n_scenes=2, seed=0)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from ross3d_data.instructions import Instruction, write_jsonl
-from ross3d_data.shard_sample import Clip, SampleConfig, encode_clip
-from ross3d_data.shards import FORMAT, MANIFEST, ShardConfig, build_shards, write_tar
+from ross3d_data.shards.build import FORMAT, MANIFEST, ShardConfig, build_shards, write_tar
+from ross3d_data.shards.sample import Clip, SampleConfig, encode_clip
 
 TASKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")
 VIEWS = 2

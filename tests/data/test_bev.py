@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from ross3d_data.bev import (
+from ross3d_data.bev.render import (
     BevConfig,
     BevResult,
     grid_for_extent,
@@ -17,11 +17,11 @@ from ross3d_data.bev import (
     render_points_bev,
     write_bev,
 )
-from ross3d_data.errors import SceneError
-from ross3d_data.ply import write_ply
-from ross3d_data.posed import write_frame, write_intrinsics
-from ross3d_data.records import Frame, Intrinsics, Mesh
-from ross3d_data.scene import load_scene
+from ross3d_data.core.errors import SceneError
+from ross3d_data.core.records import Frame, Intrinsics, Mesh
+from ross3d_data.scannet.ply import write_ply
+from ross3d_data.scannet.posed import write_frame, write_intrinsics
+from ross3d_data.scannet.scene import load_scene
 
 GREY, RED, BLUE, WHITE = (128, 128, 128), (255, 0, 0), (0, 0, 255), (255, 255, 255)
 
@@ -337,7 +337,7 @@ def test_real_tum_teddy_renders_by_fusion(real_data):
 
 def test_fusing_demo_frames_reproduces_the_mesh_bev(demo_scenes):
     # the demo's RGB-D frames are rendered from its mesh: fusing them must redraw the same plan
-    from ross3d_data.bev_fusion import render_fused_bev
+    from ross3d_data.bev.fusion import render_fused_bev
 
     scene = load_scene(demo_scenes[0])
     cfg = BevConfig(size_px=160)

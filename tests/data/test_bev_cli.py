@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from ross3d_data.bev import BevConfig, render_bev_scenes
+from ross3d_data.bev.render import BevConfig, render_bev_scenes
 from ross3d_data.cli import app
-from ross3d_data.demo import demo_layout
+from ross3d_data.synthetic.scenes import demo_layout
 from typer.testing import CliRunner
 
 runner = CliRunner()

@@ -1,4 +1,4 @@
-"""Per-clip cache (ross3d_data.clip_cache) and the grounding patch masks it holds."""
+"""Per-clip cache (ross3d_data.cache.store) and the grounding patch masks it holds."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ import json
 import numpy as np
 import pytest
 from many_scene_shards import random_clip, write_shard_folder
-from ross3d_data.clip_cache import (
-    ClipCacheReader,
-    StaleCacheError,
-    cache_path,
-    fingerprint,
-    write_cache,
-)
-from ross3d_data.patch_masks import (
+from ross3d_data.cache.patch_masks import (
     PatchMaskParams,
     cache_patch_masks,
     clip_arrays,
@@ -23,6 +16,13 @@ from ross3d_data.patch_masks import (
     open_patch_masks,
     patches_in_boxes,
     read_masks,
+)
+from ross3d_data.cache.store import (
+    ClipCacheReader,
+    StaleCacheError,
+    cache_path,
+    fingerprint,
+    write_cache,
 )
 
 
@@ -70,9 +70,9 @@ def test_patch_depth_rules_hand_computed():
 @pytest.mark.parametrize("rule", ["valid", "any"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_numpy_masks_equal_the_model_version(rule, seed):
-    """The numpy port (with its patch pruning) equals ross3d_model.grounding.patches_in_boxes."""
+    """The numpy port (with its patch pruning) equals ross3d_model.modeling.grounding.patches_in_boxes."""
     torch = pytest.importorskip("torch")
-    from ross3d_model.grounding import patches_in_boxes as torch_patches_in_boxes
+    from ross3d_model.modeling.grounding import patches_in_boxes as torch_patches_in_boxes
 
     clip = random_clip("s", seed, views=4, size=64, n_boxes=12)
     inputs = mask_inputs(clip_arrays(clip))

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from ross3d_data.coords import prepare_view, resample_depth, token_coordinates
-from ross3d_data.records import Intrinsics
+from ross3d_data.core.records import Intrinsics
+from ross3d_data.views.coords import prepare_view, resample_depth, token_coordinates
 
 S, CROP, G, CELL = 384, 378, 14, 27
 K_CROP = np.array([[300.0, 0, 191.5], [0, 300.0, 191.5], [0, 0, 1]])
@@ -125,9 +125,9 @@ def test_prepare_view_rejects_mismatches():
 def test_real_tum_views_land_on_the_fused_point_cloud(real_data):
     """Prepared depth + K_crop + pose put every pixel on the scene: checks the whole chain."""
     trimesh = pytest.importorskip("trimesh")
-    from ross3d_data.geometry import backproject_depth, depth_mm_to_m
-    from ross3d_data.overlap import view_overlap
-    from ross3d_data.scene import load_scene
+    from ross3d_data.core.geometry import backproject_depth, depth_mm_to_m
+    from ross3d_data.scannet.scene import load_scene
+    from ross3d_data.views.overlap import view_overlap
     from scipy.spatial import cKDTree
 
     path = real_data

@@ -2,7 +2,11 @@ import sys
 
 import numpy as np
 import pytest
-from ross3d_data.demo import (
+from ross3d_data.core.records import Intrinsics, Mesh
+from ross3d_data.scannet.scene import load_scene
+from ross3d_data.scannet.sens import iter_sens, read_sens_header
+from ross3d_data.synthetic.raycast import MeshRaycaster, import_open3d
+from ross3d_data.synthetic.scenes import (
     CEILING_Z,
     COLOR_K,
     DEPTH_K,
@@ -11,10 +15,6 @@ from ross3d_data.demo import (
     demo_alignment,
     demo_layout,
 )
-from ross3d_data.raycast import MeshRaycaster, import_open3d
-from ross3d_data.records import Intrinsics, Mesh
-from ross3d_data.scene import load_scene
-from ross3d_data.sens import iter_sens, read_sens_header
 
 
 def test_raycast_known_square():
@@ -96,7 +96,7 @@ def test_demo_frames_match_a_fresh_render(demo_scenes):
 
 
 def test_full_size_demo_has_scannet_frame_sizes(tmp_path):
-    from ross3d_data.demo import make_demo
+    from ross3d_data.synthetic.scenes import make_demo
 
     (scene_dir,) = make_demo(tmp_path, n_scenes=1, n_frames=2, annotations=False, full_size=True)
     header = read_sens_header(scene_dir / f"{scene_dir.name}.sens")

@@ -3,17 +3,17 @@ import json
 import numpy as np
 import pytest
 from rich.console import Console
-from ross3d_data import export as export_mod
-from ross3d_data.errors import SceneError
-from ross3d_data.export import MANIFEST, ExportConfig, export_frames, is_exported
-from ross3d_data.scene import load_scene
-from ross3d_data.sens import iter_sens
+from ross3d_data.core.errors import SceneError
+from ross3d_data.scannet import export as export_mod
+from ross3d_data.scannet.export import MANIFEST, ExportConfig, export_frames, is_exported
+from ross3d_data.scannet.scene import load_scene
+from ross3d_data.scannet.sens import iter_sens
 
 
 @pytest.fixture(autouse=True)
 def _quiet_jobs(monkeypatch):
     """Keep the progress bar out of the test log."""
-    import ross3d_data.jobs as jobs
+    import ross3d_data.core.jobs as jobs
 
     monkeypatch.setattr(jobs, "Console", lambda **kw: Console(file=open("/dev/null", "w")))  # noqa: SIM115
 

@@ -1,8 +1,8 @@
-"""Known-answer tests for ross3d_data.geometry (pinhole back-projection and projection)."""
+"""Known-answer tests for ross3d_data.core.geometry (pinhole back-projection and projection)."""
 
 import numpy as np
 import pytest
-from ross3d_data.geometry import (
+from ross3d_data.core.geometry import (
     backproject_depth,
     camera_frustum_corners,
     invert_pose,

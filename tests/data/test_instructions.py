@@ -356,8 +356,8 @@ def test_scanrefer_unique_multiple_with_the_18_scanrefer_classes(tmp_path):
 
 
 def test_demo_annotations_follow_the_layout_and_convert_cleanly(demo_scenes, tmp_path):
-    from ross3d_data.demo import demo_layout
-    from ross3d_data.demo_annotations import PALETTE, write_demo_annotations
+    from ross3d_data.synthetic.annotations import PALETTE, write_demo_annotations
+    from ross3d_data.synthetic.scenes import demo_layout
 
     files = write_demo_annotations(demo_scenes, tmp_path)
     first = sorted(demo_scenes)[0].name

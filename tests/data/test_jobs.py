@@ -1,7 +1,7 @@
 import pytest
 from rich.console import Console
-from ross3d_data.errors import SceneError
-from ross3d_data.jobs import run_scene_jobs
+from ross3d_data.core.errors import SceneError
+from ross3d_data.core.jobs import run_scene_jobs
 
 
 def _work(x: int) -> str:

@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ross3d_data.demo_annotations import write_demo_annotations  # noqa: E402
 from ross3d_data.instructions import ConvertConfig, convert_instructions  # noqa: E402
-from ross3d_data.loader import iter_examples, make_loader  # noqa: E402
-from ross3d_data.shard_sample import SampleConfig  # noqa: E402
-from ross3d_data.shards import ShardConfig, build_shards  # noqa: E402
+from ross3d_data.shards.build import ShardConfig, build_shards  # noqa: E402
+from ross3d_data.shards.loader import iter_examples, make_loader  # noqa: E402
+from ross3d_data.shards.sample import SampleConfig  # noqa: E402
+from ross3d_data.synthetic.annotations import write_demo_annotations  # noqa: E402
 
 V, S, G = 4, 384, 14
 

@@ -20,7 +20,7 @@ def _free_port() -> int:
 
 def _rank_main(rank: int, world: int, port: int, shards: str, out: str) -> None:
     import torch.distributed as dist
-    from ross3d_data.loader import make_loader
+    from ross3d_data.shards.loader import make_loader
 
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
@@ -35,7 +35,7 @@ def _rank_main(rank: int, world: int, port: int, shards: str, out: str) -> None:
 
 @pytest.mark.slow
 def test_two_gloo_ranks_get_disjoint_equal_slices_of_one_permutation(tmp_path):
-    from ross3d_data.loader import make_loader
+    from ross3d_data.shards.loader import make_loader
 
     many = build_many_scene_shards(tmp_path / "d", n_train=6)
     args = (2, _free_port(), str(many["shards"]), str(tmp_path))

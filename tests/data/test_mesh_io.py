@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from ross3d_data import scannet
-from ross3d_data.bev import BevConfig
-from ross3d_data.bev_fusion import fuse_scene_points
+from ross3d_data.bev.fusion import fuse_scene_points
+from ross3d_data.bev.render import BevConfig
 from ross3d_data.cli import app
-from ross3d_data.errors import SceneError
+from ross3d_data.core.errors import SceneError
+from ross3d_data.core.records import Mesh
 from ross3d_data.mesh_io import export_scene_geometry, import_mesh, read_mesh, write_mesh
-from ross3d_data.ply import read_ply, write_ply
-from ross3d_data.records import Mesh
-from ross3d_data.scene import load_scene
+from ross3d_data.scannet import files as scannet
+from ross3d_data.scannet.ply import read_ply, write_ply
+from ross3d_data.scannet.scene import load_scene
 from typer.testing import CliRunner
 
 V = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)

@@ -7,7 +7,7 @@ the wall image by exactly 25 px.
 
 import numpy as np
 import pytest
-from ross3d_data.overlap import view_overlap
+from ross3d_data.views.overlap import view_overlap
 
 W, H, FX, CX = 100, 6, 100.0, 49.5
 K = np.array([[FX, 0, CX], [0, FX, (H - 1) / 2], [0, 0, 1]])

@@ -2,9 +2,9 @@ import struct
 
 import numpy as np
 import pytest
-from ross3d_data.errors import SceneError
-from ross3d_data.ply import read_ply, write_ply
-from ross3d_data.records import Mesh
+from ross3d_data.core.errors import SceneError
+from ross3d_data.core.records import Mesh
+from ross3d_data.scannet.ply import read_ply, write_ply
 
 
 def _mesh(n=50, f=40, seed=0):
@@ -27,7 +27,7 @@ def test_write_read_roundtrip_is_exact(tmp_path):
 
 
 def test_file_is_standard_ply_readable_by_open3d(tmp_path):
-    from ross3d_data.raycast import import_open3d
+    from ross3d_data.synthetic.raycast import import_open3d
 
     o3d = import_open3d()
     m = _mesh()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from ross3d_data import posed
-from ross3d_data.errors import SceneError
+from ross3d_data.core.errors import SceneError
+from ross3d_data.scannet import posed
 from tiny_scenes import TINY_COLOR_K, TINY_DEPTH_K, rot_z, tiny_frame
 
 

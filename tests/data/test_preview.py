@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from ross3d_data.cli import app
-from ross3d_data.errors import SceneError
+from ross3d_data.core.errors import SceneError
 from ross3d_data.preview import PreviewConfig, write_preview
 from typer.testing import CliRunner
 
@@ -40,12 +40,12 @@ def test_preview_reads_bev_dir(tiny_scene, tmp_path):
 
 
 def test_preview_without_bev_draws_a_blank_canvas(tiny_scene, tmp_path, monkeypatch):
-    import ross3d_data.bev_io
+    import ross3d_data.bev.files
 
     def no_bev(scene, bev_dir):
         raise SceneError(scene.root, "nothing to render")
 
-    monkeypatch.setattr(ross3d_data.bev_io, "load_or_render_bev", no_bev)
+    monkeypatch.setattr(ross3d_data.bev.files, "load_or_render_bev", no_bev)
     out = tmp_path / "p.png"
     data = write_preview(tiny_scene().path, out, PreviewConfig(views=2, **SMALL))
     assert data.bev_HW3 is None and "nothing to render" in data.notes[0]

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from many_scene_shards import VIEWS, build_many_scene_shards
-from ross3d_data.reader import ShardReader
-from ross3d_data.sampling import TASK_GROUPS, epoch_order, rank_slice, task_group
+from ross3d_data.shards.reader import ShardReader
+from ross3d_data.shards.sampling import TASK_GROUPS, epoch_order, rank_slice, task_group
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_only_listed_textless_clips_are_vision_only_and_held_out_clips_never(man
 
 
 def test_a_split_list_marks_a_textless_clip_held_out(tmp_path):
-    from ross3d_data.shards import ShardConfig
+    from ross3d_data.shards.build import ShardConfig
 
     (tmp_path / "val.txt").write_text("# ScanNet val\nscene0003_00\n\n")
     (tmp_path / "train.txt").write_text("scene0002_00\nscene0000_00\n")

@@ -2,9 +2,15 @@ import json
 
 import numpy as np
 import pytest
-from ross3d_data.errors import SceneError
-from ross3d_data.records import Intrinsics
-from ross3d_data.scannet import axis_alignment, meta_intrinsics, read_meta, read_objects, write_meta
+from ross3d_data.core.errors import SceneError
+from ross3d_data.core.records import Intrinsics
+from ross3d_data.scannet.files import (
+    axis_alignment,
+    meta_intrinsics,
+    read_meta,
+    read_objects,
+    write_meta,
+)
 
 SCANNET_TXT = """axisAlignment = 0.945519 0.325568 0.000000 -5.384390 -0.325568 0.945519 0.000000 -2.871780 0.000000 0.000000 1.000000 -0.064350 0.000000 0.000000 0.000000 1.000000
 colorHeight = 968

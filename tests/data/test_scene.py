@@ -2,9 +2,9 @@ import shutil
 
 import numpy as np
 import pytest
-from ross3d_data import posed
-from ross3d_data.errors import SceneError
-from ross3d_data.scene import SensSource, find_scenes, load_scene
+from ross3d_data.core.errors import SceneError
+from ross3d_data.scannet import posed
+from ross3d_data.scannet.scene import SensSource, find_scenes, load_scene
 from tiny_scenes import TINY_COLOR_K, TINY_DEPTH_K
 
 
@@ -79,7 +79,7 @@ def test_mesh_only_scan_uses_meta_intrinsics(tiny_scene):
 
 
 def test_demo_scene_gt_boxes_in_aligned_frame(demo_scenes):
-    from ross3d_data.demo import demo_alignment, demo_layout
+    from ross3d_data.synthetic.scenes import demo_alignment, demo_layout
 
     for k, path in enumerate(demo_scenes):
         scene = load_scene(path)
@@ -94,7 +94,7 @@ def test_demo_scene_gt_boxes_in_aligned_frame(demo_scenes):
 
 
 def test_demo_depth_backprojects_inside_the_room(demo_scenes):
-    from ross3d_data.demo import CEILING_Z, ROOM_X, ROOM_Y
+    from ross3d_data.synthetic.scenes import CEILING_Z, ROOM_X, ROOM_Y
 
     scene = load_scene(demo_scenes[0])
     K = scene.depth_intrinsics

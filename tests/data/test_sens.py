@@ -2,8 +2,8 @@ import struct
 
 import numpy as np
 import pytest
-from ross3d_data.errors import SceneError
-from ross3d_data.sens import (
+from ross3d_data.core.errors import SceneError
+from ross3d_data.scannet.sens import (
     SensHeader,
     SensStats,
     iter_sens,

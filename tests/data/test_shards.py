@@ -7,14 +7,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from ross3d_data import shards as shards_mod
-from ross3d_data.demo_annotations import write_demo_annotations
 from ross3d_data.instructions import ConvertConfig, convert_instructions, read_jsonl
-from ross3d_data.posed import read_depth
-from ross3d_data.scene import load_scene
-from ross3d_data.shard_sample import SampleConfig, decode_clip, prepare_clip
-from ross3d_data.shards import ShardConfig, build_shards, read_manifest, read_tar
-from ross3d_data.views import select_uniform
+from ross3d_data.scannet.posed import read_depth
+from ross3d_data.scannet.scene import load_scene
+from ross3d_data.shards import build as shards_mod
+from ross3d_data.shards.build import ShardConfig, build_shards, read_manifest, read_tar
+from ross3d_data.shards.sample import SampleConfig, decode_clip, prepare_clip
+from ross3d_data.synthetic.annotations import write_demo_annotations
+from ross3d_data.views.selection import select_uniform
 
 VIEWS = 8
 
@@ -200,7 +200,7 @@ def test_build_shards_cli(demo_scenes, tmp_path):
 
 
 def test_real_tum_sample_builds_a_vision_only_clip(real_data, tmp_path):
-    from ross3d_data.loader import iter_examples
+    from ross3d_data.shards.loader import iter_examples
 
     summary = build_shards(ShardConfig(scenes=(real_data,), out=tmp_path / "s",
                                        sample=SampleConfig(views=4)))  # fmt: skip
@@ -214,7 +214,7 @@ def test_real_tum_sample_builds_a_vision_only_clip(real_data, tmp_path):
 
 
 def test_bev_is_read_from_bev_dir_when_there(demo_scenes, tmp_path):
-    from ross3d_data.bev import BevResult, write_bev
+    from ross3d_data.bev.render import BevResult, write_bev
 
     scene_dir = sorted(demo_scenes)[0]
     image = np.zeros((432, 432, 3), np.uint8)

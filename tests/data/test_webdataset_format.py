@@ -5,8 +5,8 @@ gives (README "Dependencies")."""
 import numpy as np
 import pytest
 from many_scene_shards import random_clip, write_shard_folder
-from ross3d_data.reader import ShardReader
-from ross3d_data.shard_sample import decode_clip
+from ross3d_data.shards.reader import ShardReader
+from ross3d_data.shards.sample import decode_clip
 
 
 def test_webdataset_reads_our_shards(tmp_path):

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ross3d_data import scannet
-from ross3d_data.ply import write_ply
-from ross3d_data.records import Frame, Intrinsics, Mesh
-from ross3d_data.sens import SensHeader, write_sens
+from ross3d_data.core.records import Frame, Intrinsics, Mesh
+from ross3d_data.scannet import files as scannet
+from ross3d_data.scannet.ply import write_ply
+from ross3d_data.scannet.sens import SensHeader, write_sens
 
 TINY_COLOR_K = Intrinsics(60.0, 62.0, 31.5, 23.5, 64, 48)
 TINY_DEPTH_K = Intrinsics(30.0, 31.0, 15.5, 11.5, 32, 24)
@@ -81,7 +81,7 @@ def make_tiny_scene(
         frames.append(tiny_frame(i, np.full((4, 4), -np.inf) if i in invalid else pose))
     write_sens(scannet.sens_path(d), SensHeader(TINY_COLOR_K, TINY_DEPTH_K, n_frames), frames)
     if export:
-        from ross3d_data.export import export_scene_frames
+        from ross3d_data.scannet.export import export_scene_frames
 
         export_scene_frames(scannet.sens_path(d), d, every=1)
     v = mesh.vertices_N3.astype(np.float64)

@@ -1,10 +1,10 @@
-"""ross3d_eval.benchmarks: the one definition of task names, prediction keys, ScanRefer
+"""ross3d_benchmarks.rules: the one definition of task names, prediction keys, ScanRefer
 unique / multiple and boxes.json (hand-made cases)."""
 
 import json
 
 import pytest
-from ross3d_eval.benchmarks import (
+from ross3d_benchmarks import (
     TASKS,
     eval_types,
     prediction_key,

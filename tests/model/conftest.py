@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 from model_examples import instruction, make_example
-from ross3d_model.config import load_config
-from ross3d_model.tokenizer import build_tiny_tokenizer
+from ross3d_model.configuration.model import load_config
+from ross3d_model.inputs.tokenizer import build_tiny_tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +22,8 @@ def tiny_tokenizer(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_cfg, tiny_tokenizer):
-    from ross3d_model.modeling import Ross3DForCausalLM
-    from ross3d_model.tokenizer import special_token_ids
+    from ross3d_model.inputs.tokenizer import special_token_ids
+    from ross3d_model.modeling.model import Ross3DForCausalLM
 
     torch.manual_seed(0)
     model = Ross3DForCausalLM.from_config(tiny_cfg)

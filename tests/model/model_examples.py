@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 import torch
-from ross3d_model.grounding import pixel_xyz_aligned
+from ross3d_model.modeling.grounding import pixel_xyz_aligned
 
 S, G, V = 384, 14, 4
 FOCAL, DEPTH_MM = 300.0, 2000

@@ -3,8 +3,8 @@
 import pytest
 import torch
 from model_examples import instruction, make_example
-from ross3d_model.batch import IGNORE_INDEX, collate_examples, normalise_pixels
-from ross3d_model.config import SPATIAL_PROMPT
+from ross3d_model.configuration.model import SPATIAL_PROMPT
+from ross3d_model.inputs.batch import IGNORE_INDEX, collate_examples, normalise_pixels
 
 
 def _decode(tok, ids):
@@ -140,12 +140,12 @@ def test_loader_examples_collate_and_run(tiny_model, tiny_cfg, tiny_tokenizer, t
     (one per task) -> collate -> one cross-view forward with every loss present."""
     import json
 
-    from ross3d_data.demo import make_demo
-    from ross3d_data.demo_annotations import write_demo_annotations
     from ross3d_data.instructions import ConvertConfig, convert_instructions
-    from ross3d_data.loader import iter_examples
-    from ross3d_data.shard_sample import SampleConfig
-    from ross3d_data.shards import ShardConfig, build_shards
+    from ross3d_data.shards.build import ShardConfig, build_shards
+    from ross3d_data.shards.loader import iter_examples
+    from ross3d_data.shards.sample import SampleConfig
+    from ross3d_data.synthetic.annotations import write_demo_annotations
+    from ross3d_data.synthetic.scenes import make_demo
 
     scenes = make_demo(tmp_path / "demo", n_scenes=1, seed=0, n_frames=20)
     files = write_demo_annotations(scenes, tmp_path / "ann")

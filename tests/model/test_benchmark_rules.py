@@ -5,19 +5,19 @@ ScanRefer unique / multiple, boxes.json)."""
 import json
 
 import torch
+from ross3d_benchmarks import GROUNDING_TASKS, TASKS, prediction_key
 from ross3d_data.instructions import TASKS as DATA_TASKS
 from ross3d_data.instructions import multi3drefer, scanqa, scanrefer, write_boxes_json
 from ross3d_eval import BENCHMARKS
-from ross3d_eval import multi3drefer as eval_multi3drefer
-from ross3d_eval import scanqa as eval_scanqa
-from ross3d_eval import scanrefer as eval_scanrefer
-from ross3d_eval.benchmarks import GROUNDING_TASKS, TASKS, prediction_key
 from ross3d_eval.inputs import read_json_list
-from ross3d_model.batch import collate_examples
-from ross3d_model.generation import _ground_record, _text_record
-from ross3d_model.predict import BENCHMARKS as PREDICT_BENCHMARKS
-from ross3d_model.predict import instruction_key
-from ross3d_model.training.config import TASKS as TRAIN_TASKS
+from ross3d_eval.scorers import multi3drefer as eval_multi3drefer
+from ross3d_eval.scorers import scanqa as eval_scanqa
+from ross3d_eval.scorers import scanrefer as eval_scanrefer
+from ross3d_model.configuration.run import TASKS as TRAIN_TASKS
+from ross3d_model.inference.generation import _ground_record, _text_record
+from ross3d_model.inference.predict import BENCHMARKS as PREDICT_BENCHMARKS
+from ross3d_model.inference.predict import instruction_key
+from ross3d_model.inputs.batch import collate_examples
 
 SCENE = "scene0000_00"
 BOXES = {

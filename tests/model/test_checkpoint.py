@@ -4,16 +4,16 @@ Layouts written from the public code's module definitions: test_reference_layout
 
 import pytest
 import torch
-from ross3d_model.checkpoint import (
+from ross3d_model.configuration.model import Ross3DConfig
+from ross3d_model.modeling.model import Ross3DForCausalLM, qwen2_hf_config
+from ross3d_model.modeling.vision import siglip_hf_config
+from ross3d_model.weights.checkpoint import (
     llava_to_ours,
     ours_to_llava,
     read_state_dict,
     save_llava_checkpoint,
     write_sharded,
 )
-from ross3d_model.config import Ross3DConfig
-from ross3d_model.modeling import Ross3DForCausalLM, qwen2_hf_config
-from ross3d_model.vision import siglip_hf_config
 from transformers import Qwen2ForCausalLM, SiglipVisionModel
 
 

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from ross3d_model.config import (
+from ross3d_model.configuration.model import (
     GroundingConfig,
     LLMConfig,
     PositionConfig,
@@ -153,7 +153,7 @@ def test_7b_run_config_is_one_epoch_of_the_public_recipe():
     """Global batch 1 x 32 x 8 = 256 (train_ross3d.sh); --group_by_task_length splits each task
     group into 256-sample blocks and drops each group's last block (ross3d_trainer.py ~243-270):
     QA 79,445 + 26,515, captions 36,665, grounding 36,665 + 43,838 -> 413 + 143 + 314 = 870."""
-    from ross3d_model.training.config import load_run_config
+    from ross3d_model.configuration.run import load_run_config
 
     groups = (79_445 + 26_515, 36_665, 36_665 + 43_838)
     steps = sum(len(range(0, n, 256)) - 1 for n in groups)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from ross3d_model.denoiser import AttentionPooling, Denoiser, DiTBlock
+from ross3d_model.modeling.denoiser import AttentionPooling, Denoiser, DiTBlock
 
 
 def _denoiser(**overrides):

@@ -5,9 +5,8 @@ import copy
 import pytest
 import torch
 from model_examples import instruction, make_example
-from ross3d_model.batch import collate_examples
-from ross3d_model.decoding import attention_mask_4d
-from ross3d_model.generation import (
+from ross3d_model.inference.decoding import attention_mask_4d
+from ross3d_model.inference.generation import (
     PrefixCache,
     clip_groups,
     encode,
@@ -16,7 +15,8 @@ from ross3d_model.generation import (
     predict,
     select_rows,
 )
-from ross3d_model.grounding import select_multi
+from ross3d_model.inputs.batch import collate_examples
+from ross3d_model.modeling.grounding import select_multi
 
 
 @pytest.fixture(scope="module")

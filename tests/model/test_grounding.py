@@ -4,8 +4,8 @@ import math
 
 import torch
 from model_examples import DEPTH_MM, FOCAL, S, V
-from ross3d_model.config import GroundingConfig
-from ross3d_model.grounding import (
+from ross3d_model.configuration.model import GroundingConfig
+from ross3d_model.modeling.grounding import (
     GroundingHead,
     infonce_loss,
     object_features,

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from ross3d_model.latents import LatentTokenizer, VaeConfig
+from ross3d_model.modeling.latents import LatentTokenizer, VaeConfig
 
 
 def _bevs() -> torch.Tensor:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from ross3d_model.latents import (
+from ross3d_model.modeling.latents import (
     LatentTokenizer,
     VaeConfig,
     bev_valid_cells,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ross3d_model.loading import Checkpoint, Link, SourceLinks, plan_links
+from ross3d_model.weights.loading import Checkpoint, Link, SourceLinks, plan_links
 from safetensors.torch import save_file
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from ross3d_model.masking import choose_masked_views, num_masked_views
+from ross3d_model.modeling.masking import choose_masked_views, num_masked_views
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 import pytest
 import torch
 from model_examples import instruction, make_example
-from ross3d_model.batch import collate_examples
-from ross3d_model.position import encode_xyz
+from ross3d_model.inputs.batch import collate_examples
+from ross3d_model.modeling.position import encode_xyz
 
 MASKS = torch.tensor([[False, True, False, False]] * 5)
 
@@ -156,8 +156,8 @@ def test_cross_view_step_without_masks_gives_a_connected_zero(tiny_model, tiny_c
 
 
 def test_bf16_forward_backward(tiny_cfg, tiny_tokenizer):
-    from ross3d_model.modeling import Ross3DForCausalLM
-    from ross3d_model.tokenizer import special_token_ids
+    from ross3d_model.inputs.tokenizer import special_token_ids
+    from ross3d_model.modeling.model import Ross3DForCausalLM
 
     model = Ross3DForCausalLM.from_config(tiny_cfg).to(torch.bfloat16)
     model.set_special_ids(special_token_ids(tiny_tokenizer))

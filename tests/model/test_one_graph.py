@@ -5,7 +5,7 @@ values are those of the forward without the idle terms."""
 import pytest
 import torch
 from model_examples import instruction, make_example
-from ross3d_model.batch import collate_examples
+from ross3d_model.inputs.batch import collate_examples
 
 QA = instruction("scanqa")
 CAPTION = instruction("scan2cap")

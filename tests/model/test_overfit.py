@@ -3,9 +3,9 @@
 import pytest
 import torch
 from model_examples import instruction, make_example
-from ross3d_model.batch import collate_examples
-from ross3d_model.modeling import Ross3DForCausalLM
-from ross3d_model.tokenizer import special_token_ids
+from ross3d_model.inputs.batch import collate_examples
+from ross3d_model.inputs.tokenizer import special_token_ids
+from ross3d_model.modeling.model import Ross3DForCausalLM
 
 STEPS, LR = 30, 3e-3
 

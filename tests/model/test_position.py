@@ -3,8 +3,8 @@
 import math
 
 import torch
-from ross3d_model.config import PositionConfig
-from ross3d_model.position import discretize_xyz, encode_xyz, sine_encoding
+from ross3d_model.configuration.model import PositionConfig
+from ross3d_model.modeling.position import discretize_xyz, encode_xyz, sine_encoding
 
 CFG = PositionConfig()
 
@@ -47,7 +47,7 @@ def test_invalid_cells_get_no_encoding():
 def test_camera_centre_fill_by_hand():
     """2x2 cells of 2x2 px: cell shares of valid depth 1, 1/2, 0, 1/4; the public code averages
     every pixel, an invalid one at the camera centre (1, 2, 3)."""
-    from ross3d_model.position import camera_centre_fill
+    from ross3d_model.modeling.position import camera_centre_fill
 
     depth = torch.zeros(1, 4, 4, dtype=torch.int32)
     depth[0, 0:2, 0:2] = 1000  # cell (0, 0): all valid
@@ -74,9 +74,9 @@ def test_camera_centre_fill_equals_the_public_all_pixel_average():
     ~39-69: z = depth / 1000, invalid depth -> the camera centre) averaged over 27x27-px cells of
     the top-left 378 px (`average_coordinate_in_patch`, ross3d_arch.py ~341-351)."""
     import numpy as np
-    from ross3d_data.coords import token_coordinates
-    from ross3d_model.grounding import pixel_xyz_aligned
-    from ross3d_model.position import camera_centre_fill
+    from ross3d_data.views.coords import token_coordinates
+    from ross3d_model.modeling.grounding import pixel_xyz_aligned
+    from ross3d_model.modeling.position import camera_centre_fill
 
     g = torch.Generator().manual_seed(0)
     depth = torch.randint(500, 4000, (1, 384, 384), generator=g, dtype=torch.int32)

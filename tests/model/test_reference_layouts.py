@@ -18,8 +18,8 @@ from reference_fixtures import (
     write_safetensors,
 )
 from ross3d_model.cli import app
-from ross3d_model.config import Ross3DConfig
-from ross3d_model.modeling import Ross3DForCausalLM
+from ross3d_model.configuration.model import Ross3DConfig
+from ross3d_model.modeling.model import Ross3DForCausalLM
 from typer.testing import CliRunner
 
 DEN = "reconstructor.denoiser."
@@ -142,7 +142,7 @@ def test_llava_video_rows_resized_with_the_mean_as_add_tokens(tiny_cfg, tmp_path
 
 def test_llava_video_build_is_lean(tiny_cfg, tmp_path, monkeypatch):
     """Parts the checkpoint provides are built only as meta skeletons (no random copy)."""
-    import ross3d_model.modeling as modeling
+    import ross3d_model.modeling.model as modeling
 
     state = random_state(llava_video_keys(tiny_cfg, vocab_rows=512), seed=5)
     cfg = _cfg(tiny_cfg, init_from=str(write_safetensors(state, tmp_path / "llava")))
@@ -225,7 +225,7 @@ def test_ross2d_denoiser_mapped_as_the_reference_loader(tiny_cfg, tmp_path):
 
 def test_released_layout_export_round_trip(released, tmp_path):
     """save_llava_checkpoint writes the released names and shapes (fused qkv, conv, [1,N,W])."""
-    from ross3d_model.checkpoint import read_state_dict, save_llava_checkpoint
+    from ross3d_model.weights.checkpoint import read_state_dict, save_llava_checkpoint
 
     cfg, state = released
     model = Ross3DForCausalLM.from_config(cfg)
@@ -254,7 +254,7 @@ def test_image_token_past_the_embedding_rows_is_never_embedded(
     tiny_model, tiny_cfg, tiny_tokenizer, mixed_examples
 ):
     """With the reference vocabulary `<image>` gets the id after the last embedding row."""
-    from ross3d_model.batch import collate_examples
+    from ross3d_model.inputs.batch import collate_examples
 
     batch = collate_examples(mixed_examples[:2], tiny_tokenizer, tiny_cfg, seed=0)
     masks = torch.zeros(2, 4, dtype=torch.bool)
@@ -276,7 +276,7 @@ def test_image_token_past_the_embedding_rows_is_never_embedded(
 def test_7b_config_holds_the_reference_start():
     """The public recipe (train_ross3d.sh lines 22-23, train_3d.py 1663-1679): LLaVA-Video,
     the ROSS 2D denoiser with no re-init, 151,649 rows of which 2 added."""
-    from ross3d_model.config import load_config
+    from ross3d_model.configuration.model import load_config
 
     cfg = load_config("7b")
     assert cfg.init_from == "lmms-lab/LLaVA-Video-7B-Qwen2"
@@ -359,7 +359,7 @@ def test_check_init_reads_hub_checkpoints_from_headers_only(released, tmp_path, 
     here by a repo whose one file is the released fixture; any download is an error."""
     import huggingface_hub
     from huggingface_hub.utils import SafetensorsFileMetadata, TensorInfo
-    from ross3d_model.reference_layouts import check_init
+    from ross3d_model.weights.reference_layouts import check_init
 
     cfg, state = released
 

@@ -1,6 +1,6 @@
 """Tiny tokenizer: deterministic, special tokens atomic, qwen_1_5 template; build_tokenizer reload."""
 
-from ross3d_model.tokenizer import (
+from ross3d_model.inputs.tokenizer import (
     COORD_TOKEN,
     GROUND_TOKEN,
     IMAGE_TOKEN,

@@ -1,9 +1,9 @@
 """Visual pipeline pieces: bilinear 27 -> 14 pooling, mask token, PE, newline layout."""
 
 import torch
-from ross3d_model.config import PositionConfig
-from ross3d_model.position import encode_xyz
-from ross3d_model.vision import frame_tokens, pool_grid
+from ross3d_model.configuration.model import PositionConfig
+from ross3d_model.modeling.position import encode_xyz
+from ross3d_model.modeling.vision import frame_tokens, pool_grid
 
 
 def test_bilinear_pool_is_ceil_half_and_samples_like_llava_video():

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 import torch
-from ross3d_data.clip_cache import StaleCacheError
-from ross3d_model.config import load_config
-from ross3d_model.latent_cache import ClipCaches, mask_params
-from ross3d_model.training.config import DataConfig
+from ross3d_data.cache.store import StaleCacheError
+from ross3d_model.configuration.model import load_config
+from ross3d_model.configuration.run import DataConfig
+from ross3d_model.inputs.caches import ClipCaches, mask_params
 from ross3d_model.training.task import Ross3DTask
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from ross3d_model.cli import app
 from ross3d_model.demo import DemoConfig
-from ross3d_model.predict import BENCHMARKS
+from ross3d_model.inference.predict import BENCHMARKS
 from ross3d_model.report import loss_trend
 from ross3d_model.training.metrics import read_metrics
 from typer.testing import CliRunner

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
 
 from many_scene_shards import build_many_scene_shards
-from ross3d_data.sampling import TASK_GROUPS
+from ross3d_data.shards.sampling import TASK_GROUPS
 from ross3d_model.cli import app
-from ross3d_model.training.config import load_run_config
+from ross3d_model.configuration.run import load_run_config
 from ross3d_model.training.data import micro_batches
 from ross3d_model.training.task import build_task
 

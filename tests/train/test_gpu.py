@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from ross3d_model.training.config import RunConfig, TrainConfig
+from ross3d_model.configuration.run import RunConfig, TrainConfig
 from ross3d_model.training.trainer import train
 
 

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 from ross3d_eval.report import write_report
-from ross3d_model.predict import (
+from ross3d_model.inference.parts import existing_keys
+from ross3d_model.inference.predict import (
     BENCHMARKS,
     PredictConfig,
     instruction_key,
     run_predict,
 )
-from ross3d_model.predict_parts import existing_keys
 from typer.testing import CliRunner
 
 
@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 def exported(demo_data, tmp_path_factory):
     """An untrained tiny model exported the way training exports it."""
     import torch
-    from ross3d_model.config import load_config
-    from ross3d_model.training.config import DataConfig
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.configuration.run import DataConfig
     from ross3d_model.training.task import Ross3DTask
 
     task = Ross3DTask(load_config("tiny"), demo_data["shards"], DataConfig())
@@ -108,7 +108,7 @@ def test_predict_resumes_and_skips_existing_ids(demo_data, exported, tmp_path):
 
 def test_predict_builds_only_what_inference_uses(exported):
     import torch
-    from ross3d_model.predict import load_checkpoint
+    from ross3d_model.inference.predict import load_checkpoint
 
     for dtype, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         model, _ = load_checkpoint(exported, "cpu", dtype)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ross3d_data.clip_cache import StaleCacheError
+from ross3d_data.cache.store import StaleCacheError
 from ross3d_model.training.data import MicroBatch
 from ross3d_model.training.prefetch import Prefetcher, collate_one
 

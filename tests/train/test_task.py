@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 import torch
-from ross3d_model.config import load_config
-from ross3d_model.training.config import DataConfig
+from ross3d_model.configuration.model import load_config
+from ross3d_model.configuration.run import DataConfig
 from ross3d_model.training.task import Ross3DTask
 
 

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from ross3d_model.training.config import (
+from ross3d_model.configuration.run import (
     RunConfig,
     TrainConfig,
     load_deepspeed_config,
@@ -11,7 +11,7 @@ from ross3d_model.training.engine import resolve_deepspeed_config
 
 
 def test_shipped_run_configs_load_and_name_real_model_configs():
-    from ross3d_model.config import load_config
+    from ross3d_model.configuration.model import load_config
 
     tiny, big = load_run_config("tiny"), load_run_config("7b")
     assert tiny.train.deepspeed is None and not tiny.train.bf16

@@ -4,8 +4,8 @@ import json
 import math
 
 import pytest
+from ross3d_model.configuration.run import RunConfig, TrainConfig
 from ross3d_model.training import checkpointing as ckpt
-from ross3d_model.training.config import RunConfig, TrainConfig
 from ross3d_model.training.metrics import TIMING_KEYS, read_metrics
 from ross3d_model.training.trainer import train
 from toy import ToyTask, toy_examples

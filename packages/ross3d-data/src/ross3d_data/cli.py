@@ -1,7 +1,7 @@
 """``ross3d-data`` command line: thin typer commands over library functions.
 
 Each command builds a config, calls one library function and exits non-zero when any scene
-failed (see ``ross3d_data.jobs``). Add new commands below with ``@app.command(...)``.
+failed (see ``ross3d_data.core.jobs``). Add new commands below with ``@app.command(...)``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def make_demo_cmd(
     ] = False,
 ) -> None:
     """Write synthetic rooms in ScanNet's formats (mesh, meta, annotations, .sens, posed frames)."""
-    from ross3d_data.demo import make_demo
+    from ross3d_data.synthetic.scenes import make_demo
 
     for path in make_demo(
         out, n_scenes=n_scenes, seed=seed, n_frames=n_frames, full_size=full_size
@@ -53,8 +53,8 @@ def export_frames_cmd(
     overwrite: Overwrite = False,
 ) -> None:
     """Export .sens streams to color/ depth/ pose/ intrinsic/ folders (resumable)."""
-    from ross3d_data.errors import SceneError
-    from ross3d_data.export import ExportConfig, export_frames
+    from ross3d_data.core.errors import SceneError
+    from ross3d_data.scannet.export import ExportConfig, export_frames
 
     cfg = ExportConfig(out=out, every=every, workers=workers, overwrite=overwrite)
     try:
@@ -83,8 +83,8 @@ def render_bev_cmd(
     overwrite: Overwrite = False,
 ) -> None:
     """Top-down colour images of aligned scenes (mesh, else fused RGB-D frames); resumable."""
-    from ross3d_data.bev import BevConfig, render_bev_scenes
-    from ross3d_data.errors import SceneError
+    from ross3d_data.bev.render import BevConfig, render_bev_scenes
+    from ross3d_data.core.errors import SceneError
 
     try:
         cfg = BevConfig(
@@ -109,7 +109,7 @@ def preview_cmd(
     ] = None,
 ) -> None:
     """Picture of the chosen views, their overlap matrix and the cameras on the BEV."""
-    from ross3d_data.errors import SceneError
+    from ross3d_data.core.errors import SceneError
     from ross3d_data.preview import PreviewConfig, write_preview
 
     try:
@@ -153,7 +153,7 @@ def convert_instructions_cmd(
     ] = None,
 ) -> None:
     """Convert an official ScanQA/SQA3D/Scan2Cap/ScanRefer/Multi3DRefer file to instructions."""
-    from ross3d_data.errors import SceneError
+    from ross3d_data.core.errors import SceneError
     from ross3d_data.instructions import ConvertConfig, convert_instructions, summary_table
 
     try:
@@ -200,9 +200,9 @@ def build_shards_cmd(
     ] = False,
 ) -> None:
     """WebDataset shards of scene clips + per-split instruction indexes (resumable)."""
-    from ross3d_data.errors import SceneError
-    from ross3d_data.shard_sample import SampleConfig
-    from ross3d_data.shards import ShardConfig, build_shards
+    from ross3d_data.core.errors import SceneError
+    from ross3d_data.shards.build import ShardConfig, build_shards
+    from ross3d_data.shards.sample import SampleConfig
 
     try:
         cfg = ShardConfig(
@@ -254,7 +254,7 @@ def cache_clips_cmd(
     instruction; defaults are the 7b config's values)."""
     from rich.progress import Progress
 
-    from ross3d_data.patch_masks import PatchMaskParams, cache_patch_masks, shard_keys
+    from ross3d_data.cache.patch_masks import PatchMaskParams, cache_patch_masks, shard_keys
 
     try:
         params = PatchMaskParams(grid, patch_px, min_inside_fraction, patch_depth)
@@ -280,7 +280,7 @@ def import_mesh_cmd(
 ) -> None:
     """Put a mesh from another dataset into a scene folder as SCENE_DIR/<id>_vh_clean_2.ply
     (ScanNet's layout, z up), so render-bev and build-shards use it as the scan mesh."""
-    from ross3d_data.errors import SceneError
+    from ross3d_data.core.errors import SceneError
     from ross3d_data.mesh_io import import_mesh
 
     try:
@@ -301,7 +301,7 @@ def export_mesh_cmd(
 ) -> None:
     """Write a scene's axis-aligned mesh, or the fused RGB-D points its BEV is rendered from,
     for inspection in a mesh viewer."""
-    from ross3d_data.errors import SceneError
+    from ross3d_data.core.errors import SceneError
     from ross3d_data.mesh_io import export_scene_geometry
 
     try:

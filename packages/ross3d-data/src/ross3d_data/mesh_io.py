@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ross3d_data.errors import SceneError
-from ross3d_data.ply import read_ply, write_ply
-from ross3d_data.records import Mesh
+from ross3d_data.core.errors import SceneError
+from ross3d_data.core.records import Mesh
+from ross3d_data.scannet.ply import read_ply, write_ply
 
 TRIMESH_READ = (".ply", ".obj", ".glb", ".gltf", ".off", ".stl")
 MESH_WRITE = (".ply", ".obj", ".glb")  # formats that keep vertex colours
@@ -156,7 +156,7 @@ def import_mesh(src: str | Path, scene_dir: str | Path, up: str = "z", overwrite
     The mesh keeps its own frame (an ``axisAlignment`` in the scene's meta file still applies
     on top); ``up="y"`` maps a y-up file to z up first. Refuses to replace an existing mesh
     unless ``overwrite``."""
-    from ross3d_data import scannet
+    from ross3d_data.scannet import files as scannet
 
     if up not in ("z", "y"):
         raise ValueError(f"up must be 'z' or 'y', got {up!r}")
@@ -177,9 +177,9 @@ def import_mesh(src: str | Path, scene_dir: str | Path, up: str = "z", overwrite
 def export_scene_geometry(scene_dir: str | Path, out: str | Path, source: str = "mesh") -> Path:
     """The scene's aligned mesh (``source="mesh"``) or its fused RGB-D points in the aligned
     frame (``"fused"``, the BEV fusion's points) written to ``out`` by its suffix."""
-    from ross3d_data.bev import BevConfig
-    from ross3d_data.bev_fusion import fuse_scene_points
-    from ross3d_data.scene import load_scene
+    from ross3d_data.bev.fusion import fuse_scene_points
+    from ross3d_data.bev.render import BevConfig
+    from ross3d_data.scannet.scene import load_scene
 
     scene = load_scene(Path(scene_dir))
     if source == "mesh":

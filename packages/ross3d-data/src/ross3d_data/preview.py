@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ross3d_data.coords import PreparedView, prepare_view
-from ross3d_data.errors import SceneError
-from ross3d_data.geometry import camera_frustum_corners, depth_mm_to_m
-from ross3d_data.overlap import view_overlap
-from ross3d_data.views import VIEW_METHODS, choose_views
+from ross3d_data.core.errors import SceneError
+from ross3d_data.core.geometry import camera_frustum_corners, depth_mm_to_m
+from ross3d_data.views.coords import PreparedView, prepare_view
+from ross3d_data.views.overlap import view_overlap
+from ross3d_data.views.selection import VIEW_METHODS, choose_views
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class PreviewData:
 
 def collect_preview(scene, cfg: PreviewConfig) -> PreviewData:
     """Choose and prepare the views, compute their overlap and fetch the BEV."""
-    from ross3d_data.bev_io import load_or_render_bev
+    from ross3d_data.bev.files import load_or_render_bev
 
     frame_ids = choose_views(scene, cfg.views, cfg.method)
     poses = np.stack([scene.T_aligned_cam(fid) for fid in frame_ids])
@@ -192,7 +192,7 @@ def draw_preview(data: PreviewData, cfg: PreviewConfig, out_png: Path) -> Path:
 
 def write_preview(scene_dir: Path, out_png: Path, cfg: PreviewConfig) -> PreviewData:
     """Load ``scene_dir``, collect its views and write the preview PNG; returns what was drawn."""
-    from ross3d_data.scene import load_scene
+    from ross3d_data.scannet.scene import load_scene
 
     data = collect_preview(load_scene(Path(scene_dir)), cfg)
     draw_preview(data, cfg, out_png)

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ross3d_eval.benchmarks import TASKS
+from ross3d_benchmarks import TASKS
+
 from ross3d_eval.errors import EvalInputError, read_json
 
-BENCHMARKS = TASKS  # one definition: ross3d_eval.benchmarks
+BENCHMARKS = TASKS  # one definition: ross3d_benchmarks.rules
 PROTOCOLS = ("ross3d", "leo", "official")
 # Which protocols each benchmark implements (README "Protocols" says what differs).
 SUPPORTED_PROTOCOLS = {
@@ -141,7 +142,7 @@ def score(
 
 def _runner(benchmark: str) -> Callable[..., Result]:
     # Imported lazily so `import ross3d_eval` stays cheap.
-    from ross3d_eval import multi3drefer, scan2cap, scanqa, scanrefer, sqa3d
+    from ross3d_eval.scorers import multi3drefer, scan2cap, scanqa, scanrefer, sqa3d
 
     return {
         "scanqa": scanqa.evaluate,

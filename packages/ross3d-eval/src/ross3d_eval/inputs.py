@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ross3d_benchmarks import read_boxes_json
 
-from ross3d_eval.benchmarks import read_boxes_json
 from ross3d_eval.errors import EvalInputError, read_json
 
 

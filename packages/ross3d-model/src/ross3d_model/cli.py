@@ -39,7 +39,7 @@ def train(
     ] = 1,
 ) -> None:
     """Train (CPU: plain or under torchrun with gloo; CUDA: DeepSpeed ZeRO-2/3 as configured)."""
-    from ross3d_model.training.config import load_run_config
+    from ross3d_model.configuration.run import load_run_config
     from ross3d_model.training.task import train_from_config, write_data_order
 
     try:
@@ -123,7 +123,7 @@ def predict(
     """Predictions in the `ross3d-eval score` formats; resumable (skips ids already in --out).
     Under `torchrun --nproc_per_node N -m ross3d_model.cli predict ...` items are split by rank
     and rank 0 merges the parts into --out."""
-    from ross3d_model.predict import PredictConfig, run_predict
+    from ross3d_model.inference.predict import PredictConfig, run_predict
 
     try:
         cfg = PredictConfig(
@@ -182,9 +182,9 @@ def cache_latents(
     """Encode every clip's BEV (and with --views its views) with the frozen VAE once:
     SHARDS/clip-cache/{bev,view}_latents.h5 (latent mean and std; training then samples from
     them instead of running the VAE)."""
-    from ross3d_model.config import load_config
-    from ross3d_model.latent_cache import BEV_KIND, VIEW_KIND, cache_latents
-    from ross3d_model.training.config import load_run_config
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.configuration.run import load_run_config
+    from ross3d_model.inputs.caches import BEV_KIND, VIEW_KIND, cache_latents
 
     try:
         run = load_run_config(config)
@@ -212,8 +212,8 @@ def check_init(
     iff all three are empty. Run it before renting GPUs."""
     import json
 
-    from ross3d_model.config import load_config
-    from ross3d_model.reference_layouts import check_init as check
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.weights.reference_layouts import check_init as check
 
     try:
         report = check(load_config(model_config), inference=inference)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ross3d_model.predict import BENCHMARKS
+from ross3d_model.inference.predict import BENCHMARKS
 
 DEMO_VIEWS = 4  # views per clip (the tiny model config uses 4)
 DATA_INDEX = "data.json"
@@ -87,11 +87,11 @@ def prepare_data(cfg: DemoConfig, console: Console, reuse: bool = False) -> dict
 
 
 def _build_data(cfg: DemoConfig, console: Console) -> dict:
-    from ross3d_data.bev import BevConfig, render_bev_scenes
-    from ross3d_data.demo import make_demo
-    from ross3d_data.demo_annotations import write_demo_annotations
-    from ross3d_data.shard_sample import SampleConfig
-    from ross3d_data.shards import ShardConfig, build_shards
+    from ross3d_data.bev.render import BevConfig, render_bev_scenes
+    from ross3d_data.shards.build import ShardConfig, build_shards
+    from ross3d_data.shards.sample import SampleConfig
+    from ross3d_data.synthetic.annotations import write_demo_annotations
+    from ross3d_data.synthetic.scenes import make_demo
 
     out = cfg.out
     console.print("[bold]1/6[/bold] demo scenes")
@@ -146,9 +146,9 @@ def score_all(pred_paths: dict[str, Path], ann: dict[str, Path]) -> dict[str, di
 def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     from ross3d_data.preview import PreviewConfig
 
-    from ross3d_model.predict import PredictConfig, output_path, run_predict
+    from ross3d_model.configuration.run import load_run_config
+    from ross3d_model.inference.predict import PredictConfig, output_path, run_predict
     from ross3d_model.report import write_report
-    from ross3d_model.training.config import load_run_config
     from ross3d_model.training.metrics import read_metrics
     from ross3d_model.training.task import train_from_config
 

@@ -3,15 +3,20 @@
 Tasks: ScanQA, SQA3D, Scan2Cap, ScanRefer, Multi3DRefer (docs/contracts.md section 3).
 """
 
-from .common import (
+from ross3d_data.instructions.common import (
     BoxTable,
     ConvertResult,
     boxes_from_scenes,
     read_boxes_json,
     write_boxes_json,
 )
-from .registry import CONVERTERS, ConvertConfig, convert_instructions, summary_table
-from .schema import SPLITS, TASKS, Instruction, read_jsonl, write_jsonl
+from ross3d_data.instructions.registry import (
+    CONVERTERS,
+    ConvertConfig,
+    convert_instructions,
+    summary_table,
+)
+from ross3d_data.instructions.schema import SPLITS, TASKS, Instruction, read_jsonl, write_jsonl
 
 __all__ = [
     "CONVERTERS",

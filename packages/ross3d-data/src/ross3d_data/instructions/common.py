@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Box tables and boxes.json have one definition (ross3d_eval.benchmarks); re-exported here.
-from ross3d_eval.benchmarks import BoxTable as BoxTable
-from ross3d_eval.benchmarks import read_boxes_json as read_boxes_json
-from ross3d_eval.benchmarks import write_boxes_json as write_boxes_json
+# Box tables and boxes.json have one definition (ross3d_benchmarks.rules); re-exported here.
+from ross3d_benchmarks import BoxTable as BoxTable
+from ross3d_benchmarks import read_boxes_json as read_boxes_json
+from ross3d_benchmarks import write_boxes_json as write_boxes_json
 
-from .schema import Instruction
+from ross3d_data.instructions.schema import Instruction
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def load_json(path: Path) -> Any:
 
 def boxes_from_scenes(scene_dirs: Iterable[Path]) -> BoxTable:
     """Box table from the scenes' objects (``Scene.objects``, aligned frame)."""
-    from ..scene import load_scene
+    from ross3d_data.scannet.scene import load_scene
 
     out: BoxTable = {}
     for scene_dir in scene_dirs:

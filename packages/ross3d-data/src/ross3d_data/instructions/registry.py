@@ -8,8 +8,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from . import multi3drefer, scan2cap, scanqa, scanrefer, sqa3d
-from .common import (
+from ross3d_data.instructions import multi3drefer, scan2cap, scanqa, scanrefer, sqa3d
+from ross3d_data.instructions.common import (
     BoxTable,
     ConvertResult,
     SourceFiles,
@@ -17,7 +17,7 @@ from .common import (
     read_boxes_json,
     write_boxes_json,
 )
-from .schema import SPLITS, TASKS, write_jsonl
+from ross3d_data.instructions.schema import SPLITS, TASKS, write_jsonl
 
 Converter = Callable[[SourceFiles, str, BoxTable | None], ConvertResult]
 
@@ -70,7 +70,7 @@ def load_box_table(cfg: ConvertConfig) -> BoxTable | None:
         return read_boxes_json(cfg.boxes_json)
     if cfg.scenes is None:
         return None
-    from ..scene import find_scenes
+    from ross3d_data.scannet.scene import find_scenes
 
     boxes = boxes_from_scenes(find_scenes(cfg.scenes))
     if cfg.boxes_out is not None:

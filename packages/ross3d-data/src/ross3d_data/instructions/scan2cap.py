@@ -11,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from . import prompts
-from .common import BoxTable, ConvertResult, SourceFiles, load_json_list, lookup_boxes, run_rows
-from .scanrefer import LabelMap, parse_row, read_label_map, unique_multiple
-from .schema import Instruction
+from ross3d_data.instructions import prompts
+from ross3d_data.instructions.common import (
+    BoxTable,
+    ConvertResult,
+    SourceFiles,
+    load_json_list,
+    lookup_boxes,
+    run_rows,
+)
+from ross3d_data.instructions.scanrefer import LabelMap, parse_row, read_label_map, unique_multiple
+from ross3d_data.instructions.schema import Instruction
 
 
 def convert(

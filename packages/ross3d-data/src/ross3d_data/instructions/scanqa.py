@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from . import prompts
-from .common import (
+from ross3d_data.instructions import prompts
+from ross3d_data.instructions.common import (
     BoxTable,
     ConvertResult,
     RowError,
@@ -24,7 +24,7 @@ from .common import (
     lookup_boxes,
     run_rows,
 )
-from .schema import Instruction
+from ross3d_data.instructions.schema import Instruction
 
 
 def convert(rows: list[Any], split: str, boxes: BoxTable | None = None) -> ConvertResult:

@@ -3,7 +3,7 @@
 Rows: ``{"scene_id", "object_id": "5", "object_name", "ann_id": "0", "description",
 "token": [...]}`` (ids are strings). ``eval_type`` (unique/multiple) is taken from the row when
 present (Video-3D-LLM adds it); otherwise it is computed from the file itself with the one
-definition the scorer uses (``ross3d_eval.benchmarks.eval_types``: the 18 ScanRefer classes
+definition the scorer uses (``ross3d_benchmarks.rules.eval_types``: the 18 ScanRefer classes
 through ScanNet's ``scannetv2-labels.combined.tsv`` when given as ``label_map``, else the
 object name).
 """
@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ross3d_eval.benchmarks import SCANREFER_EVAL_TYPES as EVAL_TYPES
-from ross3d_eval.benchmarks import eval_types
-from ross3d_eval.benchmarks import read_label_map as read_label_map
+from ross3d_benchmarks import SCANREFER_EVAL_TYPES as EVAL_TYPES
+from ross3d_benchmarks import eval_types
+from ross3d_benchmarks import read_label_map as read_label_map
 
-from . import prompts
-from .common import (
+from ross3d_data.instructions import prompts
+from ross3d_data.instructions.common import (
     BoxTable,
     ConvertResult,
     RowError,
@@ -29,7 +29,7 @@ from .common import (
     lookup_boxes,
     run_rows,
 )
-from .schema import Instruction
+from ross3d_data.instructions.schema import Instruction
 
 LabelMap = dict[str, str]  # raw category -> ScanRefer class
 

@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Task and split names have one definition (ross3d_eval.benchmarks); re-exported here.
-from ross3d_eval.benchmarks import SPLITS as SPLITS
-from ross3d_eval.benchmarks import TASKS as TASKS
+# Task and split names have one definition (ross3d_benchmarks.rules); re-exported here.
+from ross3d_benchmarks import SPLITS as SPLITS
+from ross3d_benchmarks import TASKS as TASKS
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import prompts
-from .common import BoxTable, ConvertResult, RowError, SourceFiles, get, load_json, run_rows
-from .schema import Instruction
+from ross3d_data.instructions import prompts
+from ross3d_data.instructions.common import (
+    BoxTable,
+    ConvertResult,
+    RowError,
+    SourceFiles,
+    get,
+    load_json,
+    run_rows,
+)
+from ross3d_data.instructions.schema import Instruction
 
 
 def _index_questions(questions: Any, path: Path | str) -> dict[int, dict]:

@@ -1,7 +1,7 @@
 """Deterministic micro-batch streams that are identical however the work is split.
 
 The items of all epochs form one global sequence (the task orders epoch e from (seed, e): the
-Ross3D task with ross3d_data.sampling.epoch_order, whose epochs are whole global batches); it is
+Ross3D task with ross3d_data.shards.sampling.epoch_order, whose epochs are whole global batches); it is
 cut into global micro-batches of `micro_batch_size`. Optimiser step s uses global micro-batches
 [s * A * W, (s + 1) * A * W) for A accumulation steps and W processes, and process r takes every
 W-th of them starting at r. Hence 2 processes x 1 accumulation see the same examples per step as

@@ -249,7 +249,7 @@ def world_size_from_env() -> int:
 
 def make_engine(run, model: torch.nn.Module, hidden_size: int) -> Engine:
     """Joins (or starts) the process group torchrun describes, then wraps the built model."""
-    from ross3d_model.training.config import load_deepspeed_config
+    from ross3d_model.configuration.run import load_deepspeed_config
 
     tcfg = run.train
     cuda = torch.cuda.is_available()

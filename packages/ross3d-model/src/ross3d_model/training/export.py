@@ -25,9 +25,9 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
     """RUN_DIR/checkpoints/step-N -> OUT_DIR. The weights are the checkpoint's (DeepSpeed: the
     fp32 master weights, cast to bf16 when the run trained in bf16, as the end-of-training
     export). ValueError naming the folder when it is not a complete checkpoint of a run."""
-    from ross3d_model.config import load_config
-    from ross3d_model.modeling import Ross3DForCausalLM
-    from ross3d_model.training.config import load_run_config
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.configuration.run import load_run_config
+    from ross3d_model.modeling.model import Ross3DForCausalLM
     from ross3d_model.training.engine import read_model_state
     from ross3d_model.training.task import load_tokenizer
 

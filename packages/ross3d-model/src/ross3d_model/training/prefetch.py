@@ -33,7 +33,7 @@ class Collated:
 
 def collate_one(task, micro: MicroBatch, seed: int) -> Collated:
     """A stale per-clip cache is a setup error, not a bad sample: it stops the run."""
-    from ross3d_data.clip_cache import StaleCacheError
+    from ross3d_data.cache.store import StaleCacheError
 
     try:
         batch = task.collate(micro.items, seed)

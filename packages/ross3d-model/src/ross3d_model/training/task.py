@@ -1,9 +1,9 @@
 """The Ross3D training task: shards -> (clip, instruction) items -> model batches -> named losses.
 
-Shards are read only through ``ross3d_data.reader.ShardReader``. Items are ``(clip key,
+Shards are read only through ``ross3d_data.shards.reader.ShardReader``. Items are ``(clip key,
 instruction | None)`` pairs: the split's instructions (``data.tasks`` only, if set) plus one
 vision-only item per usable clip of ``data.vision_only_scenes``. Epoch e's order is
-``ross3d_data.sampling.epoch_order`` from ``(seed, e)`` with the global batch (micro-batch x
+``ross3d_data.shards.sampling.epoch_order`` from ``(seed, e)`` with the global batch (micro-batch x
 accumulation x world size) and ``data.group_by_task``; the trainer's ``micro_batches`` cuts it
 into micro-batches, and clips are decoded only when a micro-batch is collated.
 """
@@ -17,16 +17,16 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from ross3d_data.reader import ShardReader
-from ross3d_data.sampling import epoch_order, task_group
+from ross3d_data.shards.reader import ShardReader
+from ross3d_data.shards.sampling import epoch_order, task_group
 
-from ross3d_model.batch import collate_examples
-from ross3d_model.config import Ross3DConfig
-from ross3d_model.latent_cache import ClipCaches
-from ross3d_model.modeling import Ross3DForCausalLM
-from ross3d_model.objective import cross_view_active
-from ross3d_model.tokenizer import build_tiny_tokenizer, build_tokenizer, special_token_ids
-from ross3d_model.training.config import DataConfig
+from ross3d_model.configuration.model import Ross3DConfig
+from ross3d_model.configuration.run import DataConfig
+from ross3d_model.inputs.batch import collate_examples
+from ross3d_model.inputs.caches import ClipCaches
+from ross3d_model.inputs.tokenizer import build_tiny_tokenizer, build_tokenizer, special_token_ids
+from ross3d_model.modeling.model import Ross3DForCausalLM
+from ross3d_model.modeling.objective import cross_view_active
 from ross3d_model.training.data import micro_batches
 from ross3d_model.training.engine import world_size_from_env
 from ross3d_model.training.export import write_export
@@ -43,7 +43,7 @@ def load_tokenizer(cfg: Ross3DConfig):
 
 def read_scene_ids(path: str | Path) -> list[str]:
     """Scene ids of a list file (``data.vision_only_scenes``), clear error when missing."""
-    from ross3d_data.shards import read_scene_list
+    from ross3d_data.shards.build import read_scene_list
 
     if not Path(path).is_file():
         raise ValueError(
@@ -104,7 +104,7 @@ class Ross3DTask:
         return [self.examples[i] for i in order]
 
     def collate(self, items: list[tuple[str, dict | None]], seed: int) -> dict:
-        from ross3d_data.loader import clip_to_tensors
+        from ross3d_data.shards.loader import clip_to_tensors
 
         examples = []
         for key, instruction in items:
@@ -154,7 +154,7 @@ class Ross3DTask:
 
 def build_task(run, shards: str | Path | None, world_size: int) -> Ross3DTask:
     """The Ross3D task of a run config over `shards` (else run.data.shards)."""
-    from ross3d_model.config import load_config
+    from ross3d_model.configuration.model import load_config
 
     source = shards if shards is not None else run.data.shards
     if source is None:

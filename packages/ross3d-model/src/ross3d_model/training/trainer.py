@@ -24,8 +24,8 @@ from typing import Any, Protocol
 
 import torch
 
+from ross3d_model.configuration.run import RunConfig
 from ross3d_model.training import checkpointing as ckpt
-from ross3d_model.training.config import RunConfig
 from ross3d_model.training.data import MicroBatch, micro_batches
 from ross3d_model.training.engine import make_engine
 from ross3d_model.training.export import RUN_CONFIG_FILE

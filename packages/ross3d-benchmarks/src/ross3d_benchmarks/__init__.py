@@ -1,0 +1,46 @@
+"""Benchmark rules shared by ross3d-data, ross3d-model and ross3d-eval (stdlib only)."""
+
+from ross3d_benchmarks.errors import EvalInputError, read_json
+from ross3d_benchmarks.rules import (
+    GROUNDING_TASKS,
+    MULTI3DREFER_EVAL_TYPES,
+    OTHERS,
+    PREDICTION_ID_FIELDS,
+    PREDICTION_VALUE_FIELDS,
+    QA_TASKS,
+    SCANREFER_CLASSES,
+    SCANREFER_EVAL_TYPES,
+    SPLITS,
+    TASKS,
+    BoxTable,
+    check_task,
+    eval_types,
+    prediction_key,
+    read_boxes_json,
+    read_label_map,
+    scanrefer_class,
+    write_boxes_json,
+)
+
+__all__ = [
+    "GROUNDING_TASKS",
+    "MULTI3DREFER_EVAL_TYPES",
+    "OTHERS",
+    "PREDICTION_ID_FIELDS",
+    "PREDICTION_VALUE_FIELDS",
+    "QA_TASKS",
+    "SCANREFER_CLASSES",
+    "SCANREFER_EVAL_TYPES",
+    "SPLITS",
+    "TASKS",
+    "BoxTable",
+    "EvalInputError",
+    "check_task",
+    "eval_types",
+    "prediction_key",
+    "read_boxes_json",
+    "read_json",
+    "read_label_map",
+    "scanrefer_class",
+    "write_boxes_json",
+]

@@ -1,0 +1,306 @@
+"""Typed configs of the Ross3D model, one dataclass per component, loaded from / saved to JSON.
+
+Every size comes from a config (REFERENCE section 2 gives the 7B recipe: `configs/model/7b.json`).
+`configs/model/tiny.json` builds a random model that runs on CPU in seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ross3d_model.modeling.latents import VaeConfig
+from ross3d_model.modeling.objective import ObjectiveConfig
+from ross3d_model.modeling.reconstruction import ReconstructionConfig
+
+CONFIG_DIR = Path(__file__).parent / "configs" / "model"
+
+SPATIAL_PROMPT = (
+    "The video captures 3D spatial information of a scene. Please focus on the spatial "
+    "relationships in the video and answer the following questions."
+)
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+@dataclass
+class VisionConfig:
+    """SigLIP vision tower. `pretrained` is a hub id or local folder; None = random init."""
+
+    pretrained: str | None = None
+    hidden_size: int = 1152
+    intermediate_size: int = 4304
+    num_layers: int = 27
+    num_heads: int = 16
+    image_size: int = 384
+    patch_size: int = 14
+    select_layer: int = -2  # hidden_states[-2]: second-to-last layer (LLaVA convention)
+    frozen: bool = True
+    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "intermediate_size", "num_layers", "num_heads", "patch_size"):
+            _positive(name, getattr(self, name))
+        if self.hidden_size % self.num_heads:
+            raise ValueError("vision hidden_size must be divisible by num_heads")
+        if self.image_size < self.patch_size:
+            raise ValueError("image_size must be >= patch_size")
+        if not -self.num_layers - 1 <= self.select_layer <= self.num_layers:
+            raise ValueError(f"select_layer {self.select_layer} outside the tower's layers")
+        self.image_mean = tuple(self.image_mean)
+        self.image_std = tuple(self.image_std)
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
+            raise ValueError("image_mean/image_std must be 3 values, std > 0")
+
+    @property
+    def grid(self) -> int:
+        """Patches per side (27 for 384/14: SigLIP drops the 6-pixel remainder)."""
+        return self.image_size // self.patch_size
+
+
+@dataclass
+class ProjectorConfig:
+    """LLaVA `mlp2x_gelu` projector: Linear(vision -> llm), GELU, Linear(llm -> llm)."""
+
+    kind: str = "mlp2x_gelu"
+
+    def __post_init__(self) -> None:
+        if self.kind != "mlp2x_gelu":
+            raise ValueError(f"unknown projector kind {self.kind!r} (only 'mlp2x_gelu')")
+
+
+@dataclass
+class LLMConfig:
+    """Qwen2 decoder. `pretrained` is a hub id or local folder; None = random init."""
+
+    pretrained: str | None = None
+    vocab_size: int = 152064
+    hidden_size: int = 3584
+    intermediate_size: int = 18944
+    num_layers: int = 28
+    num_heads: int = 28
+    num_kv_heads: int = 4
+    max_position_embeddings: int = 32768
+    rope_theta: float = 1_000_000.0
+    rms_norm_eps: float = 1e-6
+    tie_word_embeddings: bool = False
+    # Rows for tokens added on top of the pretrained vocabulary (`<ground>`, `<coord>`: 2 at 7B,
+    # vocab_size = len(tokenizer) = 151,649). A checkpoint with a different row count gives its
+    # first vocab_size - added_token_rows rows; the added input and output rows are the mean of
+    # those (public train_3d.py add_tokens_and_resize_embeddings). 0 = shapes must match.
+    added_token_rows: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads"):
+            _positive(name, getattr(self, name))
+        if not 0 <= self.added_token_rows < self.vocab_size:
+            raise ValueError(
+                f"added_token_rows must be in [0, vocab_size), got {self.added_token_rows}"
+            )
+        _positive("num_kv_heads", self.num_kv_heads)
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError("hidden_size % num_heads and num_heads % num_kv_heads must be 0")
+
+
+@dataclass
+class TokenConfig:
+    """How frames become visual tokens."""
+
+    pool_mode: str = "bilinear"  # LLaVA-Video mm_spatial_pool_mode
+    pool_stride: int = 2
+    num_views: int = 32
+
+    def __post_init__(self) -> None:
+        if self.pool_mode not in ("bilinear", "average", "max"):
+            raise ValueError(f"pool_mode must be bilinear/average/max, got {self.pool_mode!r}")
+        _positive("pool_stride", self.pool_stride)
+        _positive("num_views", self.num_views)
+
+
+INVALID_DEPTH_RULES = ("camera-centre", "zero")
+
+
+@dataclass
+class PositionConfig:
+    """3D sine position encoding of aligned xyz (Video-3D-LLM's discrete variant)."""
+
+    min_xyz: tuple[float, float, float] = (-15.0, -15.0, -5.0)
+    max_xyz: tuple[float, float, float] = (15.0, 15.0, 5.0)
+    voxel_size: float = 0.1
+    temperature: float = 10000.0
+    # a token cell's xyz: "camera-centre" (public code: mean over all its pixels, invalid depth
+    # unprojecting to the camera centre) or "zero" (mean of valid pixels; no valid pixel: zero PE)
+    invalid_depth: str = "camera-centre"
+
+    def __post_init__(self) -> None:
+        _choice("position.invalid_depth", self.invalid_depth, INVALID_DEPTH_RULES)
+        self.min_xyz = tuple(float(v) for v in self.min_xyz)
+        self.max_xyz = tuple(float(v) for v in self.max_xyz)
+        if len(self.min_xyz) != 3 or len(self.max_xyz) != 3:
+            raise ValueError("min_xyz and max_xyz need 3 values")
+        if any(lo >= hi for lo, hi in zip(self.min_xyz, self.max_xyz, strict=True)):
+            raise ValueError(f"min_xyz {self.min_xyz} must be < max_xyz {self.max_xyz}")
+        _positive("voxel_size", self.voxel_size)
+        _positive("temperature", self.temperature)
+
+
+HEAD_INITS = ("reference", "torch")
+PATCH_DEPTH_RULES = ("any", "valid")
+
+
+@dataclass
+class GroundingConfig:
+    """InfoNCE grounding head over candidate boxes plus a learnable zero-target.
+
+    `head_init` and `patch_depth` are reference switches (grounding.py docstring,
+    docs/architecture.md "Reference switches")."""
+
+    temperature: float = 0.07
+    min_inside_fraction: float = 0.5  # a patch belongs to a box when >= 50 % of its pixels do
+    multi_threshold: float = 0.4  # Multi3DRefer: candidates until summed prob >= this (public 0.4)
+    head_init: str = "reference"
+    patch_depth: str = "any"
+
+    def __post_init__(self) -> None:
+        _positive("temperature", self.temperature)
+        _choice("grounding.head_init", self.head_init, HEAD_INITS)
+        _choice("grounding.patch_depth", self.patch_depth, PATCH_DEPTH_RULES)
+        if not 0 < self.min_inside_fraction <= 1:
+            raise ValueError("min_inside_fraction must be in (0, 1]")
+        if not 0 < self.multi_threshold <= 1:
+            raise ValueError("multi_threshold must be in (0, 1]")
+
+
+LM_LABEL_SETS = ("turn-and-markers", "answer")
+
+
+@dataclass
+class TextConfig:
+    """Prompting, LM labels and sequence limits.
+
+    `lm_labels` (training CE targets, batch.py): "turn-and-markers" = the public code's
+    `preprocess_qwen` (the whole assistant turn `<|im_start|>assistant\n ... <|im_end|>\n` plus
+    every newline, `<|im_start|>` and `<|im_end|>` token of the sequence); "answer" = the answer
+    tokens and the closing `<|im_end|>` only."""
+
+    spatial_prompt: str = SPATIAL_PROMPT
+    system_prompt: str = "You are a helpful assistant."
+    max_length: int = 8192
+    max_new_tokens: int = 64
+    lm_labels: str = "turn-and-markers"
+
+    def __post_init__(self) -> None:
+        _choice("text.lm_labels", self.lm_labels, LM_LABEL_SETS)
+        _positive("max_length", self.max_length)
+        _positive("max_new_tokens", self.max_new_tokens)
+
+
+@dataclass
+class Ross3DConfig:
+    """The whole model. The reconstruction sections are the branch's own dataclasses (docs/model_interfaces.md)."""
+
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    tokens: TokenConfig = field(default_factory=TokenConfig)
+    position: PositionConfig = field(default_factory=PositionConfig)
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    vae: VaeConfig = field(default_factory=VaeConfig)
+    reconstruction: ReconstructionConfig = field(default_factory=ReconstructionConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    tokenizer: str | None = None  # hub id / folder of the tokenizer
+    # LLaVA-layout checkpoint (hub id / folder, e.g. lmms-lab/LLaVA-Video-7B-Qwen2) whose weights
+    # initialise the model (the released Ross3D layout too; loading.py); None = none.
+    init_from: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pooled_grid < 1:
+            raise ValueError("pooling leaves no tokens")
+
+    @property
+    def pooled_grid(self) -> int:
+        """Tokens per side after pooling: ceil(27 / 2) = 14."""
+        return -(-self.vision.grid // self.tokens.pool_stride)
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """Visual tokens per frame in the LLM input, newlines included (14 x 15 = 210)."""
+        return self.pooled_grid * (self.pooled_grid + 1)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Ross3DConfig:
+        return _build(cls, data, "model config")
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Ross3DConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read model config: {err}") from err
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: {err}") from err
+
+
+def _build(cls: type, data: dict, where: str):
+    """Build dataclass `cls` from a JSON dict, recursing into dataclass-typed fields."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown} for {cls.__name__}")
+    kwargs = {}
+    for key, value in data.items():
+        sub = _dataclass_type(hints[key])
+        kwargs[key] = _build(sub, value, f"{where}.{key}") if sub and value is not None else value
+    return cls(**kwargs)
+
+
+def _dataclass_type(hint) -> type | None:
+    if dataclasses.is_dataclass(hint):
+        return hint
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        subs = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
+        return subs[0] if subs else None
+    return None
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Name -> path of every config shipped in `configs/model/`."""
+    return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.json"))}
+
+
+def load_config(name_or_path: str | Path) -> Ross3DConfig:
+    """Load a shipped config by name ('tiny', 'mid', '7b') or any JSON file path."""
+    shipped = shipped_configs()
+    if str(name_or_path) in shipped:
+        return Ross3DConfig.load(shipped[str(name_or_path)])
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such model config (shipped: {sorted(shipped)})")
+    return Ross3DConfig.load(path)

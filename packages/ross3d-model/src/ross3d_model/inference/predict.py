@@ -1,0 +1,441 @@
+"""`ross3d-model predict`: benchmark predictions in exactly the JSON-lines formats that
+`ross3d-eval score` reads (docs/contracts.md section 4).
+
+Examples come from build-shards output through `ross3d_data.shards.reader.ShardReader`, in (clip, id)
+order, so consecutive questions share a clip and batches reuse its prefill (generation.py).
+Protocols (`--protocol`): "reference" is the public eval code's input (`ross3d/eval/model_*.py`:
+no spatial prompt, greedy, up to 512 new tokens); "ours" keeps the training prompt (spatial
+prompt) and the model config's `text.max_new_tokens`. Either way:
+
+* grounding candidates are the scene's GT boxes stored in the shards unless `boxes` (a
+  `{scene_id: {object_id: [cx, cy, cz, dx, dy, dz]}}` boxes.json, e.g. Mask3D proposals as the
+  paper uses) is given;
+* Scan2Cap never sees the GT box outside the train split: `<coord>` is queried with the proposal
+  of highest IoU >= 0.5 with the GT box and that proposal's box is reported; an object without
+  one gets the empty caption (and its best proposal's box, or zeros) without running the model.
+  Scan2Cap at val/test therefore needs `boxes` (pass the GT boxes.json for an oracle bound).
+
+Output is appended batch by batch; ids already predicted are skipped, so a killed run resumes
+(files and multi-process parts: predict_parts.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from ross3d_benchmarks import (
+    GROUNDING_TASKS,
+    QA_TASKS,
+    TASKS,
+    prediction_key,
+    read_boxes_json,
+)
+from ross3d_eval.boxes import box_iou_matrix
+from ross3d_eval.harness import prediction_meta_path
+
+from ross3d_model.inference.parts import (
+    PredictionMeta,
+    append_records,
+    check_or_write_meta,
+    done_keys,
+    merge_parts,
+    part_path,
+    part_paths,
+)
+
+BENCHMARKS = TASKS
+PROTOCOLS = ("reference", "ours")
+REFERENCE_MAX_NEW_TOKENS = 512  # public eval code (model_*.py)
+SCAN2CAP_MIN_IOU = 0.5  # proposal matched to the GT box (public eval code)
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+__all__ = ["BENCHMARKS", "PredictConfig", "instruction_key", "run_predict"]
+
+
+@dataclass
+class PredictConfig:
+    checkpoint: Path  # a training OUTPUT_DIR (uses OUTPUT_DIR/model) or an exported model folder
+    shards: Path
+    benchmarks: list[str]
+    out: Path  # PRED.jsonl; with several benchmarks "{benchmark}" in the name is replaced
+    split: str = "val"
+    batch_size: int = 8
+    boxes: Path | None = None  # eval-time proposals instead of the GT boxes
+    max_new_tokens: int | None = None  # None: the protocol's (reference 512, ours the model's)
+    limit: int | None = None  # at most this many examples per benchmark (smoke runs)
+    protocol: str = "reference"
+    device: str | None = None  # None: cuda when available, else cpu
+    dtype: str | None = None  # bf16 | fp32; None: bf16 on cuda, fp32 on cpu
+    prefix_reuse: bool = True  # one prefill of the system prompt + frames per clip and batch
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.benchmarks) - set(BENCHMARKS))
+        if unknown or not self.benchmarks:
+            raise ValueError(f"unknown benchmarks {unknown}; choose from {', '.join(BENCHMARKS)}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.split not in ("train", "val", "test"):
+            raise ValueError(f"split must be train/val/test, got {self.split!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.boxes is not None and not Path(self.boxes).is_file():
+            raise ValueError(f"{self.boxes}: proposals file not found")
+        if len(self.benchmarks) > 1 and "{benchmark}" not in str(self.out):
+            raise ValueError("with several benchmarks, --out must contain '{benchmark}'")
+        if "scan2cap" in self.benchmarks and self.split != "train" and self.boxes is None:
+            raise ValueError(
+                f"scan2cap at {self.split} needs --boxes (proposals): <coord> is queried with the "
+                "proposal of highest IoU >= 0.5 with the GT box, never the GT box itself; pass "
+                "the GT boxes.json as --boxes for an oracle upper bound"
+            )
+        self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} asked for but CUDA is not available")
+        self.dtype = self.dtype or ("bf16" if self.device.startswith("cuda") else "fp32")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def spatial_prompt(self) -> bool:
+        return self.protocol == "ours"
+
+    def new_tokens(self, model_default: int) -> int:
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        return REFERENCE_MAX_NEW_TOKENS if self.protocol == "reference" else model_default
+
+
+@dataclass
+class PredictSummary:
+    benchmark: str
+    path: Path
+    items: int = 0  # distinct prediction ids of the benchmark in the split (after --limit)
+    written: int = 0
+    skipped_existing: int = 0
+    missing_proposals: int = 0  # examples whose scene is absent from the proposals file
+    unmatched: int = 0  # scan2cap objects without a proposal at IoU >= 0.5 (empty caption)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, other: PredictSummary) -> None:
+        """Sum another rank's counts into this one."""
+        for name in ("written", "missing_proposals", "unmatched"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.seconds = max(self.seconds, other.seconds)
+
+
+def output_path(cfg: PredictConfig, benchmark: str) -> Path:
+    return Path(str(cfg.out).replace("{benchmark}", benchmark))
+
+
+def instruction_key(instruction: dict) -> tuple:
+    """`prediction_key` of the prediction this instruction produces."""
+    fields = {"scene_id": instruction["scene_id"], **instruction["eval"]}
+    try:
+        return prediction_key(instruction["task"], fields)
+    except KeyError as err:
+        raise ValueError(f"instruction {instruction['id']}: eval lacks {err} for scoring") from err
+
+
+def load_checkpoint(path: Path, device: str = "cpu", dtype: str = "fp32"):
+    """(inference model in eval mode on `device` in `dtype`, tokenizer) from an exported folder
+    or a training OUTPUT_DIR."""
+    from ross3d_model.inputs.tokenizer import build_tokenizer, special_token_ids
+    from ross3d_model.modeling.model import Ross3DForCausalLM
+    from ross3d_model.training.export import TOKENIZER_DIR
+    from ross3d_model.training.trainer import EXPORT_DIR
+
+    path = Path(path)
+    folder = path / EXPORT_DIR if (path / EXPORT_DIR / "config.json").is_file() else path
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{path}: no exported model (config.json) here or in {EXPORT_DIR}/")
+    if not (folder / TOKENIZER_DIR).is_dir():
+        raise ValueError(f"{folder}: no {TOKENIZER_DIR}/ folder next to the weights")
+    tokenizer = build_tokenizer(folder / TOKENIZER_DIR)
+    # lean: meta skeleton, memory-mapped weights, no VAE and no denoiser (never used here)
+    model = Ross3DForCausalLM.from_pretrained(folder, DTYPES[dtype], device=device, inference=True)
+    model.set_special_ids(special_token_ids(tokenizer))
+    return model.eval(), tokenizer
+
+
+def _read_proposals(path: Path | None) -> dict[str, tuple[list[int], torch.Tensor]] | None:
+    if path is None:
+        return None
+    table = read_boxes_json(Path(path))
+    return {
+        scene: (list(objs), torch.tensor(list(objs.values()), dtype=torch.float32).reshape(-1, 6))
+        for scene, objs in table.items()
+    }
+
+
+@dataclass(frozen=True)
+class Item:
+    key: tuple  # the prediction's id (prediction_key)
+    clip: str  # shard clip key
+    instruction: dict
+
+
+def eval_items(reader, cfg: PredictConfig, task: str) -> list[Item]:
+    """Every distinct prediction id of `task` in the split, in (clip, id) order (at most
+    `cfg.limit`): the fixed order of the output file."""
+    items, seen = [], set()
+    for clip, instruction in reader.examples(cfg.split, [task]):
+        key = instruction_key(instruction)
+        if key not in seen:
+            seen.add(key)
+            items.append(Item(key, clip, instruction))
+    return items if cfg.limit is None else items[: cfg.limit]
+
+
+def rank_share(items: list, rank: int, world_size: int) -> list:
+    """Contiguous equal shares (a clip is split across at most two ranks)."""
+    n = len(items)
+    return items[rank * n // world_size : (rank + 1) * n // world_size]
+
+
+def _gt_query_box(example: dict, instruction: dict) -> torch.Tensor:
+    """The GT box of a Scan2Cap instruction (the one batch.py would query with)."""
+    from ross3d_model.inputs.batch import query_box
+
+    return query_box({**example, "instruction": instruction})
+
+
+def match_proposal(gt_6: torch.Tensor, boxes_K6: torch.Tensor) -> tuple[int | None, int | None]:
+    """(index of the proposal of highest IoU with the GT box if >= 0.5 else None, index of the
+    highest-IoU proposal or None when there are no proposals)."""
+    if len(boxes_K6) == 0:
+        return None, None
+    iou_K = box_iou_matrix(boxes_K6.numpy().astype(np.float64), gt_6.numpy()[None])[:, 0]
+    best = int(np.argmax(iou_K))
+    return (best if iou_K[best] >= SCAN2CAP_MIN_IOU else None), best
+
+
+class _Predictor:
+    """Examples of one benchmark -> records: proposals, Scan2Cap matching, batches on device."""
+
+    def __init__(self, model, tokenizer, cfg: PredictConfig, reader, summary: PredictSummary):
+        self.model, self.tokenizer, self.cfg, self.reader = model, tokenizer, cfg, reader
+        self.summary = summary
+        self.proposals = _read_proposals(cfg.boxes)
+        self.max_new_tokens = cfg.new_tokens(model.cfg.text.max_new_tokens)
+        from ross3d_model.inference.generation import PrefixCache
+
+        self.prefix_cache = PrefixCache() if cfg.prefix_reuse else None  # across batches
+
+    def example(self, item: Item) -> dict:
+        """The loader example of `item`, or {"record": ...} for a Scan2Cap object no proposal
+        matches (the empty caption; the model is not run)."""
+        from ross3d_data.shards.loader import clip_to_tensors
+
+        example = clip_to_tensors(self.reader.clip(item.clip))
+        instruction = item.instruction
+        gt = None
+        if instruction["task"] == "scan2cap" and self.cfg.split != "train":
+            gt = _gt_query_box(example, instruction)  # before proposals replace the boxes
+        if self.proposals is not None:
+            ids, boxes = self.proposals.get(example["scene_id"], ([], torch.zeros(0, 6)))
+            self.summary.missing_proposals += example["scene_id"] not in self.proposals
+            example["object_ids"], example["boxes"] = torch.tensor(ids, dtype=torch.long), boxes
+        if gt is not None:
+            matched, best = match_proposal(gt, example["boxes"])
+            if matched is None:
+                self.summary.unmatched += 1
+                box = example["boxes"][best] if best is not None else torch.zeros(6)
+                return {"record": _empty_caption(example["scene_id"], instruction, box)}
+            instruction = {**instruction, "boxes": [example["boxes"][matched].tolist()]}
+        if instruction["task"] in GROUNDING_TASKS and len(example["boxes"]) == 0:
+            return {"record": _no_candidates(example["scene_id"], instruction)}
+        example["instruction"] = instruction
+        return example
+
+    @torch.no_grad()
+    def records(self, items: list[Item]) -> list[dict]:
+        """Prediction records of `items`, in order."""
+        from ross3d_model.inference.generation import predict
+        from ross3d_model.inputs.batch import collate_examples
+
+        examples = [self.example(item) for item in items]
+        todo = [ex for ex in examples if "record" not in ex]
+        out = iter([])
+        if todo:
+            batch = collate_examples(
+                todo, self.tokenizer, self.model.cfg, train=False,
+                spatial_prompt=self.cfg.spatial_prompt,
+            )  # fmt: skip
+            batch = _to_device(batch, self.cfg.device)
+            records = predict(
+                self.model, batch, self.tokenizer, self.max_new_tokens,
+                self.cfg.prefix_reuse, self.prefix_cache,
+            )  # fmt: skip
+            out = iter(records)
+        return [ex["record"] if "record" in ex else next(out) for ex in examples]
+
+
+def _empty_caption(scene_id: str, instruction: dict, box_6: torch.Tensor) -> dict:
+    return {
+        "scene_id": scene_id,
+        "object_id": instruction["eval"]["object_id"],
+        "caption": "",
+        "box": [float(x) for x in box_6],
+    }
+
+
+def _no_candidates(scene_id: str, instruction: dict) -> dict:
+    """A grounding query of a scene without candidate boxes: no box (Multi3DRefer) or a
+    zero-size one (ScanRefer, IoU 0)."""
+    record = {"scene_id": scene_id, "ann_id": instruction["eval"]["ann_id"]}
+    if instruction["task"] == "multi3drefer":
+        return {**record, "boxes": []}
+    return {**record, "object_id": instruction["eval"]["object_id"], "box": [0.0] * 6}
+
+
+def _to_device(batch: dict, device: str) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _meta(cfg: PredictConfig, model, task: str) -> PredictionMeta:
+    uses_boxes = task not in QA_TASKS and cfg.boxes is not None
+    return PredictionMeta(
+        protocol=cfg.protocol,
+        spatial_prompt=cfg.spatial_prompt,
+        max_new_tokens=cfg.new_tokens(model.cfg.text.max_new_tokens),
+        proposals=str(Path(cfg.boxes).resolve()) if uses_boxes else None,
+        split=cfg.split,
+        dtype=cfg.dtype,
+        checkpoint=str(Path(cfg.checkpoint).resolve()),
+    )
+
+
+def predict_benchmark(model, tokenizer, cfg: PredictConfig, task: str, dist, progress=None):
+    """Predict every item of `task` not yet predicted (this rank's share); rank 0 merges the
+    parts. Returns this rank's summary."""
+    from ross3d_data.shards.reader import ShardReader
+
+    start = time.perf_counter()
+    path = output_path(cfg, task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = PredictSummary(task, path)
+    reader = ShardReader(cfg.shards)
+    items = eval_items(reader, cfg, task)
+    done = done_keys(path, task)
+    dist.barrier()  # every rank has read what is done before rank 0 writes the sidecar
+    if dist.rank == 0:
+        check_or_write_meta(prediction_meta_path(path), _meta(cfg, model, task), bool(done))
+    dist.barrier()
+    pending = [it for it in items if it.key not in done]
+    summary.items, summary.skipped_existing = len(items), len(items) - len(pending)
+    mine = rank_share(pending, dist.rank, dist.world_size)
+    target = path if dist.world_size == 1 else part_path(path, dist.rank, dist.world_size)
+    worker = _Predictor(model, tokenizer, cfg, reader, summary)
+    if progress is not None:
+        progress.start(task, len(mine))
+    for i in range(0, len(mine), cfg.batch_size):
+        chunk = mine[i : i + cfg.batch_size]
+        append_records(target, worker.records(chunk))
+        summary.written += len(chunk)
+        if progress is not None:
+            progress.advance(len(chunk))
+    dist.barrier()
+    if dist.rank == 0 and (dist.world_size > 1 or part_paths(path)):  # parts of any run
+        merge_parts(path, task, [it.key for it in items])
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+@dataclass
+class _Dist:
+    """This process's rank under torchrun (gloo: only barriers and the summary gather)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> _Dist:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size > 1 and not torch.distributed.is_initialized():
+            from datetime import timedelta
+
+            # long timeout: ranks wait at the merge for the slowest share
+            torch.distributed.init_process_group("gloo", timeout=timedelta(hours=24))
+        return cls(int(os.environ.get("RANK", "0")), world_size)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def total(self, summary: PredictSummary) -> PredictSummary:
+        """Rank 0: the summary summed over ranks (others: their own)."""
+        if self.world_size == 1:
+            return summary
+        everyone: list = [None] * self.world_size
+        torch.distributed.all_gather_object(everyone, summary)
+        if self.rank != 0:
+            return summary
+        total = everyone[0]
+        for other in everyone[1:]:
+            total.add(other)
+        return total
+
+
+class ProgressBar:
+    """A rich progress bar (items, items/s, elapsed, ETA) on stderr, one task per benchmark."""
+
+    def __init__(self, label: str = "") -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        speed = TextColumn("{task.fields[rate]}")
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), speed,
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )  # fmt: skip
+        self._label, self._task = label, None
+
+    def start(self, benchmark: str, total: int) -> None:
+        self._bar.start()
+        self._task = self._bar.add_task(f"{benchmark}{self._label}", total=total, rate="")
+
+    def advance(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+        speed = self._bar.tasks[-1].speed
+        self._bar.update(self._task, rate="" if speed is None else f"{speed:.2f} items/s")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def run_predict(cfg: PredictConfig, progress=None, show_progress: bool = False):
+    """Load the checkpoint once and predict each benchmark; returns one summary each (under
+    torchrun: rank 0's summaries are summed over ranks). `progress(summary)` is called after
+    each benchmark (rank 0 only); `show_progress` draws a progress bar on rank 0."""
+    dist = _Dist.from_env()
+    if dist.world_size > 1 and cfg.device == "cuda":
+        cfg.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    torch.manual_seed(0)
+    model, tokenizer = load_checkpoint(cfg.checkpoint, cfg.device, cfg.dtype)
+    bar = ProgressBar(f" (rank 0 of {dist.world_size})" if dist.world_size > 1 else "")
+    summaries = []
+    try:
+        for task in cfg.benchmarks:
+            mine = predict_benchmark(
+                model, tokenizer, cfg, task, dist, bar if show_progress and dist.rank == 0 else None
+            )
+            summaries.append(dist.total(mine))
+            if progress is not None and dist.rank == 0:
+                progress(summaries[-1])
+    finally:
+        bar.stop()
+    return summaries

@@ -1,0 +1,153 @@
+"""Grounding: object features from patches inside a box, the InfoNCE head, and box selection.
+
+Object k's feature = mean of the pre-pooling (27x27, projected) patch features whose 14x14-pixel
+patch has >= `min_inside_fraction` of its pixels inside box k (per-pixel aligned xyz from depth),
+plus the sine PE of the box centre. The hidden state at `<ground>` is scored against every object
+and a learnable zero-target by cosine / temperature through two MLPs (Linear, ReLU, LayerNorm,
+Linear); the loss is InfoNCE with all target objects (or the zero-target) as positives.
+
+Switches (`GroundingConfig`, reference values from the public Ross3D code):
+- `patch_depth`: "any" (reference, `ross3d_arch.py` ~536-554: every pixel's unprojected point
+  is tested, an invalid-depth pixel unprojects to the camera centre) or "valid" (only pixels
+  with depth count).
+- `head_init`: "reference" (the head's Linears N(0, 0.02), biases 0, as Qwen2's
+  `_init_weights` gives them; zero-target N(0, 1): `ross3d_qwen.py` ~103) or "torch" (PyTorch's
+  Linear default, zero-target N(0, 0.02^2)).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ross3d_model.configuration.model import PATCH_DEPTH_RULES, GroundingConfig
+
+
+def pixel_xyz_aligned(
+    depth_mm_VHW: torch.Tensor, K_crop_V33: torch.Tensor, T_aligned_cam_V44: torch.Tensor
+) -> torch.Tensor:
+    """Back-project every pixel (integer pixel indices u, v) to aligned xyz [V, H, W, 3] metres."""
+    h, w = depth_mm_VHW.shape[1:]
+    z = depth_mm_VHW.float() / 1000.0
+    K = K_crop_V33.float()
+    u = (torch.arange(w, dtype=torch.float32) - K[:, 0, 2, None]) / K[:, 0, 0, None]  # [V, W]
+    v = (torch.arange(h, dtype=torch.float32) - K[:, 1, 2, None]) / K[:, 1, 1, None]  # [V, H]
+    cam = torch.stack([u[:, None, :].expand_as(z) * z, v[:, :, None].expand_as(z) * z, z], -1)
+    T = T_aligned_cam_V44.float()
+    xyz = torch.bmm(cam.flatten(1, 2), T[:, :3, :3].transpose(1, 2)) + T[:, None, :3, 3]
+    return xyz.view(-1, h, w, 3)
+
+
+def patches_in_boxes(
+    depth_mm_VHW: torch.Tensor,
+    K_crop_V33: torch.Tensor,
+    T_aligned_cam_V44: torch.Tensor,
+    boxes_K6: torch.Tensor,
+    grid: int,
+    patch_px: int,
+    min_inside_fraction: float,
+    patch_depth: str = "valid",
+) -> torch.Tensor:
+    """bool [K, V, grid, grid]: patch (the top-left grid*patch_px square SigLIP sees) has at least
+    `min_inside_fraction` of its pixels inside the axis-aligned box. `patch_depth` "valid": only
+    pixels with depth count; "any" (reference): invalid pixels count at the camera centre."""
+    if patch_depth not in PATCH_DEPTH_RULES:
+        raise ValueError(f"patch_depth must be one of {PATCH_DEPTH_RULES}, got {patch_depth!r}")
+    side = grid * patch_px
+    depth = depth_mm_VHW[:, :side, :side]
+    xyz = pixel_xyz_aligned(depth, K_crop_V33, T_aligned_cam_V44)
+    axes = [xyz[..., a].contiguous() for a in range(3)]
+    valid = depth > 0 if patch_depth == "valid" else torch.ones_like(depth, dtype=torch.bool)
+    lo = (boxes_K6[:, :3] - boxes_K6[:, 3:] / 2).float()
+    hi = (boxes_K6[:, :3] + boxes_K6[:, 3:] / 2).float()
+    out = torch.zeros(len(boxes_K6), depth.shape[0], grid, grid, dtype=torch.bool)
+    for k in range(len(boxes_K6)):
+        inside = valid.clone()
+        for a in range(3):
+            inside &= (axes[a] >= lo[k, a]) & (axes[a] <= hi[k, a])
+        if not inside.any():
+            continue
+        count = inside.view(-1, grid, patch_px, grid, patch_px).sum(dim=(2, 4))
+        out[k] = count >= min_inside_fraction * patch_px * patch_px
+    return out
+
+
+def object_features(
+    patch_feats_VggD: torch.Tensor, in_box_KVgg: torch.Tensor, centre_pe_KD: torch.Tensor
+) -> torch.Tensor:
+    """Mean patch feature per box (zeros when no patch qualifies) + centre PE -> [K, D]."""
+    weights = in_box_KVgg.flatten(1).to(patch_feats_VggD.dtype)  # [K, V*g*g]
+    counts = weights.sum(dim=1, keepdim=True).clamp(min=1.0)
+    mean = (weights / counts) @ patch_feats_VggD.flatten(0, 2)
+    return mean + centre_pe_KD.to(mean.dtype)
+
+
+def _mlp(dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.LayerNorm(dim), nn.Linear(dim, dim))
+
+
+class GroundingHead(nn.Module):
+    """Scores K objects + a zero-target against a query hidden state (names match the checkpoint
+    keys `ground_head_obj.*`, `ground_head_query.*`, `ground_head_zero_target`)."""
+
+    def __init__(self, hidden_size: int, cfg: GroundingConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.obj = _mlp(hidden_size)
+        self.query = _mlp(hidden_size)
+        self.zero_target = nn.Parameter(torch.randn(hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise as `cfg.head_init` says (module docstring); LayerNorms stay (1, 0)."""
+        if self.cfg.head_init == "reference":
+            for layer in (*self.obj, *self.query):
+                if isinstance(layer, nn.Linear):
+                    nn.init.normal_(layer.weight, std=0.02)
+                    nn.init.zeros_(layer.bias)
+            nn.init.normal_(self.zero_target, std=1.0)
+        else:
+            for layer in (*self.obj, *self.query):
+                if isinstance(layer, (nn.Linear, nn.LayerNorm)):
+                    layer.reset_parameters()
+            nn.init.normal_(self.zero_target, std=0.02)
+
+    def forward(self, query_D: torch.Tensor, objects_KD: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity / temperature [K + 1]; the last entry is the zero-target."""
+        cands = torch.cat([objects_KD, self.zero_target[None].to(objects_KD.dtype)], dim=0)
+        obj = F.normalize(self.obj(cands), dim=-1)
+        query = F.normalize(self.query(query_D), dim=-1)
+        return (obj @ query) / self.cfg.temperature
+
+
+def infonce_loss(logits_K1: torch.Tensor, positives: list[int]) -> torch.Tensor:
+    """-log(sum exp(positive logits) / sum exp(all)); no positives -> the zero-target (last)."""
+    idx = positives if positives else [logits_K1.shape[0] - 1]
+    logits = logits_K1.float()  # bf16 logits up to 1/0.07: keep the log-sum-exp in float32
+    return torch.logsumexp(logits, 0) - torch.logsumexp(logits[idx], 0)
+
+
+def select_single(logits_K1: torch.Tensor) -> int:
+    """ScanRefer: argmax over the K candidates (the zero-target is ignored)."""
+    return int(logits_K1[:-1].argmax())
+
+
+def select_multi(logits_K1: torch.Tensor, threshold: float) -> list[int]:
+    """Multi3DRefer, the reference rule (`ross3d/eval/eval_multi3drefer.py` ~100-111): nothing if
+    the zero-target (last entry) has the largest logit; else softmax over all K + 1 entries, drop
+    the zero-target without renormalising, and take candidates in decreasing probability until
+    their summed probability reaches `threshold` (all K when it never does). Returns candidate
+    indices in the order taken (may be empty)."""
+    logits = logits_K1.float()
+    zero = logits.shape[0] - 1
+    if int(logits.argmax()) == zero:
+        return []
+    probs = logits.softmax(0)[:zero]
+    chosen, total = [], 0.0
+    for i in probs.argsort(descending=True, stable=True).tolist():
+        chosen.append(i)
+        total += float(probs[i])
+        if total >= threshold:
+            break
+    return chosen
