@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 from ross3d_data.core.records import Frame, Intrinsics, Mesh
+from ross3d_data.datasets import load_scene
 from ross3d_data.scannet.export import export_scene_frames
 from ross3d_data.scannet.ply import read_ply, write_ply
-from ross3d_data.scannet.scene import load_scene
 from ross3d_data.scannet.sens import SensHeader, write_sens
 
 N_FRAMES = 300

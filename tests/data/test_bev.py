@@ -19,9 +19,9 @@ from ross3d_data.bev.render import (
 )
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.records import Frame, Intrinsics, Mesh
+from ross3d_data.datasets import load_scene
 from ross3d_data.scannet.ply import write_ply
 from ross3d_data.scannet.posed import write_frame, write_intrinsics
-from ross3d_data.scannet.scene import load_scene
 
 GREY, RED, BLUE, WHITE = (128, 128, 128), (255, 0, 0), (0, 0, 255), (255, 255, 255)
 

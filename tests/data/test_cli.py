@@ -18,7 +18,7 @@ def test_help_lists_commands():
 
 
 def test_make_demo_writes_a_loadable_scene(tmp_path):
-    from ross3d_data.scannet.scene import load_scene
+    from ross3d_data.datasets import load_scene
 
     args = ["make-demo", str(tmp_path), "--n-scenes", "2", "--seed", "3", "--n-frames", "5"]
     r = runner.invoke(app, args)

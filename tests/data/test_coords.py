@@ -126,7 +126,7 @@ def test_real_tum_views_land_on_the_fused_point_cloud(real_data):
     """Prepared depth + K_crop + pose put every pixel on the scene: checks the whole chain."""
     trimesh = pytest.importorskip("trimesh")
     from ross3d_data.core.geometry import backproject_depth, depth_mm_to_m
-    from ross3d_data.scannet.scene import load_scene
+    from ross3d_data.datasets import load_scene
     from ross3d_data.views.overlap import view_overlap
     from scipy.spatial import cKDTree
 

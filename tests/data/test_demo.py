@@ -3,7 +3,7 @@ import sys
 import numpy as np
 import pytest
 from ross3d_data.core.records import Intrinsics, Mesh
-from ross3d_data.scannet.scene import load_scene
+from ross3d_data.datasets import load_scene
 from ross3d_data.scannet.sens import iter_sens, read_sens_header
 from ross3d_data.synthetic.raycast import MeshRaycaster, import_open3d
 from ross3d_data.synthetic.scenes import (

@@ -3,8 +3,9 @@ import shutil
 import numpy as np
 import pytest
 from ross3d_data.core.errors import SceneError
+from ross3d_data.datasets import find_scenes, load_scene
 from ross3d_data.scannet import posed
-from ross3d_data.scannet.scene import SensSource, find_scenes, load_scene
+from ross3d_data.scannet.scene import SensSource
 from tiny_scenes import TINY_COLOR_K, TINY_DEPTH_K
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from ross3d_data.datasets import load_scene
 from ross3d_data.instructions import ConvertConfig, convert_instructions, read_jsonl
 from ross3d_data.scannet.posed import read_depth
-from ross3d_data.scannet.scene import load_scene
 from ross3d_data.shards import build as shards_mod
 from ross3d_data.shards.build import ShardConfig, build_shards, read_manifest, read_tar
 from ross3d_data.shards.sample import SampleConfig, decode_clip, prepare_clip

@@ -92,7 +92,7 @@ def _covered(scene, frame_ids, voxel_size=0.1):
 
 
 def test_choose_views_skips_invalid_poses(tiny_scene):
-    from ross3d_data.scannet.scene import load_scene
+    from ross3d_data.datasets import load_scene
 
     scene = load_scene(tiny_scene(n_frames=6, invalid=(2,)).path)  # frames from the .sens
     assert scene.frame_ids() == [0, 1, 3, 4, 5]
@@ -110,7 +110,7 @@ def test_choose_views_skips_invalid_poses(tiny_scene):
 
 
 def test_max_coverage_covers_more_than_uniform_on_a_demo_room(demo_scenes):
-    from ross3d_data.scannet.scene import load_scene
+    from ross3d_data.datasets import load_scene
 
     scene = load_scene(demo_scenes[0])
     uniform = choose_views(scene, 6, "uniform")

@@ -179,7 +179,7 @@ def export_scene_geometry(scene_dir: str | Path, out: str | Path, source: str = 
     frame (``"fused"``, the BEV fusion's points) written to ``out`` by its suffix."""
     from ross3d_data.bev.fusion import fuse_scene_points
     from ross3d_data.bev.render import BevConfig
-    from ross3d_data.scannet.scene import load_scene
+    from ross3d_data.datasets import load_scene
 
     scene = load_scene(Path(scene_dir))
     if source == "mesh":

@@ -192,7 +192,7 @@ def draw_preview(data: PreviewData, cfg: PreviewConfig, out_png: Path) -> Path:
 
 def write_preview(scene_dir: Path, out_png: Path, cfg: PreviewConfig) -> PreviewData:
     """Load ``scene_dir``, collect its views and write the preview PNG; returns what was drawn."""
-    from ross3d_data.scannet.scene import load_scene
+    from ross3d_data.datasets import load_scene
 
     data = collect_preview(load_scene(Path(scene_dir)), cfg)
     draw_preview(data, cfg, out_png)

@@ -33,7 +33,7 @@ from ross3d_data.bev.raster import render_mesh_raster, render_mesh_raycast, rend
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.jobs import JobSummary, make_out_dir, run_scene_jobs
 from ross3d_data.core.records import Mesh
-from ross3d_data.scannet.scene import find_scenes, load_scene
+from ross3d_data.datasets import find_scenes, load_scene
 
 BACKENDS = ("jit", "raster", "open3d")
 

@@ -118,7 +118,7 @@ def load_json(path: Path) -> Any:
 
 def boxes_from_scenes(scene_dirs: Iterable[Path]) -> BoxTable:
     """Box table from the scenes' objects (``Scene.objects``, aligned frame)."""
-    from ross3d_data.scannet.scene import load_scene
+    from ross3d_data.datasets import load_scene
 
     out: BoxTable = {}
     for scene_dir in scene_dirs:

@@ -70,7 +70,7 @@ def load_box_table(cfg: ConvertConfig) -> BoxTable | None:
         return read_boxes_json(cfg.boxes_json)
     if cfg.scenes is None:
         return None
-    from ross3d_data.scannet.scene import find_scenes
+    from ross3d_data.datasets import find_scenes
 
     boxes = boxes_from_scenes(find_scenes(cfg.scenes))
     if cfg.boxes_out is not None:

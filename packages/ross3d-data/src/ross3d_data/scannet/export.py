@@ -18,9 +18,9 @@ import numpy as np
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.jobs import JobSummary, make_out_dir, run_scene_jobs
 from ross3d_data.core.records import pose_is_valid
+from ross3d_data.datasets import find_scenes
 from ross3d_data.scannet import files as scannet
 from ross3d_data.scannet import posed, sens
-from ross3d_data.scannet.scene import find_scenes
 
 MANIFEST = "export.json"
 

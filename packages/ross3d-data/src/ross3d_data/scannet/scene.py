@@ -1,45 +1,20 @@
-"""Scene reading: one object per scan, frames from posed folders or the ``.sens`` stream.
-
-Frames: ``world`` is the raw scan frame; ``aligned = T_aligned_world @ world`` (z up) is the frame
-everything downstream uses. ``Frame.T_world_cam`` stays raw; ``Scene.T_aligned_cam`` aligns it.
-See docs/contracts.md section 1.
-"""
+"""A ScanNet scan as a ``Scene``: frames from an exported posed folder or the ``.sens`` stream,
+the axis alignment and objects from the side files, the ``_vh_clean_2.ply`` mesh."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from ross3d_data.core.errors import SceneError
-from ross3d_data.core.records import Frame, Intrinsics, Mesh, SceneObject, pose_is_valid
+from ross3d_data.core.records import Frame, Intrinsics, pose_is_valid
+from ross3d_data.core.scene import FrameSource, Scene
 from ross3d_data.scannet import files as scannet
 from ross3d_data.scannet import posed, sens
 from ross3d_data.scannet.ply import read_ply
 
-__all__ = [
-    "Frame",
-    "Intrinsics",
-    "Mesh",
-    "Scene",
-    "SceneError",
-    "SceneObject",
-    "find_scenes",
-    "is_scene_dir",
-    "load_scene",
-]
-
-
-class FrameSource(Protocol):
-    """Where a scene's frames come from."""
-
-    path: Path
-
-    def frame_ids(self) -> list[int]: ...
-    def skipped_frame_ids(self) -> list[int]: ...
-    def load_frame(self, frame_id: int) -> Frame: ...
-    def pose(self, frame_id: int) -> np.ndarray: ...
+__all__ = ["PosedSource", "SensSource", "is_scene_dir", "load_scene"]
 
 
 class PosedSource:
@@ -61,7 +36,7 @@ class PosedSource:
     def pose(self, frame_id: int) -> np.ndarray:
         return posed.read_matrix_44(self.path / "pose" / f"{frame_id}.txt")
 
-    def intrinsics(self) -> tuple[Intrinsics, Intrinsics]:
+    def first_intrinsics(self) -> tuple[Intrinsics, Intrinsics]:
         if not self._valid:
             raise SceneError(self.path / "pose", "no frame with a finite pose")
         first = self._valid[0]
@@ -111,65 +86,6 @@ class SensSource:
         return self._poses[frame_id].copy()
 
 
-class Scene:
-    """A scan: alignment, intrinsics, objects, an optional mesh and a frame source."""
-
-    def __init__(
-        self,
-        scene_id: str,
-        root: Path,
-        T_aligned_world: np.ndarray,
-        color_intrinsics: Intrinsics | None,  # None: mesh only, no usable frames
-        depth_intrinsics: Intrinsics | None,
-        objects: list[SceneObject],
-        mesh_file: Path | None,
-        frames: FrameSource | None,
-    ) -> None:
-        self.scene_id = scene_id
-        self.root = root
-        self.T_aligned_world = T_aligned_world
-        self.color_intrinsics = color_intrinsics
-        self.depth_intrinsics = depth_intrinsics
-        self.objects = objects
-        self.mesh_file = mesh_file
-        self.frame_source = frames
-        self._mesh: Mesh | None = None
-
-    def __repr__(self) -> str:
-        src = self.frame_source.path if self.frame_source else None
-        return f"Scene({self.scene_id!r}, root={self.root}, frames={src}, mesh={self.mesh_file})"
-
-    def mesh_aligned(self) -> Mesh | None:
-        """The scan mesh in the aligned frame (read once, cached); None without a mesh."""
-        if self.mesh_file is None:
-            return None
-        if self._mesh is None:
-            self._mesh = read_ply(self.mesh_file).transformed(self.T_aligned_world)
-        return self._mesh
-
-    def frame_ids(self) -> list[int]:
-        """Valid frames (finite poses), sorted; [] without frames."""
-        return self.frame_source.frame_ids() if self.frame_source else []
-
-    def skipped_frame_ids(self) -> list[int]:
-        """Frames dropped because their pose has -inf/nan."""
-        return self.frame_source.skipped_frame_ids() if self.frame_source else []
-
-    def load_frame(self, frame_id: int) -> Frame:
-        if self.frame_source is None:
-            raise SceneError(self.root, "scene has no frames (no posed folder and no .sens)")
-        return self.frame_source.load_frame(frame_id)
-
-    def T_aligned_cam(self, frame_id: int) -> np.ndarray:
-        """Aligned camera-to-world 4x4 (float64) of a frame (reads only the pose)."""
-        if self.frame_source is None:
-            raise SceneError(self.root, "scene has no frames (no posed folder and no .sens)")
-        T = self.frame_source.pose(frame_id)
-        if not pose_is_valid(T):
-            raise SceneError(self.root, f"frame {frame_id} has an invalid (-inf/nan) pose")
-        return self.T_aligned_world @ T
-
-
 def _posed_dir(scene_dir: Path, frames_dir: Path | None) -> Path | None:
     """``frames_dir`` itself, ``frames_dir/<scene_id>``, or ``scene_dir`` when it is posed."""
     if frames_dir is not None:
@@ -197,7 +113,7 @@ def _intrinsics(
     """Colour and depth intrinsics; (None, None) for a mesh-only scene without them (nothing
     but frames needs intrinsics, and such a scene has no usable frame)."""
     if isinstance(src, PosedSource) and src.frame_ids():
-        return src.intrinsics()
+        return src.first_intrinsics()
     if isinstance(src, SensSource):
         return src.header.color_intrinsics, src.header.depth_intrinsics
     color = scannet.meta_intrinsics(meta, "color", meta_file)
@@ -227,7 +143,9 @@ def load_scene(scene_dir: Path, frames_dir: Path | None = None) -> Scene:
     if src is None and mesh_file is None:
         raise SceneError(scene_dir, "no mesh, no .sens and no posed-image folder: not a scene")
     color, depth = _intrinsics(src, meta, meta_file, mesh_file is not None)
-    scene = Scene(scene_dir.name, scene_dir, T_aligned_world, color, depth, [], mesh_file, src)
+    scene = Scene(
+        scene_dir.name, scene_dir, T_aligned_world, color, depth, [], mesh_file, src, read_ply
+    )
     agg, segs = scannet.aggregation_path(scene_dir), scannet.segs_path(scene_dir)
     if mesh_file is not None and agg.is_file() and segs.is_file():
         mesh = scene.mesh_aligned()
@@ -242,16 +160,3 @@ def is_scene_dir(path: Path) -> bool:
         or scannet.sens_path(path).is_file()
         or posed.is_posed_dir(path)
     )
-
-
-def find_scenes(path: Path) -> list[Path]:
-    """``[path]`` when it is a scene dir, else its scene sub-folders sorted by name."""
-    path = Path(path)
-    if not path.is_dir():
-        raise SceneError(path, "not a directory")
-    if is_scene_dir(path):
-        return [path]
-    found = sorted(p for p in path.iterdir() if p.is_dir() and is_scene_dir(p))
-    if not found:
-        raise SceneError(path, "no scene folders (mesh, .sens or pose/+color/) found here")
-    return found

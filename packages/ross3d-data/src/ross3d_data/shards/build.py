@@ -159,7 +159,7 @@ def _prepare_job(payload: tuple[Path, ShardConfig, Path, str]) -> str:
 
 
 def _prepare_all(cfg: ShardConfig, cache_dir: Path, console: Console) -> JobSummary:
-    from ross3d_data.scannet.scene import find_scenes
+    from ross3d_data.datasets import find_scenes
 
     dirs = sorted({d for root in cfg.scenes for d in find_scenes(Path(root))})
     # load_scene names a scene after its folder

@@ -158,7 +158,7 @@ def prepare_clip(
     ``frames_dir``: exported posed frames kept apart from the scan (``load_scene``'s argument).
     """
     from ross3d_data.bev.files import load_or_render_bev
-    from ross3d_data.scannet.scene import load_scene
+    from ross3d_data.datasets import load_scene
 
     scene = load_scene(Path(scene_dir), frames_dir)
     bad: Counter = Counter()

@@ -180,7 +180,7 @@ def _dump(path: Path, data) -> Path:
 
 def write_demo_annotations(scene_dirs: list[Path], out_dir: Path) -> dict[str, Path]:
     """Write every benchmark's files for ``scene_dirs`` under ``out_dir``; name -> path."""
-    from ross3d_data.scannet.scene import load_scene
+    from ross3d_data.datasets import load_scene
 
     out_dir = Path(out_dir)
     scenes = [load_scene(Path(d)) for d in sorted(scene_dirs)]

@@ -34,7 +34,7 @@ from ross3d_data.core.geometry import (
 )
 
 if TYPE_CHECKING:
-    from ross3d_data.scannet.scene import Intrinsics
+    from ross3d_data.core.records import Intrinsics
 
 
 @dataclass(frozen=True)

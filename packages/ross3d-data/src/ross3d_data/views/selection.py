@@ -26,7 +26,7 @@ from scipy import sparse
 from ross3d_data.core.geometry import backproject_depth, depth_mm_to_m
 
 if TYPE_CHECKING:
-    from ross3d_data.scannet.scene import Scene
+    from ross3d_data.core.scene import Scene
 
 ViewMethod = Literal["uniform", "max-coverage"]
 VIEW_METHODS: tuple[str, ...] = ("uniform", "max-coverage")

@@ -1,2 +1,1 @@
-"""One scorer per benchmark: ScanQA, SQA3D, Scan2Cap, ScanRefer, Multi3DRefer.
-"""
+"""One scorer per benchmark: ScanQA, SQA3D, Scan2Cap, ScanRefer, Multi3DRefer."""

@@ -1,0 +1,82 @@
+"""Format registry: which reader opens a folder, and the folders of scenes under a root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ross3d_data.core.errors import SceneError
+from ross3d_data.core.scene import Scene
+from ross3d_data.scannet import scene as scannet_scene
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """One on-disk layout: ``detect(folder)`` is cheap (file names only); ``load(folder,
+    frames_dir)`` returns the Scene; ``looks_for`` says in words what ``detect`` checks."""
+
+    name: str
+    detect: Callable[[Path], bool]
+    load: Callable[[Path, Path | None], Scene]
+    looks_for: str
+
+
+FORMATS: dict[str, DatasetFormat] = {
+    "scannet": DatasetFormat(
+        "scannet",
+        scannet_scene.is_scene_dir,
+        scannet_scene.load_scene,
+        "ScanNet: <id>_vh_clean_2.ply, <id>.sens or a posed folder (pose/ + color/)",
+    ),
+}
+
+
+def _check_fmt(fmt: str | None) -> None:
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown scene format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def detect_format(path: Path, fmt: str | None = None) -> str | None:
+    """The format of a scene folder (``fmt`` when given and it matches), else None."""
+    _check_fmt(fmt)
+    names = [fmt] if fmt is not None else list(FORMATS)
+    return next((n for n in names if FORMATS[n].detect(Path(path))), None)
+
+
+def is_scene_dir(path: Path, fmt: str | None = None) -> bool:
+    return detect_format(path, fmt) is not None
+
+
+def _looked_for(fmt: str | None) -> str:
+    formats = [FORMATS[fmt]] if fmt is not None else list(FORMATS.values())
+    return "looked for " + "; ".join(f.looks_for for f in formats)
+
+
+def load_scene(scene_dir: Path, frames_dir: Path | None = None, fmt: str | None = None) -> Scene:
+    """Open a scene folder of any supported dataset (detected, or ``fmt``).
+
+    ``frames_dir``: an exported posed-image folder (ScanNet). Raises SceneError naming the
+    folder and what was looked for when no format matches.
+    """
+    scene_dir = Path(scene_dir)
+    if not scene_dir.is_dir():
+        raise SceneError(scene_dir, "scene directory not found")
+    found = detect_format(scene_dir, fmt)
+    if found is None and frames_dir is None:
+        raise SceneError(scene_dir, f"not a scene folder; {_looked_for(fmt)}")
+    return FORMATS[found or "scannet"].load(scene_dir, frames_dir)
+
+
+def find_scenes(path: Path, fmt: str | None = None) -> list[Path]:
+    """``[path]`` when it is a scene folder, else its scene sub-folders sorted by name."""
+    path = Path(path)
+    if not path.is_dir():
+        raise SceneError(path, "not a directory")
+    _check_fmt(fmt)
+    if is_scene_dir(path, fmt):
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.is_dir() and is_scene_dir(p, fmt))
+    if not found:
+        raise SceneError(path, f"no scene folders found here; {_looked_for(fmt)}")
+    return found
