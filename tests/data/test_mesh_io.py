@@ -12,7 +12,8 @@ from ross3d_data.cli import app
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.records import Mesh
 from ross3d_data.datasets import load_scene
-from ross3d_data.mesh_io import export_scene_geometry, import_mesh, read_mesh, write_mesh
+from ross3d_data.datasets.meshes import read_mesh
+from ross3d_data.mesh_io import export_scene_geometry, import_mesh, write_mesh
 from ross3d_data.scannet import files as scannet
 from ross3d_data.scannet.ply import read_ply, write_ply
 from typer.testing import CliRunner
