@@ -4,7 +4,8 @@ Never imports torch. `score(benchmark, predictions, annotations, ...) -> Result`
 """
 
 from ross3d_eval.errors import EvalInputError, JavaNotFoundError
-from ross3d_eval.harness import BENCHMARKS, PROTOCOLS, SUPPORTED_PROTOCOLS, Result, score
+from ross3d_eval.harness import score
+from ross3d_eval.result import BENCHMARKS, PROTOCOLS, SUPPORTED_PROTOCOLS, Result
 
 __version__ = "0.1.0"
 

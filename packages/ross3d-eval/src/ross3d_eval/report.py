@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ross3d_eval.errors import EvalInputError, read_json
-from ross3d_eval.harness import BENCHMARKS
+from ross3d_eval.result import BENCHMARKS
 
 # (benchmark, metric) rows of the published comparison table, in the paper's order.
 ROWS: tuple[tuple[str, str], ...] = (

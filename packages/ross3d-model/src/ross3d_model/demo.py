@@ -117,7 +117,8 @@ def _build_data(cfg: DemoConfig, console: Console) -> dict:
 
 def score_all(pred_paths: dict[str, Path], ann: dict[str, Path]) -> dict[str, dict]:
     """ross3d-eval scores (ross3d protocol) of each benchmark's predictions, one METEOR process."""
-    from ross3d_eval.harness import score, with_scorer
+    from ross3d_eval.harness import score
+    from ross3d_eval.result import with_scorer
 
     files = {
         "scanqa": (ann["scanqa_val"], None),

@@ -12,7 +12,6 @@ import numpy as np
 from ross3d_benchmarks import MULTI3DREFER_EVAL_TYPES as EVAL_TYPES
 
 from ross3d_eval.boxes import f1_scores
-from ross3d_eval.harness import Result, pct
 from ross3d_eval.inputs import (
     Record,
     get_field,
@@ -25,6 +24,7 @@ from ross3d_eval.inputs import (
     read_json_list,
     read_jsonl,
 )
+from ross3d_eval.result import Result, pct
 
 THRESHOLDS = (0.25, 0.5)
 

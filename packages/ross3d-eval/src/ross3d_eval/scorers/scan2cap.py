@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from ross3d_eval.boxes import box_iou_pairs
-from ross3d_eval.harness import Result, pct, with_scorer
 from ross3d_eval.inputs import (
     Record,
     get_field,
@@ -24,6 +23,7 @@ from ross3d_eval.inputs import (
     read_json_list,
     read_jsonl,
 )
+from ross3d_eval.result import Result, pct, with_scorer
 from ross3d_eval.text import EMPTY_CAPTION, scan2cap_caption
 
 THRESHOLDS = (0.25, 0.5)

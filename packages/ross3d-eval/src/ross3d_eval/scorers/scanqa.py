@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ross3d_eval.harness import Result, pct, with_scorer
 from ross3d_eval.inputs import (
     get_field,
     index_annotations,
@@ -16,6 +15,7 @@ from ross3d_eval.inputs import (
     read_json_list,
     read_jsonl,
 )
+from ross3d_eval.result import Result, pct, with_scorer
 from ross3d_eval.text import clean_answer, match_leo
 
 

@@ -15,7 +15,6 @@ from ross3d_benchmarks import SCANREFER_EVAL_TYPES as EVAL_TYPES
 from ross3d_benchmarks import eval_types, read_label_map
 
 from ross3d_eval.boxes import box_iou_pairs
-from ross3d_eval.harness import Result, pct
 from ross3d_eval.inputs import (
     Record,
     get_field,
@@ -28,6 +27,7 @@ from ross3d_eval.inputs import (
     read_json_list,
     read_jsonl,
 )
+from ross3d_eval.result import Result, pct
 
 THRESHOLDS = (0.25, 0.5)
 

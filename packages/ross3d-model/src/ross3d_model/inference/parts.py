@@ -4,7 +4,7 @@ sidecar recording how they were made.
 One process appends to `--out` directly. Under torchrun each rank appends to its own part
 `OUT.part-R-of-W.jsonl`; rank 0 then merges `--out` and every part into `--out`, in the fixed
 item order, and deletes the parts. A killed run resumes: ids already in `--out` or in any part
-are skipped. `OUT.meta.json` (`ross3d_eval.harness.prediction_meta_path`) records the protocol;
+are skipped. `OUT.meta.json` (`ross3d_eval.result.prediction_meta_path`) records the protocol;
 a resumed run must match it, so one file never mixes protocols.
 """
 

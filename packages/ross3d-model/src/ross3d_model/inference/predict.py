@@ -36,7 +36,7 @@ from ross3d_benchmarks import (
     read_boxes_json,
 )
 from ross3d_eval.boxes import box_iou_matrix
-from ross3d_eval.harness import prediction_meta_path
+from ross3d_eval.result import prediction_meta_path
 
 from ross3d_model.inference.parts import (
     PredictionMeta,
