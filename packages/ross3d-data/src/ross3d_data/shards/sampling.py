@@ -19,13 +19,20 @@ world size.
   group's last block even when it is complete, and reorders a block by length before splitting
   it over devices; here a complete last block is kept and the order inside a block is random.
 
+Semi-supervised mixing: vision-only clips of each dataset form their own group
+(``vision_group(dataset)``, e.g. ``vision:arkitscenes``). ``blocks_per_group`` fixes how many
+global batches a group contributes to an epoch instead of "all its full blocks": its members are
+permuted and, when they run short, permuted again and appended (so a small source is repeated, a
+large one subsampled, never a clip twice before all were seen). ``source_blocks(text_blocks,
+shares)`` turns shares of the optimiser steps into those block counts.
+
 ``rank_slice(order, rank, world_size)``: a disjoint, equal-length slice per rank (the last
 ``len(order) mod world_size`` indices dropped), for per-rank loaders (``make_loader``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -37,6 +44,15 @@ TASK_GROUPS = {
     "multi3drefer": "grounding",
 }
 VISION_GROUP = "vision"
+
+
+def vision_group(dataset: str | None) -> str:
+    """Group of a vision-only clip of ``dataset`` (None: the single legacy vision group)."""
+    return VISION_GROUP if dataset is None else f"{VISION_GROUP}:{dataset}"
+
+
+def is_vision_group(group: str) -> bool:
+    return group == VISION_GROUP or group.startswith(VISION_GROUP + ":")
 
 
 def task_group(instruction: dict | None) -> str:
@@ -56,20 +72,32 @@ def _rng(seed: int, epoch: int) -> np.random.Generator:
 
 
 def epoch_order(
-    groups: Sequence[str], *, seed: int, epoch: int, global_batch: int, group_by_task: bool
+    groups: Sequence[str],
+    *,
+    seed: int,
+    epoch: int,
+    global_batch: int,
+    group_by_task: bool,
+    blocks_per_group: Mapping[str, int] | None = None,
 ) -> list[int]:
     """Example indices of one epoch (see the module docstring); ``groups[i]`` = example i's
     task group. ValueError when not even one global batch can be formed."""
     if global_batch < 1:
         raise ValueError(f"global_batch must be >= 1, got {global_batch}")
+    if blocks_per_group and not group_by_task:
+        raise ValueError("blocks_per_group needs group_by_task (a share is counted in batches)")
     rng = _rng(seed, epoch)
     if not group_by_task:
         perm = rng.permutation(len(groups))
         order = perm[: len(perm) - len(perm) % global_batch].tolist()
     else:
+        fixed = dict(blocks_per_group or {})
         blocks = []
         for name in sorted(set(groups)):
             members = np.flatnonzero(np.asarray(groups, dtype=object) == name)
+            if name in fixed:
+                blocks += _fixed_blocks(members, fixed[name], global_batch, rng)
+                continue
             perm = members[rng.permutation(len(members))]
             full = len(perm) - len(perm) % global_batch
             blocks += [perm[i : i + global_batch] for i in range(0, full, global_batch)]
@@ -80,6 +108,39 @@ def epoch_order(
             + (" in any task group" if group_by_task else "")
         )
     return order
+
+
+def _fixed_blocks(
+    members: np.ndarray, n_blocks: int, global_batch: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """``n_blocks`` blocks of ``global_batch`` drawn from successive permutations of
+    ``members`` (each member once per pass)."""
+    if n_blocks < 0:
+        raise ValueError(f"a group's block count must be >= 0, got {n_blocks}")
+    need = n_blocks * global_batch
+    passes = [members[rng.permutation(len(members))] for _ in range(-(-need // len(members)))]
+    drawn = np.concatenate(passes)[:need] if passes else members[:0]
+    return [drawn[i : i + global_batch] for i in range(0, need, global_batch)]
+
+
+def source_blocks(text_blocks: int, shares: Mapping[str, float]) -> dict[str, int]:
+    """Global batches per epoch for each vision-only group so that group g takes
+    ``shares[g]`` of all steps, the ``text_blocks`` text batches taking the rest:
+    ``n_g = round(shares[g] * text_blocks / (1 - sum(shares)))``."""
+    total = sum(shares.values())
+    if any(s <= 0 for s in shares.values()) or total >= 1:
+        raise ValueError(f"vision-only shares must be > 0 and sum below 1, got {dict(shares)}")
+    if text_blocks < 1:
+        raise ValueError("a share of the steps needs at least one text batch to be relative to")
+    return {g: round(s * text_blocks / (1 - total)) for g, s in shares.items()}
+
+
+def full_blocks(groups: Sequence[str], global_batch: int) -> dict[str, int]:
+    """Full global batches each group gives on its own (its incomplete last block dropped)."""
+    counts: dict[str, int] = {}
+    for g in groups:
+        counts[g] = counts.get(g, 0) + 1
+    return {g: n // global_batch for g, n in counts.items()}
 
 
 def rank_slice(order: Sequence[int], rank: int, world_size: int) -> list[int]:
