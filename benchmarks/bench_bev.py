@@ -22,7 +22,8 @@ import statistics
 import time
 
 import numpy as np
-from ross3d_data.bev.render import BevConfig, floor_and_ceiling, render_mesh_bev
+from ross3d_data.bev.grid import BevConfig, floor_and_ceiling
+from ross3d_data.bev.render import render_mesh_bev
 from ross3d_data.core.records import Mesh
 
 NAIVE_FRACTION = 0.05

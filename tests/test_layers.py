@@ -230,13 +230,17 @@ def cycle_in(component: list[str], graph: dict[str, set[str]]) -> list[str]:
 
 
 def cycles(package: Package, modules: dict[str, Path]) -> list[str]:
+    """One line per strongly connected component: a cycle through it, and every member when
+    the cycle does not pass through all of them."""
     graph = module_graph(package, modules)
-    return [
-        " -> ".join(cycle_in(c, graph)) + f"  (all of {', '.join(c)} import each other)"
-        if len(c) > 2
-        else " -> ".join(cycle_in(c, graph))
-        for c in strongly_connected(graph)
-    ]
+    found = []
+    for component in strongly_connected(graph):
+        cycle = cycle_in(component, graph)
+        line = " -> ".join(cycle)
+        if len(cycle) - 1 < len(component):
+            line += f"  (one component: {', '.join(component)})"
+        found.append(line)
+    return found
 
 
 def layer_of(module: str, package: str, layers: dict, groups: dict) -> tuple[int, str]:

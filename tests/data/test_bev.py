@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from ross3d_data.bev.grid import BevConfig, BevResult, grid_for_extent
 from ross3d_data.bev.render import (
-    BevConfig,
-    BevResult,
-    grid_for_extent,
     render_bev,
     render_mesh_bev,
     render_points_bev,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from ross3d_data.bev.render import BevConfig, render_bev_scenes
+from ross3d_data.bev.grid import BevConfig
+from ross3d_data.bev.render import render_bev_scenes
 from ross3d_data.cli import app
 from ross3d_data.synthetic.scenes import demo_layout
 from typer.testing import CliRunner

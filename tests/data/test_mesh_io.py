@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import trimesh
 from ross3d_data.bev.fusion import fuse_scene_points
-from ross3d_data.bev.render import BevConfig
+from ross3d_data.bev.grid import BevConfig
 from ross3d_data.cli import app
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.records import Mesh

@@ -214,7 +214,8 @@ def test_real_tum_sample_builds_a_vision_only_clip(real_data, tmp_path):
 
 
 def test_bev_is_read_from_bev_dir_when_there(demo_scenes, tmp_path):
-    from ross3d_data.bev.render import BevResult, write_bev
+    from ross3d_data.bev.grid import BevResult
+    from ross3d_data.bev.render import write_bev
 
     scene_dir = sorted(demo_scenes)[0]
     image = np.zeros((432, 432, 3), np.uint8)

@@ -83,7 +83,8 @@ def render_bev_cmd(
     overwrite: Overwrite = False,
 ) -> None:
     """Top-down colour images of aligned scenes (mesh, else fused RGB-D frames); resumable."""
-    from ross3d_data.bev.render import BevConfig, render_bev_scenes
+    from ross3d_data.bev.grid import BevConfig
+    from ross3d_data.bev.render import render_bev_scenes
     from ross3d_data.core.errors import SceneError
 
     try:

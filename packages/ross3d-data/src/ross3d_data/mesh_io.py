@@ -81,7 +81,7 @@ def export_scene_geometry(scene_dir: str | Path, out: str | Path, source: str = 
     """The scene's aligned mesh (``source="mesh"``) or its fused RGB-D points in the aligned
     frame (``"fused"``, the BEV fusion's points) written to ``out`` by its suffix."""
     from ross3d_data.bev.fusion import fuse_scene_points
-    from ross3d_data.bev.render import BevConfig
+    from ross3d_data.bev.grid import BevConfig
     from ross3d_data.datasets import load_scene
 
     scene = load_scene(Path(scene_dir))

@@ -87,7 +87,8 @@ def prepare_data(cfg: DemoConfig, console: Console, reuse: bool = False) -> dict
 
 
 def _build_data(cfg: DemoConfig, console: Console) -> dict:
-    from ross3d_data.bev.render import BevConfig, render_bev_scenes
+    from ross3d_data.bev.grid import BevConfig
+    from ross3d_data.bev.render import render_bev_scenes
     from ross3d_data.shards.build import ShardConfig, build_shards
     from ross3d_data.shards.sample import SampleConfig
     from ross3d_data.synthetic.annotations import write_demo_annotations

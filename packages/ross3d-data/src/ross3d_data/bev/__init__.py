@@ -1,4 +1,4 @@
-"""Bird's-eye views: the render entry point and config (`render`), the numba and open3d
-rasterisers (`jit`, `raster`), RGB-D fusion for scenes without a mesh (`fusion`) and the
-files a render writes (`files`).
+"""Bird's-eye views: the config, pixel grid and result (`grid`), the render entry point
+(`render`), the numba and open3d rasterisers (`jit`, `raster`), RGB-D fusion for scenes
+without a mesh (`fusion`) and the files a render writes (`files`).
 """

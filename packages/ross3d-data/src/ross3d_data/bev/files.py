@@ -28,7 +28,8 @@ def load_or_render_bev(scene, bev_dir: Path | None) -> tuple[np.ndarray, np.ndar
     """The scene's BEV from ``bev_dir`` when it is there, else rendered with the default config."""
     if bev_dir is not None and (Path(bev_dir) / scene.scene_id / "bev.png").is_file():
         return read_bev(Path(bev_dir) / scene.scene_id)
-    from ross3d_data.bev.render import BevConfig, render_bev
+    from ross3d_data.bev.grid import BevConfig
+    from ross3d_data.bev.render import render_bev
 
     result = render_bev(scene, BevConfig())
     return result.image_HW3, result.world_to_pixel_33

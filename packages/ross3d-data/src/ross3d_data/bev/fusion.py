@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ross3d_data.bev.grid import (
+    BevConfig,
+    BevResult,
+    fill_small_holes,
+    floor_and_ceiling,
+    grid_below,
+)
 from ross3d_data.bev.raster import PointCanvas
-from ross3d_data.bev.render import BevResult, fill_small_holes, floor_and_ceiling, grid_below
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.records import Intrinsics
 
@@ -101,8 +107,10 @@ def _frame_points(scene, frame_ids: list[int], stride: int, max_depth_m: float):
         )
 
 
-def fuse_scene_points(scene, cfg, stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """All coloured aligned-frame points of a scene's frames (``cfg``: a ``BevConfig``).
+def fuse_scene_points(
+    scene, cfg: BevConfig, stride: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """All coloured aligned-frame points of a scene's frames .
 
     ``stride`` defaults to ``cfg.fusion_depth_stride``. Raises SceneError when the scene has
     no valid frame or no valid depth at all.
@@ -120,7 +128,7 @@ def fuse_scene_points(scene, cfg, stride: int | None = None) -> tuple[np.ndarray
     return points, np.concatenate([c for _, c in batches])
 
 
-def render_fused_bev(scene, cfg) -> BevResult:
+def render_fused_bev(scene, cfg: BevConfig) -> BevResult:
     """BEV of a scene from its RGB-D frames, in two passes over the frames.
 
     Pass 1 fuses a sparse sample (every ``EXTENT_STRIDE``-th pixel) to fix the floor, the cut
