@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from ross3d_data.cache.patch_masks import KIND, PatchMaskParams, clip_masks, mask_inputs
 from ross3d_data.cache.store import ClipCacheReader, fingerprint, write_cache
+from ross3d_model.configuration.parts import VaeConfig
 from ross3d_model.inputs.caches import BEV_KIND
 from ross3d_model.modeling.grounding import patches_in_boxes
-from ross3d_model.modeling.latents import LatentTokenizer, VaeConfig
+from ross3d_model.modeling.latents import LatentTokenizer
 
 VIEWS, SIZE, BEV = 32, 384, 432
 

@@ -197,7 +197,8 @@ def vae_encoder_flops(size: int) -> float:
 
 def reconstruction_flops_7b() -> dict[str, float]:
     """fwd+bwd FLOPs of view_loss (8 of 32 masked, 4 repeats) and bev_loss at the 7B config."""
-    from ross3d_model.modeling.reconstruction import ReconstructionConfig, Reconstructor
+    from ross3d_model.configuration.parts import ReconstructionConfig
+    from ross3d_model.modeling.reconstruction import Reconstructor
 
     torch.manual_seed(0)
     recon = Reconstructor(ReconstructionConfig(), LLM_7B["hidden"])

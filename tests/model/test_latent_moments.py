@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from ross3d_model.modeling.latents import LatentTokenizer, VaeConfig
+from ross3d_model.configuration.parts import VaeConfig
+from ross3d_model.modeling.latents import LatentTokenizer
 
 
 def _bevs() -> torch.Tensor:

@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from ross3d_model.configuration.parts import VaeConfig
 from ross3d_model.modeling.latents import (
     LatentTokenizer,
-    VaeConfig,
     bev_valid_cells,
     channel_to_space,
     space_to_channel,

@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from ross3d_model.modeling.objective import ObjectiveConfig, combine_losses, cross_view_active
+from ross3d_model.configuration.parts import ObjectiveConfig
+from ross3d_model.modeling.objective import combine_losses, cross_view_active
 
 
 def test_total_is_weighted_sum_of_present_losses():

@@ -4,7 +4,8 @@ import math
 
 import pytest
 import torch
-from ross3d_model.modeling.reconstruction import ReconstructionConfig, Reconstructor
+from ross3d_model.configuration.parts import ReconstructionConfig
+from ross3d_model.modeling.reconstruction import Reconstructor
 
 D = 24  # LLM hidden size of the tiny tests
 T = 196  # tokens per view

@@ -13,9 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ross3d_model.modeling.latents import VaeConfig
-from ross3d_model.modeling.objective import ObjectiveConfig
-from ross3d_model.modeling.reconstruction import ReconstructionConfig
+from ross3d_model.configuration.parts import ObjectiveConfig, ReconstructionConfig, VaeConfig
+from ross3d_model.configuration.variants import resolve_file
 
 CONFIG_DIR = Path(__file__).parent / "configs" / "model"
 
@@ -231,6 +230,9 @@ class Ross3DConfig:
     def __post_init__(self) -> None:
         if self.pooled_grid < 1:
             raise ValueError("pooling leaves no tokens")
+        mismatches = derived_size_mismatches(self)
+        if mismatches:
+            raise ValueError("; ".join(mismatches))
 
     @property
     def pooled_grid(self) -> int:
@@ -241,6 +243,11 @@ class Ross3DConfig:
     def tokens_per_frame(self) -> int:
         """Visual tokens per frame in the LLM input, newlines included (14 x 15 = 210)."""
         return self.pooled_grid * (self.pooled_grid + 1)
+
+    @property
+    def visual_tokens(self) -> int:
+        """Visual tokens of one clip in the LLM input (32 x 210 = 6,720 at 7B)."""
+        return self.tokens.num_views * self.tokens_per_frame
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -254,15 +261,69 @@ class Ross3DConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> Ross3DConfig:
+        """A model config file; a `"base"` key names the model config it overrides
+        (`configuration.variants`)."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: cannot read model config: {err}") from err
+        data = resolve_file(path, "model config", shipped_configs())
         try:
             return cls.from_dict(data)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: {err}") from err
+
+
+def derived_size_mismatches(cfg: Ross3DConfig) -> list[str]:
+    """Every size that follows from others but is also written in the config, checked: one
+    message per mismatch, naming both fields and their values.
+
+    - the visual token grid (`vision.image_size // vision.patch_size`, pooled by
+      `tokens.pool_stride`: 384 // 14 = 27 -> 14) is `reconstruction.view_grid` (one view
+      target token per visual token);
+    - the view / BEV latent grids of the VAE (`vae.view_size` 216 -> 14, `vae.bev_size`
+      432 -> 27) are `reconstruction.view_grid` / `reconstruction.bev_grid`;
+    - the target channels (`vae.latent_channels` x 4, the 2x2 space-to-channel: 16 -> 64) are
+      `reconstruction.latent_channels`;
+    - `text.max_length` leaves room for text after the visual tokens (`tokens.num_views` x
+      `tokens_per_frame`: 32 x 210 = 6,720 < 8,192) and fits `llm.max_position_embeddings`.
+    """
+    rc, vae, vision = cfg.reconstruction, cfg.vae, cfg.vision
+    token_grid = (
+        f"the visual token grid {cfg.pooled_grid} (vision.image_size {vision.image_size} // "
+        f"vision.patch_size {vision.patch_size} = {vision.grid}, pooled by tokens.pool_stride "
+        f"{cfg.tokens.pool_stride})"
+    )
+    checks = [
+        (
+            rc.view_grid == cfg.pooled_grid,
+            f"reconstruction.view_grid {rc.view_grid} != {token_grid}",
+        ),
+        (
+            rc.view_grid == vae.view_grid,
+            f"reconstruction.view_grid {rc.view_grid} != {vae.view_grid}, the latent grid of "
+            f"vae.view_size {vae.view_size}",
+        ),
+        (
+            rc.bev_grid == vae.bev_grid,
+            f"reconstruction.bev_grid {rc.bev_grid} != {vae.bev_grid}, the latent grid of "
+            f"vae.bev_size {vae.bev_size}",
+        ),
+        (
+            rc.latent_channels == vae.target_channels,
+            f"reconstruction.latent_channels {rc.latent_channels} != {vae.target_channels} "
+            f"= 4 x vae.latent_channels {vae.latent_channels} (2x2 space-to-channel)",
+        ),
+        (
+            cfg.text.max_length > cfg.visual_tokens,
+            f"text.max_length {cfg.text.max_length} <= {cfg.visual_tokens} visual tokens "
+            f"(tokens.num_views {cfg.tokens.num_views} x {cfg.tokens_per_frame} per frame): "
+            "no room for text",
+        ),
+        (
+            cfg.text.max_length <= cfg.llm.max_position_embeddings,
+            f"text.max_length {cfg.text.max_length} > llm.max_position_embeddings "
+            f"{cfg.llm.max_position_embeddings}",
+        ),
+    ]
+    return [message for ok, message in checks if not ok]
 
 
 def _build(cls: type, data: dict, where: str):
@@ -296,11 +357,12 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def load_config(name_or_path: str | Path) -> Ross3DConfig:
-    """Load a shipped config by name ('tiny', 'mid', '7b') or any JSON file path."""
+    """Load a shipped model config by name ('tiny', 'mid', '7b', '7b-plus': `configs/model/`,
+    not the run configs of the same names) or any JSON file path."""
     shipped = shipped_configs()
     if str(name_or_path) in shipped:
         return Ross3DConfig.load(shipped[str(name_or_path)])
     path = Path(name_or_path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such model config (shipped: {sorted(shipped)})")
+        raise ValueError(f"{path}: no such model config (shipped model configs: {sorted(shipped)})")
     return Ross3DConfig.load(path)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from ross3d_benchmarks import TASKS
 
+from ross3d_model.configuration.variants import resolve_file
+
 RUN_CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEEPSPEED_DIR = RUN_CONFIG_DIR / "deepspeed"
 
@@ -141,19 +143,20 @@ def _sub(cls: type, data: dict, where: str):
 
 
 def shipped_run_configs() -> dict[str, Path]:
+    """Name -> path of every run config shipped in `configs/` (model configs are in
+    `configs/model/`)."""
     return {p.stem: p for p in sorted(RUN_CONFIG_DIR.glob("*.json"))}
 
 
 def load_run_config(name_or_path: str | Path) -> RunConfig:
-    """A shipped run config by name ('tiny', '7b') or a JSON file path."""
+    """A shipped run config by name ('tiny', '7b', ...: `configs/*.json`, not the model configs
+    of the same names) or a JSON file path. A `"base"` key names the run config it overrides
+    (`configuration.variants`)."""
     shipped = shipped_run_configs()
     path = shipped.get(str(name_or_path), Path(name_or_path))
     if not path.is_file():
-        raise ValueError(f"{path}: no such run config (shipped: {sorted(shipped)})")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read run config: {err}") from err
+        raise ValueError(f"{path}: no such run config (shipped run configs: {sorted(shipped)})")
+    data = resolve_file(path, "run config", shipped)
     return RunConfig.from_dict(data, where=str(path))
 
 

@@ -43,7 +43,8 @@ from ross3d_data.cache.store import (
 )
 
 from ross3d_model.configuration.model import Ross3DConfig
-from ross3d_model.modeling.latents import LatentTokenizer, VaeConfig
+from ross3d_model.configuration.parts import VaeConfig
+from ross3d_model.modeling.latents import LatentTokenizer
 
 BEV_KIND = "bev_latents"
 VIEW_KIND = "view_latents"

@@ -26,8 +26,9 @@ from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps, get_2d_sincos_pos_embed
 from torch import nn
 
+from ross3d_model.configuration.parts import DENOISER_INITS
+
 TIME_FREQ_DIM = 256
-DENOISER_INITS = ("reference", "adaln-zero")
 
 
 def modulate(x_NTD: torch.Tensor, shift_NTD: torch.Tensor, scale_NTD: torch.Tensor):

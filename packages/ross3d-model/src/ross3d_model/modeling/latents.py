@@ -27,82 +27,16 @@ BEV validity (``bev_valid_rule``): which latent cells the BEV loss averages over
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from torch import nn
 
+from ross3d_model.configuration.parts import BEV_VALID_RULES, VaeConfig
 from ross3d_model.weights.loading import build_context
 
-LATENT_MODES = ("sample", "mean")
-BEV_VALID_RULES = ("bilinear-mean", "block")
 FLUX_SCALING_FACTOR = 0.3611
 FLUX_SHIFT_FACTOR = 0.1159
-
-
-@dataclass
-class VaeConfig:
-    """Where the frozen VAE comes from and how targets are made.
-
-    ``pretrained`` = hub id or local path of a model folder (loaded with
-    ``subfolder``; set ``subfolder=None`` for a plain VAE folder) or None for a tiny random
-    AutoencoderKL built from the ``tiny_*`` fields (tests, no hub access). The tiny VAE keeps
-    the 8x downsampling (4 blocks) so latent sizes match the real one. ``scaling_factor`` /
-    ``shift_factor`` None = take them from the VAE's own config.
-    """
-
-    pretrained: str | None = None
-    subfolder: str | None = "vae"
-    latent_channels: int = 16
-    tiny_block_out_channels: list[int] = field(default_factory=lambda: [8, 8, 16, 16])
-    tiny_norm_num_groups: int = 4
-    tiny_seed: int = 0
-    scaling_factor: float | None = None
-    shift_factor: float | None = None
-    view_size: int = 216
-    bev_size: int = 432
-    latent_mode: str = "sample"
-    bev_min_valid_fraction: float = 0.0
-    antialias: bool = False
-    bev_valid_rule: str = "bilinear-mean"
-
-    def __post_init__(self) -> None:
-        self.tiny_block_out_channels = list(self.tiny_block_out_channels)
-        if self.bev_valid_rule not in BEV_VALID_RULES:
-            raise ValueError(
-                f"bev_valid_rule must be one of {BEV_VALID_RULES}, got {self.bev_valid_rule!r}"
-            )
-        if self.bev_min_valid_fraction and self.bev_valid_rule != "block":
-            raise ValueError('bev_min_valid_fraction only applies to bev_valid_rule "block"')
-        if self.latent_mode not in LATENT_MODES:
-            raise ValueError(f"latent_mode must be one of {LATENT_MODES}, got {self.latent_mode!r}")
-        if len(self.tiny_block_out_channels) != 4:
-            raise ValueError("tiny_block_out_channels needs 4 entries (8x downsampling)")
-        if any(c % self.tiny_norm_num_groups for c in self.tiny_block_out_channels):
-            raise ValueError("tiny_block_out_channels must be multiples of tiny_norm_num_groups")
-        for name in ("view_size", "bev_size"):
-            size = getattr(self, name)
-            if size < 16 or size % 8:
-                raise ValueError(f"{name} must be a multiple of 8 and >= 16, got {size}")
-        if not 0.0 <= self.bev_min_valid_fraction < 1.0:
-            raise ValueError("bev_min_valid_fraction must be in [0, 1)")
-        if self.latent_channels < 1:
-            raise ValueError("latent_channels must be >= 1")
-
-    @property
-    def view_grid(self) -> int:
-        """Token grid of a view target (216 -> 27 -> 28 -> 14)."""
-        return (self.view_size // 8 + 1) // 2
-
-    @property
-    def bev_grid(self) -> int:
-        return (self.bev_size // 8 + 1) // 2
-
-    @property
-    def target_channels(self) -> int:
-        return 4 * self.latent_channels
 
 
 def build_vae(cfg: VaeConfig) -> AutoencoderKL:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-MASK_METHODS = ("random", "overlap-aware")
+from ross3d_model.configuration.parts import MASK_METHODS
 
 
 def num_masked_views(num_views: int, ratio: float) -> int:

@@ -7,40 +7,9 @@ vision-only clip, no grounding sample) is passed as None and left out of the tot
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 
-LOSS_NAMES = ("lm", "cross_view", "bev", "grounding")
-
-
-@dataclass
-class ObjectiveConfig:
-    lm_weight: float = 1.0
-    cross_view_weight: float = 1.0
-    bev_weight: float = 1.0
-    grounding_weight: float = 1.0
-    cross_view_every: int = 4  # cross-view loss on every k-th optimiser step (public: 4)
-
-    def __post_init__(self) -> None:
-        for name in LOSS_NAMES:
-            weight = self.weight(name)
-            if not (math.isfinite(weight) and weight >= 0.0):
-                raise ValueError(f"{name}_weight must be finite and >= 0, got {weight}")
-        if isinstance(self.cross_view_every, bool) or not isinstance(self.cross_view_every, int):
-            raise ValueError(f"cross_view_every must be an int, got {self.cross_view_every!r}")
-        if self.cross_view_every < 1:
-            raise ValueError(f"cross_view_every must be >= 1, got {self.cross_view_every}")
-
-    def weight(self, name: str) -> float:
-        weights = {
-            "lm": self.lm_weight,
-            "cross_view": self.cross_view_weight,
-            "bev": self.bev_weight,
-            "grounding": self.grounding_weight,
-        }
-        return float(weights[name])
+from ross3d_model.configuration.parts import LOSS_NAMES, ObjectiveConfig
 
 
 def combine_losses(

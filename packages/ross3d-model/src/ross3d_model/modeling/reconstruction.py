@@ -24,74 +24,14 @@ squared error averaged over valid latent cells only (see ``latents.bev_valid_cel
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
-from ross3d_model.modeling.denoiser import DENOISER_INITS, Denoiser
-from ross3d_model.modeling.masking import MASK_METHODS
-
-CONDITIONINGS = ("visible-pooled", "per-target")
-COMPUTE_DTYPES = ("float32", "param")
-PREDICTIONS = ("epsilon", "v_prediction", "sample")
-
-
-@dataclass
-class ReconstructionConfig:
-    enable_cross_view: bool = True
-    enable_bev: bool = True
-    width: int = 1024
-    depth: int = 3
-    num_heads: int = 16
-    mlp_ratio: float = 4.0
-    latent_channels: int = 64  # after 2x2 space-to-channel of the 16 VAE channels
-    view_grid: int = 14
-    bev_grid: int = 27
-    view_queries: int = 196
-    bev_queries: int = 729
-    pool_heads: int = 16
-    view_repeats: int = 4
-    num_train_timesteps: int = 1000
-    beta_schedule: str = "squaredcos_cap_v2"
-    prediction: str = "epsilon"
-    conditioning: str = "visible-pooled"
-    mask_ratio: float = 0.25
-    mask_choice: str = "random"
-    compute_dtype: str = "float32"
-    # Denoiser start (loading.py, docs/architecture.md "Reference switches"): the ROSS 2D
-    # denoiser as the reference ships it (`mm_inv_projector.bin`; None = none), and the init of
-    # what it does not cover: "reference" (PyTorch defaults) or "adaln-zero" (DiT's init).
-    pretrained_denoiser: str | None = None
-    denoiser_init: str = "adaln-zero"
-
-    def __post_init__(self) -> None:
-        _check_choice("denoiser_init", self.denoiser_init, DENOISER_INITS)
-        for name in ("width", "depth", "num_heads", "latent_channels", "view_grid", "bev_grid"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("pool_heads", "view_repeats", "num_train_timesteps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.width % self.num_heads or self.width % self.pool_heads:
-            raise ValueError(f"width {self.width} must be divisible by num_heads and pool_heads")
-        if self.mlp_ratio <= 0:
-            raise ValueError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
-        if self.view_queries != self.view_grid**2 or self.bev_queries != self.bev_grid**2:
-            raise ValueError("view/bev queries must equal the token count of their grid")
-        _check_choice("compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
-        _check_choice("conditioning", self.conditioning, CONDITIONINGS)
-        _check_choice("prediction", self.prediction, PREDICTIONS)
-        _check_choice("mask_choice", self.mask_choice, MASK_METHODS)
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
-
-
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+from ross3d_model.configuration.parts import ReconstructionConfig
+from ross3d_model.modeling.denoiser import Denoiser
 
 
 class Reconstructor(nn.Module):

@@ -1,0 +1,184 @@
+"""Configs of the reconstruction parts: the frozen VAE (targets), the denoiser + losses, and the
+objective that weights the losses. Their modules (`modeling.latents`, `modeling.reconstruction`,
+`modeling.objective`) import them from here, so a config loads without torch.
+
+The allowed values of each choice field live here too; `modeling.denoiser` / `modeling.masking`
+check their arguments against the same tuples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+LATENT_MODES = ("sample", "mean")
+BEV_VALID_RULES = ("bilinear-mean", "block")
+DENOISER_INITS = ("reference", "adaln-zero")
+MASK_METHODS = ("random", "overlap-aware")
+CONDITIONINGS = ("visible-pooled", "per-target")
+COMPUTE_DTYPES = ("float32", "param")
+PREDICTIONS = ("epsilon", "v_prediction", "sample")
+LOSS_NAMES = ("lm", "cross_view", "bev", "grounding")
+VAE_DOWNSAMPLE = 8  # the FLUX VAE (and the tiny one: 4 blocks) halves the image 3 times
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def latent_token_grid(image_size: int) -> int:
+    """Latent tokens per side of an image of `image_size` pixels: the VAE's 8x latent, resized
+    to the next even size, then 2x2 space-to-channel (216 -> 27 -> 28 -> 14; 432 -> 54 -> 27)."""
+    return (image_size // VAE_DOWNSAMPLE + 1) // 2
+
+
+@dataclass
+class VaeConfig:
+    """Where the frozen VAE comes from and how targets are made.
+
+    ``pretrained`` = hub id or local path of a model folder (loaded with
+    ``subfolder``; set ``subfolder=None`` for a plain VAE folder) or None for a tiny random
+    AutoencoderKL built from the ``tiny_*`` fields (tests, no hub access). The tiny VAE keeps
+    the 8x downsampling (4 blocks) so latent sizes match the real one. ``scaling_factor`` /
+    ``shift_factor`` None = take them from the VAE's own config.
+    """
+
+    pretrained: str | None = None
+    subfolder: str | None = "vae"
+    latent_channels: int = 16
+    tiny_block_out_channels: list[int] = field(default_factory=lambda: [8, 8, 16, 16])
+    tiny_norm_num_groups: int = 4
+    tiny_seed: int = 0
+    scaling_factor: float | None = None
+    shift_factor: float | None = None
+    view_size: int = 216
+    bev_size: int = 432
+    latent_mode: str = "sample"
+    bev_min_valid_fraction: float = 0.0
+    antialias: bool = False
+    bev_valid_rule: str = "bilinear-mean"
+
+    def __post_init__(self) -> None:
+        self.tiny_block_out_channels = list(self.tiny_block_out_channels)
+        _check_choice("bev_valid_rule", self.bev_valid_rule, BEV_VALID_RULES)
+        if self.bev_min_valid_fraction and self.bev_valid_rule != "block":
+            raise ValueError('bev_min_valid_fraction only applies to bev_valid_rule "block"')
+        _check_choice("latent_mode", self.latent_mode, LATENT_MODES)
+        if len(self.tiny_block_out_channels) != 4:
+            raise ValueError("tiny_block_out_channels needs 4 entries (8x downsampling)")
+        if any(c % self.tiny_norm_num_groups for c in self.tiny_block_out_channels):
+            raise ValueError("tiny_block_out_channels must be multiples of tiny_norm_num_groups")
+        for name in ("view_size", "bev_size"):
+            size = getattr(self, name)
+            if size < 16 or size % VAE_DOWNSAMPLE:
+                raise ValueError(f"{name} must be a multiple of 8 and >= 16, got {size}")
+        if not 0.0 <= self.bev_min_valid_fraction < 1.0:
+            raise ValueError("bev_min_valid_fraction must be in [0, 1)")
+        if self.latent_channels < 1:
+            raise ValueError("latent_channels must be >= 1")
+
+    @property
+    def view_grid(self) -> int:
+        """Token grid of a view target (216 -> 27 -> 28 -> 14)."""
+        return latent_token_grid(self.view_size)
+
+    @property
+    def bev_grid(self) -> int:
+        """Token grid of the BEV target (432 -> 54 -> 27)."""
+        return latent_token_grid(self.bev_size)
+
+    @property
+    def target_channels(self) -> int:
+        """Channels of a target token: 2x2 space-to-channel of the VAE latent (16 -> 64)."""
+        return 4 * self.latent_channels
+
+
+@dataclass
+class ReconstructionConfig:
+    """Denoiser and reconstruction losses (`modeling.reconstruction`). `latent_channels`,
+    `view_grid` and `bev_grid` must match the VAE targets and the visual token grid:
+    `Ross3DConfig` checks them against `vae` and `vision` / `tokens`."""
+
+    enable_cross_view: bool = True
+    enable_bev: bool = True
+    width: int = 1024
+    depth: int = 3
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    latent_channels: int = 64  # after 2x2 space-to-channel of the 16 VAE channels
+    view_grid: int = 14
+    bev_grid: int = 27
+    view_queries: int = 196
+    bev_queries: int = 729
+    pool_heads: int = 16
+    view_repeats: int = 4
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction: str = "epsilon"
+    conditioning: str = "visible-pooled"
+    mask_ratio: float = 0.25
+    mask_choice: str = "random"
+    compute_dtype: str = "float32"
+    # Denoiser start (loading.py, docs/architecture.md "Reference switches"): the ROSS 2D
+    # denoiser as the reference ships it (`mm_inv_projector.bin`; None = none), and the init of
+    # what it does not cover: "reference" (PyTorch defaults) or "adaln-zero" (DiT's init).
+    pretrained_denoiser: str | None = None
+    denoiser_init: str = "adaln-zero"
+
+    def __post_init__(self) -> None:
+        _check_choice("denoiser_init", self.denoiser_init, DENOISER_INITS)
+        for name in ("width", "depth", "num_heads", "latent_channels", "view_grid", "bev_grid"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("pool_heads", "view_repeats", "num_train_timesteps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.width % self.num_heads or self.width % self.pool_heads:
+            raise ValueError(f"width {self.width} must be divisible by num_heads and pool_heads")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
+        for branch in ("view", "bev"):
+            grid, queries = getattr(self, f"{branch}_grid"), getattr(self, f"{branch}_queries")
+            if queries != grid**2:
+                raise ValueError(
+                    f"view/bev queries must equal the token count of their grid: "
+                    f"reconstruction.{branch}_queries {queries} != "
+                    f"reconstruction.{branch}_grid {grid} squared"
+                )
+        _check_choice("compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
+        _check_choice("conditioning", self.conditioning, CONDITIONINGS)
+        _check_choice("prediction", self.prediction, PREDICTIONS)
+        _check_choice("mask_choice", self.mask_choice, MASK_METHODS)
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+
+
+@dataclass
+class ObjectiveConfig:
+    """Loss weights (`modeling.objective.combine_losses`) and the cross-view schedule."""
+
+    lm_weight: float = 1.0
+    cross_view_weight: float = 1.0
+    bev_weight: float = 1.0
+    grounding_weight: float = 1.0
+    cross_view_every: int = 4  # cross-view loss on every k-th optimiser step (public: 4)
+
+    def __post_init__(self) -> None:
+        for name in LOSS_NAMES:
+            weight = self.weight(name)
+            if not (math.isfinite(weight) and weight >= 0.0):
+                raise ValueError(f"{name}_weight must be finite and >= 0, got {weight}")
+        if isinstance(self.cross_view_every, bool) or not isinstance(self.cross_view_every, int):
+            raise ValueError(f"cross_view_every must be an int, got {self.cross_view_every!r}")
+        if self.cross_view_every < 1:
+            raise ValueError(f"cross_view_every must be >= 1, got {self.cross_view_every}")
+
+    def weight(self, name: str) -> float:
+        weights = {
+            "lm": self.lm_weight,
+            "cross_view": self.cross_view_weight,
+            "bev": self.bev_weight,
+            "grounding": self.grounding_weight,
+        }
+        return float(weights[name])
