@@ -7,10 +7,13 @@ Training candidates are the clip's GT boxes, so the masks depend only on the cli
 computed once per clip by ``ross3d-data cache-clips`` (kind ``patch_masks`` of
 ``ross3d_data.cache.store``) instead of once per instruction.
 
-:func:`patches_in_boxes` equals ``ross3d_model.modeling.grounding.patches_in_boxes`` bit for bit (same
-float32 arithmetic; tests compare them). It is faster because it skips, per box, the patches
-whose bounding box of valid points misses the box (exact: no pixel of such a patch can be
-inside).
+:func:`patches_in_boxes` is the project's only definition of the mask rule. It is needed
+without torch (``cache-clips``), and the model needs it only on the CPU, in the collate
+(``ross3d_model.inputs.batch``, when a clip has no cached masks), so the model calls this
+function on numpy arrays instead of keeping a torch copy (which was also ~20x slower there).
+Pixels are back-projected by ``core.geometry.backproject_pixels`` in float32 (the public code's
+arithmetic). Per box, the patches whose bounding box of counted points misses the box are
+skipped (exact: no pixel of such a patch can be inside).
 """
 
 from __future__ import annotations
@@ -29,10 +32,18 @@ from ross3d_data.cache.store import (
     shard_source_digest,
     write_cache,
 )
+from ross3d_data.core.geometry import backproject_pixels, depth_mm_to_m
 
 KIND = "patch_masks"
 INPUT_NAMES = ("depth_mm", "K_crop", "T_aligned_cam", "boxes")
 PATCH_DEPTH_RULES = ("any", "valid")
+
+
+def _check_fraction(min_inside_fraction: float) -> None:
+    """(0, 1] as the model's grounding config: with 0 a patch without any pixel in the box
+    would belong to it."""
+    if not 0.0 < min_inside_fraction <= 1.0:
+        raise ValueError(f"min_inside_fraction must be in (0, 1], got {min_inside_fraction}")
 
 
 @dataclass(frozen=True)
@@ -50,10 +61,7 @@ class PatchMaskParams:
     def __post_init__(self) -> None:
         if self.grid < 1 or self.patch_px < 1:
             raise ValueError(f"grid and patch_px must be >= 1, got {self.grid}, {self.patch_px}")
-        if not 0.0 <= self.min_inside_fraction <= 1.0:
-            raise ValueError(
-                f"min_inside_fraction must be in [0, 1], got {self.min_inside_fraction}"
-            )
+        _check_fraction(self.min_inside_fraction)
         if self.patch_depth not in PATCH_DEPTH_RULES:
             raise ValueError(
                 f"patch_depth must be one of {PATCH_DEPTH_RULES}, got {self.patch_depth!r}"
@@ -68,21 +76,6 @@ class PatchMaskParams:
             f"--patch-px {self.patch_px} --min-inside-fraction {self.min_inside_fraction} "
             f"--patch-depth {self.patch_depth}`"
         )
-
-
-def pixel_xyz_aligned(
-    depth_mm_VHW: np.ndarray, K_crop_V33: np.ndarray, T_aligned_cam_V44: np.ndarray
-) -> np.ndarray:
-    """Back-project every pixel (integer indices u, v) to aligned xyz float32 [V, H, W, 3] m."""
-    v_n, h, w = depth_mm_VHW.shape
-    z = depth_mm_VHW.astype(np.float32) / np.float32(1000.0)
-    K = K_crop_V33.astype(np.float32)
-    u = (np.arange(w, dtype=np.float32) - K[:, 0, 2, None]) / K[:, 0, 0, None]  # [V, W]
-    v = (np.arange(h, dtype=np.float32) - K[:, 1, 2, None]) / K[:, 1, 1, None]  # [V, H]
-    cam = np.stack([u[:, None, :] * z, v[:, :, None] * z, z], -1).reshape(v_n, h * w, 3)
-    T = T_aligned_cam_V44.astype(np.float32)
-    xyz = np.matmul(cam, T[:, :3, :3].transpose(0, 2, 1)) + T[:, None, :3, 3]
-    return xyz.reshape(v_n, h, w, 3)
 
 
 def _patches(a_VHW: np.ndarray, grid: int, p: int) -> np.ndarray:
@@ -103,10 +96,17 @@ def patches_in_boxes(
     patch_depth: str = "valid",
 ) -> np.ndarray:
     """bool [K, V, grid, grid]: the patch has at least ``min_inside_fraction`` of its pixels
-    inside the box (faces included); ``patch_depth`` as in :class:`PatchMaskParams`."""
+    inside the box (faces included); ``patch_depth`` as in :class:`PatchMaskParams`. Depth in
+    millimetres (0 = no depth), at least ``grid * patch_px`` pixels on each side."""
+    if patch_depth not in PATCH_DEPTH_RULES:
+        raise ValueError(f"patch_depth must be one of {PATCH_DEPTH_RULES}, got {patch_depth!r}")
+    _check_fraction(min_inside_fraction)
     side = grid * patch_px
-    depth = np.asarray(depth_mm_VHW)[:, :side, :side]
-    xyz = pixel_xyz_aligned(depth, K_crop_V33, T_aligned_cam_V44)
+    depth = np.asarray(depth_mm_VHW)
+    if depth.ndim != 3 or min(depth.shape[1:]) < side:
+        raise ValueError(f"depth must be (V, H, W) with H, W >= {side}, got {depth.shape}")
+    depth = depth[:, :side, :side]
+    xyz = backproject_pixels(depth_mm_to_m(depth), K_crop_V33, T_aligned_cam_V44)
     pts = _patches(np.moveaxis(xyz, -1, 0), grid, patch_px)  # [3, V, g, g, P]
     valid = _patches(depth > 0, grid, patch_px) if patch_depth == "valid" else None
     lo_pt, hi_pt = _patch_bounds(pts, valid)  # [3, V, g, g]

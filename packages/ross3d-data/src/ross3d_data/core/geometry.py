@@ -57,22 +57,42 @@ def depth_mm_to_m(depth_mm_HW: np.ndarray) -> np.ndarray:
     return np.asarray(depth_mm_HW).astype(np.float32) / np.float32(MM_PER_M)
 
 
-def pixel_grid(height: int, width: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Integer pixel coordinates ``(u_hw, v_hw)`` of every ``stride``-th row/column, float64."""
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    v, u = np.meshgrid(
-        np.arange(0, height, stride, dtype=np.float64),
-        np.arange(0, width, stride, dtype=np.float64),
-        indexing="ij",
-    )
-    return u, v
+def backproject_pixels(
+    depth_m_VHW: np.ndarray, K_V33: np.ndarray, T_aligned_cam_V44: np.ndarray
+) -> np.ndarray:
+    """Back-project every pixel of V depth maps: points ``[V, H, W, 3]`` in the frame of
+    ``T_aligned_cam_V44``, in the float dtype of ``depth_m_VHW`` (float32 or float64).
+
+    The one pixel-to-xyz rule of the project: pixel ``(u, v)`` (integer indices) at depth ``z``
+    is ``T (z x_n, z y_n, z)`` with ``y_n = (v - cy) / fy`` and ``x_n = (u - cx - s y_n) / fx``
+    (``s`` = skew, ``K^-1 [u, v, 1]``). No pixel is masked: depth 0 lands at the camera centre
+    (what the public code's ``unproject`` does), NaN stays NaN. In float32 it is the public
+    code's float32 arithmetic; the grounding patch masks (``cache.patch_masks``) rely on that.
+    """
+    depth = np.asarray(depth_m_VHW)
+    if depth.ndim != 3 or depth.dtype not in (np.float32, np.float64):
+        raise ValueError(
+            f"depth must be float32/float64 (V, H, W), got {depth.dtype} {depth.shape}"
+        )
+    dt = depth.dtype
+    v_n, h, w = depth.shape
+    K = np.asarray(K_V33).astype(dt)
+    y_n = (np.arange(h, dtype=dt) - K[:, 1, 2, None]) / K[:, 1, 1, None]  # [V, H]
+    u_c = np.arange(w, dtype=dt) - K[:, 0, 2, None]  # [V, W]
+    skew = K[:, 0, 1, None, None]
+    # Zero skew (every camera here) subtracts +-0: x_n is bit for bit (u - cx) / fx.
+    x_n = (u_c[:, None, :] - skew * y_n[:, :, None]) / K[:, 0, 0, None, None]  # [V, H, W]
+    cam = np.stack([x_n * depth, y_n[:, :, None] * depth, depth], -1).reshape(v_n, h * w, 3)
+    T = np.asarray(T_aligned_cam_V44).astype(dt)
+    points = np.matmul(cam, T[:, :3, :3].transpose(0, 2, 1)) + T[:, None, :3, 3]
+    return points.reshape(v_n, h, w, 3)
 
 
 def backproject_depth(
     depth_m_HW: np.ndarray, K_33: np.ndarray, T_aligned_cam_44: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Back-project a metric depth map into the frame of ``T_aligned_cam_44``.
+    """Back-project a metric depth map into the frame of ``T_aligned_cam_44``
+    (:func:`backproject_pixels` in float64, invalid pixels masked).
 
     Returns ``points_HW3`` (float64, NaN where invalid) and ``valid_HW`` (depth > 0 and finite).
     """
@@ -81,13 +101,8 @@ def backproject_depth(
         raise ValueError(f"depth must be (H, W), got {depth.shape}")
     T = check_pose(T_aligned_cam_44, "T_aligned_cam")
     valid = np.isfinite(depth) & (depth > 0)
-    u, v = pixel_grid(*depth.shape)
-    K_inv = np.linalg.inv(np.asarray(K_33, dtype=np.float64))
-    rays_HW3 = transform_points(
-        _affine_44(K_inv, np.zeros(3)), np.stack([u, v, np.ones_like(u)], -1)
-    )
-    z = np.where(valid, depth, np.nan)
-    points = transform_points(T, rays_HW3 * z[..., None])
+    z = np.where(valid, depth, np.nan)  # NaN, not 0: an invalid pixel must not look like a point
+    points = backproject_pixels(z[None], np.asarray(K_33, dtype=np.float64)[None], T[None])[0]
     return points, valid
 
 

@@ -16,6 +16,13 @@ which Ross3D uses unchanged:
    valid depth. The reference averages invalid pixels too (they back-project to the camera
    centre); here they are excluded and a cell without any valid pixel is marked invalid (its
    coordinates are 0). Values are not clamped or quantised (the model does that).
+4. the reference's rule (the model's ``position.invalid_depth = "camera-centre"``) is
+   :func:`camera_centre_fill` applied to those cell means and the view's depth.
+
+This module holds the project's only definition of token coordinates, both rules: the shards
+store step 3's cells (data preparation runs without torch), and the model's collate
+(``ross3d_model.inputs.batch``, on the CPU, once per example) calls :func:`camera_centre_fill`
+on numpy arrays instead of keeping a torch copy of the cell averaging.
 """
 
 from __future__ import annotations
@@ -133,6 +140,35 @@ def token_coordinates(
     points_cam = mean_homog @ np.linalg.inv(np.asarray(K_crop_33, dtype=np.float64)).T
     coords = np.where((counts > 0)[..., None], transform_points(T_aligned_cam_44, points_cam), 0.0)
     return coords.astype(np.float32), counts > 0
+
+
+def camera_centre_fill(
+    coords_VGG3: np.ndarray, depth_mm_VSS: np.ndarray, T_aligned_cam_V44: np.ndarray, crop: int
+) -> np.ndarray:
+    """Cell xyz as the public code averages it (``ross3d_arch.py`` ~341-351, ``video_utils.py``
+    ~39-69): the mean over *all* ``crop x crop`` pixels of a cell, an invalid-depth pixel
+    unprojecting to the camera centre, from the valid-pixel means of :func:`token_coordinates`.
+
+    Back-projection is affine, so that mean is the valid mean weighted by the cell's valid share
+    plus the camera centre weighted by the rest; a cell without valid depth becomes the camera
+    centre. Float32 arithmetic, any leading dims (one per view); returns float32 [..., G, G, 3].
+    """
+    coords = np.asarray(coords_VGG3, dtype=np.float32)
+    depth = np.asarray(depth_mm_VSS)
+    T = np.asarray(T_aligned_cam_V44, dtype=np.float32)
+    g = coords.shape[-2]
+    if crop % g or min(depth.shape[-2:]) < crop or coords.shape[-3:] != (g, g, 3):
+        raise ValueError(
+            f"need coords (..., G, G, 3) with crop {crop} a multiple of G and depth of at least "
+            f"crop x crop pixels; got coords {coords.shape}, depth {depth.shape}"
+        )
+    cell = crop // g
+    lead = depth.shape[:-2]
+    cells = (depth[..., :crop, :crop] > 0).reshape(*lead, g, cell, g, cell)
+    count = cells.sum(axis=(-3, -1), dtype=np.int64).astype(np.float32)
+    share = (count / np.float32(cell * cell))[..., None]  # [..., G, G, 1]
+    centre = T[..., None, None, :3, 3]
+    return share * coords + (np.float32(1.0) - share) * centre
 
 
 def prepare_view(
