@@ -60,7 +60,8 @@ def test_render_bev_cli_skips_finished_scenes_unless_overwrite(demo_scenes, tmp_
     png = out / demo_scenes[0].name / "bev.png"
     png.write_bytes(b"stale")  # a rerun must leave a finished scene alone ...
     again = runner.invoke(app, args)
-    assert again.exit_code == 0 and "1 skipped" in words(again.output)
+    assert again.exit_code == 0
+    assert "already rendered: 1 scene, nothing to do" in words(again.output)
     assert png.read_bytes() == b"stale"
     redo = runner.invoke(app, [*args, "--overwrite"])  # ... unless told to overwrite
     assert redo.exit_code == 0 and "1 done" in words(redo.output)

@@ -1,47 +1,93 @@
 """``ross3d-data`` command line: thin typer commands over library functions.
 
 Each command builds a config, calls one library function and exits non-zero when any scene
-failed (see ``ross3d_data.core.jobs``). Add new commands below with ``@app.command(...)``.
+failed (see ``ross3d_data.core.jobs``). Option names follow docs/cli.md: reuse the
+``Annotated`` option types below in new commands; a deprecated spelling is a hidden parameter
+(``old_option`` / ``old_argument``) resolved with ``renamed``. Expected errors become one red
+line on stderr and exit code 2 (``cli_common.CliApp``); all messages go to stderr. A resumable
+command re-run on finished output exits 0 and says there is nothing to do.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from ross3d_benchmarks import SPLITS, TASKS
 
-app = typer.Typer(
+from ross3d_data.cli_common import (
+    CliApp,
+    note,
+    nothing_to_do,
+    old_argument,
+    old_option,
+    renamed,
+    required,
+)
+from ross3d_data.core.errors import SceneError
+
+app = CliApp(
     name="ross3d-data",
     help="ScanNet reading, demo scenes, frame export, BEV rendering and shards for Ross3D.",
     no_args_is_help=True,
     add_completion=False,
+    expected=(SceneError,),
 )
 console = Console(stderr=True)
 
+# choices (tests/test_cli_vocabulary.py checks them against the library's own tuples)
+VIEW_METHODS = ("uniform", "max-coverage")  # ross3d_data.views.selection.VIEW_METHODS
+BEV_BACKENDS = ("jit", "raster", "open3d")  # ross3d_data.bev.render.BACKENDS
+PATCH_DEPTHS = ("any", "valid")  # ross3d_data.cache.patch_masks.PATCH_DEPTH_RULES
+UP_AXES = ("z", "y")  # ross3d_data.mesh_io.import_mesh
+MESH_SOURCES = ("mesh", "fused")  # ross3d_data.mesh_io.export_scene_geometry
+
+Scenes = Annotated[list[Path], typer.Argument(help="scene folders, or folders of scenes")]
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="parallel scene processes")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="redo scenes whose output exists")]
+Method = Annotated[Literal[VIEW_METHODS], typer.Option("--method", help="view selection")]
+
+
+def _finish(summary, what: str) -> None:
+    """Print a scene-job summary (or that a re-run had nothing to do) and exit with its code."""
+    if summary.results and summary.count("skipped") == len(summary.results):
+        n = len(summary.results)
+        nothing_to_do(f"already {what}: {n} scene{'s' * (n != 1)}")
+    else:
+        summary.print(console)
+    raise typer.Exit(summary.exit_code)
 
 
 @app.command("make-demo")
 def make_demo_cmd(
-    out: Annotated[Path, typer.Argument(help="folder to write demo scenes into")],
-    n_scenes: Annotated[int, typer.Option("--n-scenes", min=1)] = 2,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="required: folder to write demo scenes into")
+    ] = None,
+    num_scenes: Annotated[int, typer.Option("--num-scenes", min=1)] = 2,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    n_frames: Annotated[int, typer.Option("--n-frames", min=1, help="raw frames per scene")] = 80,
+    num_frames: Annotated[
+        int, typer.Option("--num-frames", min=1, help="raw frames per scene")
+    ] = 80,
     full_size: Annotated[
         bool,
         typer.Option("--full-size", help="ScanNet-size frames: 1296x968 colour, 640x480 depth"),
     ] = False,
+    out_arg: Annotated[Path | None, old_argument("OUT")] = None,
+    n_scenes: Annotated[int | None, old_option("--n-scenes")] = None,
+    n_frames: Annotated[int | None, old_option("--n-frames")] = None,
 ) -> None:
     """Write synthetic rooms in ScanNet's formats (mesh, meta, annotations, .sens, posed frames)."""
     from ross3d_data.synthetic.scenes import make_demo
 
+    out = required(renamed(out, out_arg, "the positional OUT", "--out"), "--out")
+    num_scenes = renamed(num_scenes, n_scenes, "--n-scenes", "--num-scenes")
+    num_frames = renamed(num_frames, n_frames, "--n-frames", "--num-frames")
     for path in make_demo(
-        out, n_scenes=n_scenes, seed=seed, n_frames=n_frames, full_size=full_size
+        out, n_scenes=num_scenes, seed=seed, n_frames=num_frames, full_size=full_size
     ):
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
 @app.command("export-frames")
@@ -53,22 +99,15 @@ def export_frames_cmd(
     overwrite: Overwrite = False,
 ) -> None:
     """Export .sens streams to color/ depth/ pose/ intrinsic/ folders (resumable)."""
-    from ross3d_data.core.errors import SceneError
     from ross3d_data.scannet.export import ExportConfig, export_frames
 
     cfg = ExportConfig(out=out, every=every, workers=workers, overwrite=overwrite)
-    try:
-        summary = export_frames(scenes, cfg)
-    except (SceneError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    summary.print(console)
-    raise typer.Exit(summary.exit_code)
+    _finish(export_frames(scenes, cfg), "exported")
 
 
 @app.command("render-bev")
 def render_bev_cmd(
-    scenes: Annotated[list[Path], typer.Argument(help="scene folders, or folders of scenes")],
+    scenes: Scenes,
     out: Annotated[Path, typer.Option("--out", "-o", help="writes OUT/<scene_id>/bev.{png,json}")],
     size: Annotated[int, typer.Option("--size", min=8, help="image side in pixels")] = 432,
     ceiling: Annotated[
@@ -76,27 +115,19 @@ def render_bev_cmd(
         typer.Option("--ceiling", help="cut away everything this many metres above the floor"),
     ] = 2.0,
     backend: Annotated[
-        str, typer.Option("--backend", help="mesh renderer: jit | raster | open3d")
+        Literal[BEV_BACKENDS], typer.Option("--backend", help="mesh renderer")
     ] = "jit",
     supersample: Annotated[int, typer.Option("--supersample", min=1, help="anti-aliasing")] = 1,
     workers: Workers = 1,
     overwrite: Overwrite = False,
 ) -> None:
     """Top-down colour images of aligned scenes (mesh, else fused RGB-D frames); resumable."""
-    from ross3d_data.bev.grid import BevConfig
-    from ross3d_data.bev.render import render_bev_scenes
-    from ross3d_data.core.errors import SceneError
+    from ross3d_data.bev.render import BevConfig, render_bev_scenes
 
-    try:
-        cfg = BevConfig(
-            size_px=size, ceiling_above_floor_m=ceiling, backend=backend, supersample=supersample
-        )
-        summary = render_bev_scenes(scenes, out, cfg, workers=workers, overwrite=overwrite)
-    except (SceneError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    summary.print(console)
-    raise typer.Exit(summary.exit_code)
+    cfg = BevConfig(
+        size_px=size, ceiling_above_floor_m=ceiling, backend=backend, supersample=supersample
+    )
+    _finish(render_bev_scenes(scenes, out, cfg, workers=workers, overwrite=overwrite), "rendered")
 
 
 @app.command("preview")
@@ -104,46 +135,43 @@ def preview_cmd(
     scene: Annotated[Path, typer.Argument(help="one scene folder")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write")],
     views: Annotated[int, typer.Option("--views", min=1, help="number of views")] = 16,
-    method: Annotated[str, typer.Option("--method", help="uniform | max-coverage")] = "uniform",
+    method: Method = "uniform",
     bev_dir: Annotated[
         Path | None, typer.Option("--bev-dir", help="read BEV_DIR/<scene_id>/bev.png if there")
     ] = None,
 ) -> None:
     """Picture of the chosen views, their overlap matrix and the cameras on the BEV."""
-    from ross3d_data.core.errors import SceneError
     from ross3d_data.preview import PreviewConfig, write_preview
 
-    try:
-        cfg = PreviewConfig(views=views, method=method, bev_dir=bev_dir)
-        data = write_preview(scene, out, cfg)
-    except (SceneError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    for note in data.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+    data = write_preview(scene, out, PreviewConfig(views=views, method=method, bev_dir=bev_dir))
+    for text in data.notes:
+        note(text)
     console.print(
         f"wrote {out}: {len(data.frame_ids)} views of {data.scene_id}, frames {data.frame_ids}, "
-        f"mean coverage {float(data.coverage_V.mean()):.2f}"
-    )
+        f"mean coverage {float(data.coverage_V.mean()):.2f}",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 @app.command("convert-instructions")
 def convert_instructions_cmd(
-    task: Annotated[
-        str, typer.Option("--task", help="scanqa|sqa3d|scan2cap|scanrefer|multi3drefer")
-    ],
-    input: Annotated[Path, typer.Option("--input", "-i", help="official benchmark file")],
-    split: Annotated[str, typer.Option("--split", help="train | val | test")],
+    split: Annotated[Literal[SPLITS], typer.Option("--split")],
     out: Annotated[Path, typer.Option("--out", "-o", help="instructions JSON lines to write")],
+    benchmark: Annotated[
+        Literal[TASKS] | None, typer.Option("--benchmark", help="required")
+    ] = None,
+    annotations: Annotated[
+        Path | None, typer.Option("--annotations", help="required: official benchmark file")
+    ] = None,
     questions: Annotated[
         Path | None,
-        typer.Option("--questions", help="SQA3D questions file (with --input annotations)"),
+        typer.Option("--questions", help="SQA3D questions file (with --annotations)"),
     ] = None,
     scenes: Annotated[
         Path | None, typer.Option("--scenes", help="scene root: boxes from the scenes' objects")
     ] = None,
     boxes: Annotated[
-        Path | None, typer.Option("--boxes", help="boxes.json instead of --scenes")
+        Path | None, typer.Option("--boxes", help="GT boxes.json instead of --scenes")
     ] = None,
     boxes_out: Annotated[
         Path | None, typer.Option("--boxes-out", help="write the --scenes box table (boxes.json)")
@@ -152,25 +180,29 @@ def convert_instructions_cmd(
         Path | None,
         typer.Option("--label-map", help="scannetv2-labels.combined.tsv: exact unique/multiple"),
     ] = None,
+    task: Annotated[Literal[TASKS] | None, old_option("--task")] = None,
+    input: Annotated[Path | None, old_option("--input")] = None,
+    input_short: Annotated[Path | None, old_option("-i")] = None,
 ) -> None:
     """Convert an official ScanQA/SQA3D/Scan2Cap/ScanRefer/Multi3DRefer file to instructions."""
-    from ross3d_data.core.errors import SceneError
     from ross3d_data.instructions import ConvertConfig, convert_instructions, summary_table
 
-    try:
-        cfg = ConvertConfig(task=task, input=input, split=split, out=out, questions=questions,
-                            scenes=scenes, boxes_json=boxes, boxes_out=boxes_out, label_map=label_map)  # fmt: skip
-        result = convert_instructions(cfg)
-    except (SceneError, ValueError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+    benchmark = required(renamed(benchmark, task, "--task", "--benchmark"), "--benchmark")
+    annotations = renamed(annotations, input, "--input", "--annotations")
+    annotations = required(
+        renamed(annotations, input_short, "-i", "--annotations"), "--annotations"
+    )
+    cfg = ConvertConfig(task=benchmark, input=annotations, split=split, out=out,
+                        questions=questions, scenes=scenes,
+                        boxes_json=boxes, boxes_out=boxes_out, label_map=label_map)  # fmt: skip
+    result = convert_instructions(cfg)
     console.print(summary_table([result]))
-    console.print(f"wrote {len(result.instructions)} instructions to {out}")
+    console.print(f"wrote {len(result.instructions)} instructions to {out}", highlight=False)
 
 
 @app.command("build-shards")
 def build_shards_cmd(
-    scenes: Annotated[list[Path], typer.Argument(help="scene folders, or folders of scenes")],
+    scenes: Scenes,
     out: Annotated[Path, typer.Option("--out", "-o", help="shard folder")],
     instructions: Annotated[
         list[Path] | None, typer.Option("--instructions", help="instruction .jsonl (repeatable)")
@@ -183,7 +215,7 @@ def build_shards_cmd(
         typer.Option("--frames-dir", help="posed frames exported apart: FRAMES_DIR/<scene_id>"),
     ] = None,
     views: Annotated[int, typer.Option("--views", min=1, help="views per clip")] = 32,
-    method: Annotated[str, typer.Option("--method", help="uniform | max-coverage")] = "uniform",
+    method: Method = "uniform",
     max_shard_bytes: Annotated[
         int, typer.Option("--max-shard-bytes", help="shard size limit in bytes")
     ] = 1 << 30,
@@ -200,25 +232,35 @@ def build_shards_cmd(
         bool, typer.Option("--overwrite", help="rebuild from scratch (drops the cache)")
     ] = False,
 ) -> None:
-    """WebDataset shards of scene clips + per-split instruction indexes (resumable)."""
-    from ross3d_data.core.errors import SceneError
+    """WebDataset shards of scene clips + per-split instruction indexes (resumable; a finished
+    folder is left as it is unless --overwrite)."""
     from ross3d_data.shards.build import ShardConfig, build_shards
     from ross3d_data.shards.sample import SampleConfig
 
-    try:
-        cfg = ShardConfig(
-            scenes=tuple(scenes), out=out, instructions=tuple(instructions or ()), bev_dir=bev_dir,
-            frames_dir=frames_dir,
-            sample=SampleConfig(views=views, method=method), max_shard_bytes=max_shard_bytes,
-            workers=workers, overwrite=overwrite, split_lists=_split_lists(split_list or []),
-        )  # fmt: skip
-        summary = build_shards(cfg, console)
-    except (SceneError, ValueError, FileExistsError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+    cfg = ShardConfig(
+        scenes=tuple(scenes), out=out, instructions=tuple(instructions or ()), bev_dir=bev_dir,
+        frames_dir=frames_dir,
+        sample=SampleConfig(views=views, method=method), max_shard_bytes=max_shard_bytes,
+        workers=workers, overwrite=overwrite, split_lists=_split_lists(split_list or []),
+    )  # fmt: skip
+    built = None if overwrite else _finished_shards(out)
+    if built is not None:
+        nothing_to_do(f"already built: {built} shards", "pass --overwrite to rebuild")
+        return
+    summary = build_shards(cfg, console)
     summary.jobs.print(console)
     console.print(summary.table())
     raise typer.Exit(summary.jobs.exit_code)
+
+
+def _finished_shards(out: Path) -> int | None:
+    """Number of shards of a complete build (no failed scene) in ``out``, else None."""
+    from ross3d_data.shards.build import MANIFEST, read_manifest
+
+    if not (out / MANIFEST).is_file():
+        return None
+    manifest = read_manifest(out)
+    return None if manifest["summary"]["failed"] else len(manifest["shards"])
 
 
 def _split_lists(values: list[str]) -> tuple[tuple[str, Path], ...]:
@@ -235,7 +277,9 @@ def _split_lists(values: list[str]) -> tuple[tuple[str, Path], ...]:
 
 @app.command("cache-clips")
 def cache_clips_cmd(
-    shards: Annotated[Path, typer.Argument(help="build-shards folder")],
+    shards: Annotated[
+        Path | None, typer.Option("--shards", help="required: build-shards folder")
+    ] = None,
     grid: Annotated[
         int, typer.Option("--grid", min=1, help="SigLIP patch grid (vision.grid)")
     ] = 27,
@@ -246,50 +290,65 @@ def cache_clips_cmd(
         float, typer.Option("--min-inside-fraction", help="grounding.min_inside_fraction")
     ] = 0.5,
     patch_depth: Annotated[
-        str, typer.Option("--patch-depth", help="grounding.patch_depth: any | valid")
+        Literal[PATCH_DEPTHS], typer.Option("--patch-depth", help="grounding.patch_depth")
     ] = "any",
     workers: Workers = 1,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="recompute a cache that is already up to date")
+    ] = False,
+    shards_arg: Annotated[Path | None, old_argument("SHARDS")] = None,
 ) -> None:
     """Grounding patch masks of every clip's GT boxes, once per clip:
     SHARDS/clip-cache/patch_masks.h5 (training reads it instead of computing them per
-    instruction; defaults are the 7b config's values)."""
+    instruction; defaults are the 7b config's values). An up-to-date cache is left as it is."""
     from rich.progress import Progress
 
     from ross3d_data.cache.patch_masks import PatchMaskParams, cache_patch_masks, shard_keys
 
+    shards = required(renamed(shards, shards_arg, "the positional SHARDS", "--shards"), "--shards")
+    params = PatchMaskParams(grid, patch_px, min_inside_fraction, patch_depth)
+    done = None if overwrite else _cached_clips(shards, params)
+    if done is not None:
+        nothing_to_do(f"already cached: {done} clips' patch masks", "pass --overwrite to rebuild")
+        return
+    with Progress(console=console) as bar:
+        task = bar.add_task("patch masks", total=len(shard_keys(shards)))
+        path = cache_patch_masks(
+            shards, params, progress=lambda _key: bar.advance(task), workers=workers
+        )
+    console.print(f"patch masks: {path}", highlight=False, soft_wrap=True)
+
+
+def _cached_clips(shards: Path, params) -> int | None:
+    """Number of clips of an up-to-date patch-mask cache of ``shards`` (same params, same
+    shard build, every clip there), else None."""
+    from ross3d_data.cache.patch_masks import open_patch_masks, shard_keys
+    from ross3d_data.cache.store import StaleCacheError
+
     try:
-        params = PatchMaskParams(grid, patch_px, min_inside_fraction, patch_depth)
-        with Progress(console=console) as bar:
-            task = bar.add_task("patch masks", total=len(shard_keys(shards)))
-            path = cache_patch_masks(
-                shards, params, progress=lambda _key: bar.advance(task), workers=workers
-            )
-    except (ValueError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    console.print(f"patch masks: {path}")
+        open_patch_masks(shards, params).close()
+    except StaleCacheError:
+        return None
+    return len(shard_keys(shards))
 
 
 @app.command("import-mesh")
 def import_mesh_cmd(
     mesh: Annotated[Path, typer.Argument(help="mesh file: PLY, OBJ, GLB/glTF, OFF or STL")],
     scene_dir: Annotated[Path, typer.Argument(help="scene folder to put it in")],
-    up: Annotated[str, typer.Option("--up", help="the file's up axis: z | y (glTF is y-up)")] = "z",
+    up: Annotated[
+        Literal[UP_AXES], typer.Option("--up", help="the file's up axis (glTF is y-up)")
+    ] = "z",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing mesh")] = (
         False
     ),
 ) -> None:
     """Put a mesh from another dataset into a scene folder as SCENE_DIR/<id>_vh_clean_2.ply
     (ScanNet's layout, z up), so render-bev and build-shards use it as the scan mesh."""
-    from ross3d_data.core.errors import SceneError
     from ross3d_data.mesh_io import import_mesh
 
-    try:
-        out = import_mesh(mesh, scene_dir, up=up, overwrite=overwrite)
-    except (SceneError, ValueError, FileExistsError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    console.print(f"wrote {out}")
+    out = import_mesh(mesh, scene_dir, up=up, overwrite=overwrite)
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
 
 
 @app.command("export-mesh")
@@ -297,17 +356,13 @@ def export_mesh_cmd(
     scene_dir: Annotated[Path, typer.Argument(help="scene folder")],
     out: Annotated[Path, typer.Option("--out", "-o", help="FILE.ply | FILE.obj | FILE.glb")],
     source: Annotated[
-        str, typer.Option("--source", help="mesh (aligned scan mesh) | fused (RGB-D points)")
+        Literal[MESH_SOURCES],
+        typer.Option("--source", help="mesh: the aligned scan mesh; fused: RGB-D points"),
     ] = "mesh",
 ) -> None:
     """Write a scene's axis-aligned mesh, or the fused RGB-D points its BEV is rendered from,
     for inspection in a mesh viewer."""
-    from ross3d_data.core.errors import SceneError
     from ross3d_data.mesh_io import export_scene_geometry
 
-    try:
-        path = export_scene_geometry(scene_dir, out, source)
-    except (SceneError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    console.print(f"wrote {path}")
+    path = export_scene_geometry(scene_dir, out, source)
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
