@@ -37,6 +37,7 @@ from ross3d_data.bev.grid import (
 )
 from ross3d_data.bev.jit import render_mesh_jit
 from ross3d_data.bev.raster import render_mesh_raster, render_mesh_raycast, render_points_zbuffer
+from ross3d_data.core.engines import Engine, TaskResources, check_engine
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.jobs import JobSummary, make_out_dir, run_scene_jobs
 from ross3d_data.core.records import Mesh
@@ -156,13 +157,16 @@ def render_bev_scenes(
     cfg: BevConfig,
     workers: int = 1,
     overwrite: bool = False,
+    engine: Engine = "local",
+    ray_address: str | None = None,
 ) -> JobSummary:
     """Render ``out_dir/<scene_id>/bev.{png,json}`` for every scene under ``scene_paths``.
 
     Each path is a scene folder or a folder of scene folders (``find_scenes``). Finished
     scenes are skipped unless ``overwrite``; a failing scene is reported in the summary and the
-    others continue.
+    others continue. ``engine``/``ray_address``: where the scenes run (``core.engines``).
     """
+    check_engine(engine, ray_address)
     out_dir = make_out_dir(out_dir)
     items = [
         (scene_dir.name, (scene_dir, out_dir, cfg))
@@ -172,4 +176,5 @@ def render_bev_scenes(
     return run_scene_jobs(
         items, _bev_job, workers=workers, desc="render BEV",
         is_done=lambda payload: is_bev_done(out_dir, payload[0].name), overwrite=overwrite,
+        engine=engine, ray_address=ray_address, resources=TaskResources(cpus=1.0, memory_gib=2.0),
     )  # fmt: skip

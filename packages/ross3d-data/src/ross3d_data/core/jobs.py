@@ -5,7 +5,9 @@ Usage::
     summary = run_scene_jobs(
         [(scene_id, payload), ...],   # payload: anything picklable, passed to fn
         fn,                           # module-level fn(payload) -> str | None (a short note)
-        workers=4,                    # > 1: a process pool (spawn), 1: in this process
+        workers=4,                    # scenes at a time: local > 1 a process pool (spawn),
+                                      # 1 this process; ray: tasks in flight
+        engine="local",               # or "ray" (core.engines; ray_address=, resources=)
         desc="export frames",
         is_done=lambda payload: ...,  # output already complete? then skipped ...
         overwrite=False,              # ... unless overwrite
@@ -15,16 +17,14 @@ Usage::
 
 One failing scene never stops the others: its exception becomes a ``failed`` result whose
 ``detail`` is the error message (a ``SceneError`` names the file). A rich progress bar shows
-progress on stderr.
+progress on stderr. Resume: ``fn`` must write its outputs atomically (temp name, then rename,
+the file ``is_done`` checks last), so a killed run (driver or worker) never leaves a scene that
+looks finished and a rerun skips exactly the finished scenes, whatever the engine.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ross3d_data.core.errors import SceneError
+from ross3d_data.core.engines import Engine, EngineConfig, TaskResources, run_units
 
 Status = Literal["done", "skipped", "failed"]
 
@@ -97,20 +97,6 @@ class JobSummary:
         (console or Console(stderr=True)).print(self.table())
 
 
-def _reason(e: BaseException) -> str:
-    return str(e) if isinstance(e, SceneError) else f"{type(e).__name__}: {e}"
-
-
-def _call(fn: Callable[[Any], str | None], payload: Any) -> tuple[bool, str, float]:
-    """Run one job, turning any exception into (False, reason) so nothing escapes a worker."""
-    t0 = time.perf_counter()
-    try:
-        note = fn(payload)
-    except Exception as e:  # one bad scene must not stop the batch
-        return False, _reason(e), time.perf_counter() - t0
-    return True, note or "", time.perf_counter() - t0
-
-
 def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -127,10 +113,16 @@ def run_scene_jobs(
     is_done: Callable[[Any], bool] | None = None,
     overwrite: bool = False,
     console: Console | None = None,
+    engine: Engine = "local",
+    ray_address: str | None = None,
+    resources: TaskResources = TaskResources(),
 ) -> JobSummary:
-    """Run ``fn(payload)`` for every ``(name, payload)``; see the module docstring."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    """Run ``fn(payload)`` for every ``(name, payload)``; see the module docstring.
+
+    ``engine``/``ray_address``/``resources``: where the units run (``core.engines``); the
+    skip, progress and summary logic is the same for every engine.
+    """
+    cfg = EngineConfig(engine, workers, ray_address, resources)
     summary = JobSummary(desc)
     results: dict[int, JobResult] = {}
     todo = []
@@ -138,33 +130,14 @@ def run_scene_jobs(
         if not overwrite and is_done is not None and is_done(payload):
             results[k] = JobResult(name, "skipped")
         else:
-            todo.append(k)
+            todo.append((k, payload))
     console = console or Console(stderr=True)
     with _progress(console) as bar:
         task = bar.add_task(desc, total=len(items), completed=len(results), last="")
-
-        def record(k: int, ok: bool, detail: str, secs: float) -> None:
+        for k, out in run_units(fn, todo, cfg):
             name = items[k][0]
-            results[k] = JobResult(name, "done" if ok else "failed", detail, secs)
-            bar.update(task, advance=1, last=f"{name} {'ok' if ok else 'FAILED'}")
-
-        if workers == 1 or len(todo) <= 1:
-            for k in todo:
-                record(k, *_call(fn, items[k][1]))
-        else:
-            _run_pool(items, todo, fn, workers, record)
+            detail = (out.value or "") if out.ok else out.value
+            results[k] = JobResult(name, "done" if out.ok else "failed", detail, out.seconds)
+            bar.update(task, advance=1, last=f"{name} {'ok' if out.ok else 'FAILED'}")
     summary.results = [results[k] for k in range(len(items))]
     return summary
-
-
-def _run_pool(items, todo, fn, workers, record) -> None:
-    ctx = multiprocessing.get_context("spawn")  # fork is unsafe with open3d/torch threads
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-        futures: dict[Future, int] = {pool.submit(_call, fn, items[k][1]): k for k in todo}
-        for fut in as_completed(futures):
-            try:
-                record(futures[fut], *fut.result())
-            except BrokenProcessPool:
-                record(futures[fut], False, "worker process died (killed or out of memory)", 0.0)
-            except Exception as e:  # e.g. an unpicklable payload: still only this scene fails
-                record(futures[fut], False, _reason(e), 0.0)

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ross3d_data.core.engines import Engine, TaskResources, check_engine
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.jobs import JobSummary, make_out_dir, run_scene_jobs
 from ross3d_data.core.records import pose_is_valid
@@ -23,18 +24,23 @@ from ross3d_data.scannet import files as scannet
 from ross3d_data.scannet import posed, sens
 
 MANIFEST = "export.json"
+EXPORT_TASK = TaskResources(cpus=1.0, memory_gib=1.0)  # one .sens streamed frame by frame
 
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """``every``: keep source frames 0, every, 2*every, ... (Video-3D-LLM keeps every 10th)."""
+    """``every``: keep source frames 0, every, 2*every, ... (Video-3D-LLM keeps every 10th).
+    ``engine``/``ray_address``: where the scenes run (``core.engines``; same files on each)."""
 
     out: Path
     every: int = 10
     workers: int = 1
     overwrite: bool = False
+    engine: Engine = "local"
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
+        check_engine(self.engine, self.ray_address)
         if self.every < 1:
             raise ValueError(f"every must be >= 1, got {self.every}")
         if self.workers < 1:
@@ -136,4 +142,5 @@ def export_frames(scene_paths: list[Path], cfg: ExportConfig) -> JobSummary:
     return run_scene_jobs(
         items, _export_job, workers=cfg.workers, desc="export frames",
         is_done=lambda payload: is_exported(_out_dir(payload)), overwrite=cfg.overwrite,
+        engine=cfg.engine, ray_address=cfg.ray_address, resources=EXPORT_TASK,
     )  # fmt: skip

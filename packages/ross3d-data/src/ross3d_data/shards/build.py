@@ -12,14 +12,17 @@ Layout of ``out``::
     .cache/<fingerprint>/<scene>.tar  one prepared sample per scene (resume point; removed once
                                     a build completes with no failed scene)
 
-Steps: (1) every scene is prepared in a process pool (``jobs.run_scene_jobs``) and written to
-the cache atomically (temp name, then rename), so a killed build resumes where it stopped and
-a scene is never half-written; (2) the cached samples are packed in sorted scene order into
+Steps: (1) every scene is prepared by ``jobs.run_scene_jobs`` (engine ``local``: a process
+pool; ``ray``: Ray tasks, retried when a worker dies) and written to the cache atomically
+(a temp name unique to the writer, then rename), so a killed build resumes where it stopped
+and a scene is never half-written; (2) the cached samples are packed in sorted scene order into
 shards of at most ``max_shard_bytes`` (temp name, then rename); (3) indexes and the manifest
 are written last. A rerun after a kill, or after a build with failed scenes, reuses the cached
 scenes and retries the rest; a complete build is only redone with ``overwrite`` (which also
-drops the cache: use it after changing a scene's files). Tar headers carry fixed mtime/uid/gid/names and members a fixed order, so the
-same inputs give byte-identical shards whatever the number of workers or interruptions.
+drops the cache: use it after changing a scene's files). Tar headers carry fixed
+mtime/uid/gid/names and members a fixed order, and packing reads the cache in sorted scene
+order (never in finish order), so the same inputs give byte-identical shards whatever the
+engine, the number of workers, the finish order or interruptions.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import shutil
 import tarfile
 from collections import Counter, defaultdict
@@ -38,6 +42,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ross3d_data.core.engines import Engine, TaskResources, check_engine
 from ross3d_data.core.jobs import JobSummary, make_out_dir, run_scene_jobs
 from ross3d_data.instructions import Instruction, read_jsonl, write_jsonl
 from ross3d_data.shards.sample import SampleConfig, encode_clip, prepare_clip
@@ -45,6 +50,7 @@ from ross3d_data.shards.sample import SampleConfig, encode_clip, prepare_clip
 MANIFEST = "manifest.json"
 FORMAT = "ross3d-shards/1"  # bump when the sample encoding changes (invalidates caches)
 TAR_HEADER_BYTES = 1024  # header + padding estimate per member, for shard sizing
+PREPARE_TASK = TaskResources(cpus=1.0, memory_gib=2.0)  # one scene's mesh + chosen frames
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class ShardConfig:
     max_shard_bytes: int = 1 << 30
     workers: int = 1
     overwrite: bool = False
+    engine: Engine = "local"  # where scenes are prepared (core.engines); same bytes on each
+    ray_address: str | None = None
     # (split, file of scene ids) e.g. ("val", scannetv2_val.txt): recorded per clip in the
     # manifest, so a clip of a held-out split is never trained on without text
     split_lists: tuple[tuple[str, Path], ...] = ()
@@ -67,6 +75,7 @@ class ShardConfig:
     def __post_init__(self) -> None:
         if not self.scenes:
             raise ValueError("no scene folders given")
+        check_engine(self.engine, self.ray_address)
         for split, path in self.split_lists:
             if split not in ("train", "val", "test"):
                 raise ValueError(f"split list {path}: split must be train/val/test, got {split!r}")
@@ -133,8 +142,13 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 
 def write_tar(path: Path, members: list[tuple[str, bytes]]) -> None:
-    """Deterministic tar (GNU format, fixed headers), written to a temp name then renamed."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Deterministic tar (GNU format, fixed headers), written to a temp name then renamed.
+
+    The temp name is unique to the writing process, so two attempts at the same scene (a
+    worker left running by a killed driver, and the rerun's) never write into one file; the
+    last rename wins with the same bytes.
+    """
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
         for name, data in members:
             tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
@@ -171,6 +185,7 @@ def _prepare_all(cfg: ShardConfig, cache_dir: Path, console: Console) -> JobSumm
     return run_scene_jobs(
         items, _prepare_job, workers=cfg.workers, desc="prepare clips",
         is_done=lambda p: (p[2] / f"{p[3]}.tar").is_file(), console=console,
+        engine=cfg.engine, ray_address=cfg.ray_address, resources=PREPARE_TASK,
     )  # fmt: skip
 
 
