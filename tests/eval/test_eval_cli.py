@@ -12,6 +12,7 @@ runner = CliRunner()
 def score_args(files, *extra):
     return [
         "score",
+        "--benchmark",
         "scanrefer",
         "--predictions",
         str(files["predictions"]),
@@ -27,7 +28,8 @@ def test_score_prints_table_and_writes_json(scanrefer_files, tmp_path):
     out = tmp_path / "scanrefer.json"
     result = runner.invoke(app, score_args(scanrefer_files, "--out", str(out)))
     assert result.exit_code == 0, result.output
-    assert "Acc@0.25" in result.output and "60.00" in result.output
+    assert "Acc@0.25" in result.stderr and "60.00" in result.stderr
+    assert result.stdout == ""  # messages on stderr: stdout is for report's markdown
     data = json.loads(out.read_text())
     assert set(data) == {"benchmark", "protocol", "count", "missing", "metrics"}
     assert (data["benchmark"], data["protocol"], data["count"], data["missing"]) == (
@@ -47,7 +49,9 @@ def test_score_bad_input_exits_with_file_and_line(scanrefer_files, tmp_path):
     files = dict(scanrefer_files, predictions=bad)
     result = runner.invoke(app, score_args(files))
     assert result.exit_code == 2
-    assert "bad.jsonl:1" in result.output and "unknown id" in result.output
+    (line,) = result.stderr.splitlines()  # one line on stderr, no traceback
+    assert line.startswith("error: ") and "bad.jsonl:1" in line and "unknown id" in line
+    assert result.stdout == ""
 
 
 def test_score_rejects_unknown_protocol(scanrefer_files):

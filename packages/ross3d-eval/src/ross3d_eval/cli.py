@@ -1,54 +1,65 @@
-"""`ross3d-eval` command line: thin typer commands over `ross3d_eval.score` / `report`."""
+"""`ross3d-eval` command line: thin typer commands over `ross3d_eval.score` / `report`.
+
+Option names follow docs/cli.md. Messages (the score table, "wrote ...", errors) go to
+stderr; stdout carries only `report`'s markdown. Expected errors become one red line on
+stderr and exit code 2 (`cli_common.CliApp`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from ross3d_benchmarks import TASKS
 
-from ross3d_eval.errors import EvalInputError, JavaNotFoundError
+from ross3d_eval.cli_common import CliApp, old_argument, renamed, required
+from ross3d_eval.errors import JavaNotFoundError
+from ross3d_eval.result import PROTOCOLS
 
-app = typer.Typer(
+app = CliApp(
+    name="ross3d-eval",
     help="Score Ross3D benchmark predictions (ScanQA, SQA3D, Scan2Cap, ScanRefer, "
     "Multi3DRefer). Never needs torch.",
     no_args_is_help=True,
+    expected=(JavaNotFoundError,),
 )
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-
-def _fail(console: Console, err: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
+Benchmark = Literal[TASKS]
 
 
 @app.command()
 def score(
-    benchmark: Annotated[
-        str, typer.Argument(help="scanqa | sqa3d | scan2cap | scanrefer | multi3drefer")
-    ],
-    predictions: Annotated[Path, typer.Option(help="predictions JSONL")],
-    annotations: Annotated[Path, typer.Option(help="official annotation file")],
-    questions: Annotated[Path | None, typer.Option(help="SQA3D balanced questions file")] = None,
+    predictions: Annotated[Path, typer.Option("--predictions", help="predictions JSONL")],
+    annotations: Annotated[Path, typer.Option("--annotations", help="official annotation file")],
+    benchmark: Annotated[Benchmark | None, typer.Option("--benchmark", help="required")] = None,
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="SQA3D balanced questions file")
+    ] = None,
     boxes: Annotated[
-        Path | None, typer.Option(help="{scene_id: {object_id: [6]}} GT boxes")
+        Path | None, typer.Option("--boxes", help="GT boxes.json {scene_id: {object_id: [6]}}")
     ] = None,
-    protocol: Annotated[str, typer.Option(help="ross3d | leo | official")] = "ross3d",
+    protocol: Annotated[
+        Literal[PROTOCOLS],
+        typer.Option("--protocol", help="scoring protocol (docs/benchmarks.md)"),
+    ] = "ross3d",
     label_map: Annotated[
-        Path | None, typer.Option(help="scanrefer: ScanNet scannetv2-labels.combined.tsv")
+        Path | None,
+        typer.Option("--label-map", help="scanrefer: ScanNet scannetv2-labels.combined.tsv"),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="write the result JSON here")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the result JSON here")] = None,
+    benchmark_arg: Annotated[Benchmark | None, old_argument("BENCHMARK")] = None,
 ) -> None:
     """Score PREDICTIONS against ANNOTATIONS; print a table, optionally write RESULT.json."""
     from ross3d_eval.harness import score as run_score
 
-    console = Console()
-    try:
-        result = run_score(
-            benchmark, predictions, annotations, questions, boxes, protocol, label_map=label_map
-        )
-    except (EvalInputError, JavaNotFoundError, ValueError) as e:
-        raise _fail(Console(stderr=True), e) from None
+    benchmark = renamed(benchmark, benchmark_arg, "the positional BENCHMARK", "--benchmark")
+    result = run_score(
+        required(benchmark, "--benchmark"), predictions, annotations, questions, boxes, protocol,
+        label_map=label_map,
+    )  # fmt: skip
     console.print(result.table())
     if out is not None:
         result.write_json(out)
@@ -58,13 +69,9 @@ def score(
 @app.command()
 def report(
     results: Annotated[list[Path], typer.Argument(help="RESULT.json files from `score`")],
-    out: Annotated[Path | None, typer.Option(help="write the markdown here")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the markdown here")] = None,
 ) -> None:
-    """Markdown table of our scores beside the published numbers."""
+    """Markdown table of our scores beside the published numbers (on stdout)."""
     from ross3d_eval.report import write_report
 
-    try:
-        text = write_report(results, out)
-    except EvalInputError as e:
-        raise _fail(Console(stderr=True), e) from None
-    typer.echo(text)
+    typer.echo(write_report(results, out))
