@@ -19,7 +19,6 @@ skipped (exact: no pixel of such a patch can be inside).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,9 +31,18 @@ from ross3d_data.cache.store import (
     shard_source_digest,
     write_cache,
 )
+from ross3d_data.core.engines import (
+    Engine,
+    EngineConfig,
+    TaskResources,
+    check_engine,
+    in_order,
+    run_units,
+)
 from ross3d_data.core.geometry import backproject_pixels, depth_mm_to_m
 
 KIND = "patch_masks"
+MASK_TASK = TaskResources(cpus=1.0, memory_gib=1.0)  # one decoded clip
 INPUT_NAMES = ("depth_mm", "K_crop", "T_aligned_cam", "boxes")
 PATCH_DEPTH_RULES = ("any", "valid")
 
@@ -183,30 +191,36 @@ def shard_keys(shard_dir: str | Path) -> list[str]:
 
 
 def cache_patch_masks(
-    shard_dir: str | Path, params: PatchMaskParams, progress=None, workers: int = 1
+    shard_dir: str | Path,
+    params: PatchMaskParams,
+    progress=None,
+    workers: int = 1,
+    engine: Engine = "local",
+    ray_address: str | None = None,
 ) -> Path:
-    """Compute every clip's masks (``workers`` processes) and write
-    ``<shard_dir>/clip-cache/patch_masks.h5``; ``progress`` (optional) is called with each
-    clip key as it is done."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    """Compute every clip's masks and write ``<shard_dir>/clip-cache/patch_masks.h5``.
+
+    ``workers`` clips at a time on ``engine`` (``core.engines``: ``local`` processes or
+    ``ray`` tasks; the file is written in clip order, so it is the same whatever the engine).
+    ``progress`` (optional) is called with each clip key as it is written. A clip that fails
+    stops the command (ValueError naming it): the cache must hold every clip.
+    """
+    check_engine(engine, ray_address)
+    cfg = EngineConfig(engine, workers, ray_address, MASK_TASK)
     source, keys = _shard_source(shard_dir)
-    jobs = [(str(shard_dir), key, params) for key in keys]
+    jobs = [(k, (str(shard_dir), key, params)) for k, key in enumerate(keys)]
 
     def entries():
-        if workers == 1:
-            done = map(_clip_entry, jobs)
-        else:
-            pool = ProcessPoolExecutor(workers)
-            done = pool.map(_clip_entry, jobs)  # in order: the file is written as they come
+        outcomes = run_units(_clip_entry, jobs, cfg)
         try:
-            for entry in done:
-                yield entry
+            for key, outcome in zip(keys, in_order(outcomes, len(keys)), strict=True):
+                if not outcome.ok:
+                    raise ValueError(f"{shard_dir}: clip {key}: {outcome.value}")
+                yield outcome.value
                 if progress is not None:
-                    progress(entry[0])
+                    progress(key)
         finally:
-            if workers > 1:
-                pool.shutdown(cancel_futures=True)
+            outcomes.close()  # stops the engine's workers when writing stopped early
 
     path = cache_path(shard_dir, KIND)
     write_cache(path, KIND, params.to_dict(), source, entries())

@@ -119,9 +119,23 @@ def run_units(
         yield from _run_pool(fn, payloads, cfg.workers)
 
 
+def in_order(outcomes: Iterator[tuple[int, Outcome]], n: int) -> Iterator[Outcome]:
+    """The outcomes of indexes ``0 .. n-1`` in index order (early ones wait in a buffer)."""
+    waiting: dict[int, Outcome] = {}
+    nxt = 0
+    for k, outcome in outcomes:
+        waiting[k] = outcome
+        while nxt in waiting:
+            yield waiting.pop(nxt)
+            nxt += 1
+    if nxt != n:
+        raise RuntimeError(f"engine returned {nxt} of {n} outcomes in order")
+
+
 def _run_pool(fn, payloads, workers: int) -> Iterator[tuple[int, Outcome]]:
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe with open3d/torch threads
-    with ProcessPoolExecutor(max_workers=min(workers, len(payloads)), mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(payloads)), mp_context=ctx)
+    try:
         futures: dict[Future, int] = {pool.submit(run_unit, fn, p): k for k, p in payloads}
         for fut in as_completed(futures):
             try:
@@ -131,6 +145,8 @@ def _run_pool(fn, payloads, workers: int) -> Iterator[tuple[int, Outcome]]:
                 yield futures[fut], Outcome(False, reason, 0.0)
             except Exception as e:  # e.g. an unpicklable payload: still only this scene fails
                 yield futures[fut], Outcome(False, failure_reason(e), 0.0)
+    finally:  # also when the caller stops early: drop the units not started
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def import_ray():
@@ -138,7 +154,9 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise EngineError(f"engine 'ray' needs Ray, which is not installed: {RAY_INSTALL}") from None
+        raise EngineError(
+            f"engine 'ray' needs Ray, which is not installed: {RAY_INSTALL}"
+        ) from None
     return ray
 
 
