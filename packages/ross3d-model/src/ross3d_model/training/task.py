@@ -24,6 +24,7 @@ from ross3d_model.configuration.model import Ross3DConfig
 from ross3d_model.configuration.run import DataConfig
 from ross3d_model.inputs.batch import collate_examples
 from ross3d_model.inputs.caches import ClipCaches
+from ross3d_model.inputs.shard_layout import check_shard_layout
 from ross3d_model.inputs.tokenizer import build_tiny_tokenizer, build_tokenizer, special_token_ids
 from ross3d_model.modeling.model import Ross3DForCausalLM
 from ross3d_model.modeling.objective import cross_view_active
@@ -73,6 +74,7 @@ class Ross3DTask:
         self._tokenizer = tokenizer
         self.hidden_size = model_cfg.llm.hidden_size
         self.reader = shards if isinstance(shards, ShardReader) else ShardReader(shards)
+        check_shard_layout(self.reader.manifest["sample"], model_cfg, self.reader.folder)
         scenes = read_scene_ids(data.vision_only_scenes) if data.vision_only_scenes else []
         # held-out clips named by the list are refused by the reader (never trained without text)
         self.vision_only_refused = self.reader.vision_only(scenes)[1]
