@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_recon_overhead import synthetic_example
 
 FLUX_ENCODER_WIDTHS = [128, 256, 512, 512]
+RECIPE_GROUPS = {"qa": 79_445 + 26_515, "caption": 36_665, "grounding": 36_665 + 43_838}
 
 
 def random_7b_config():
@@ -94,16 +95,16 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("gpu_smoke needs a CUDA device")
 
-    from ross3d_model.configuration.run import load_run_config
+    from ross3d_model.configuration.run import load_run_config, steps_per_epoch
     from ross3d_model.inference.generation import generate_text
     from ross3d_model.inputs.batch import collate_examples
     from ross3d_model.inputs.tokenizer import build_tiny_tokenizer, special_token_ids
-    from ross3d_model.modeling.model import Ross3DForCausalLM
+    from ross3d_model.weights.build import from_config
 
     cfg, device = random_7b_config(), torch.device("cuda")
     torch.manual_seed(0)
     began = time.perf_counter()
-    model = Ross3DForCausalLM.from_config(cfg, dtype=torch.bfloat16, device=device)
+    model = from_config(cfg, dtype=torch.bfloat16, device=device)
     tokenizer = build_tiny_tokenizer()
     model.set_special_ids(special_token_ids(tokenizer))
     model.train()
@@ -135,9 +136,11 @@ def main() -> None:
     print(f"generation: {tokens} tokens in {time.perf_counter() - began:.2f} s (prefill included)")
 
     run = load_run_config("7b")
-    micro = run.train.max_steps * run.train.grad_accum  # per GPU: each GPU one micro-batch
+    # 7b derives max_steps from the shard data; REFERENCE 3's train counts per task group
+    steps = run.train.max_steps or steps_per_epoch(RECIPE_GROUPS, 256, group_by_task=True)
+    micro = steps * run.train.grad_accum  # per GPU: each GPU one micro-batch
     hours = micro * statistics.mean(times) / 3600
-    print(f"projected: {run.train.max_steps} steps x {run.train.grad_accum} micro-batches per "
+    print(f"projected: {steps} steps x {run.train.grad_accum} micro-batches per "
           f"GPU x {statistics.mean(times):.2f} s = {hours:.1f} h on {args.gpus} GPUs "
           f"(forward + backward only; optimiser and ZeRO communication not included)")  # fmt: skip
 

@@ -152,14 +152,20 @@ def test_7b_plus_differs_from_7b_only_in_documented_switches():
 def test_7b_run_config_is_one_epoch_of_the_public_recipe():
     """Global batch 1 x 32 x 8 = 256 (train_ross3d.sh); --group_by_task_length splits each task
     group into 256-sample blocks and drops each group's last block (ross3d_trainer.py ~243-270):
-    QA 79,445 + 26,515, captions 36,665, grounding 36,665 + 43,838 -> 413 + 143 + 314 = 870."""
-    from ross3d_model.configuration.run import load_run_config
+    QA 79,445 + 26,515, captions 36,665, grounding 36,665 + 43,838 -> 413 + 143 + 314 = 870.
+    The run configs derive max_steps from the shard data (null, epochs 1): `steps_per_epoch`
+    over REFERENCE 3's train counts per task group gives the same 870."""
+    from ross3d_model.configuration.run import load_run_config, steps_per_epoch
 
     groups = (79_445 + 26_515, 36_665, 36_665 + 43_838)
     steps = sum(len(range(0, n, 256)) - 1 for n in groups)
+    counts = {"qa": groups[0], "caption": groups[1], "grounding": groups[2]}
     for name in ("7b", "7b-plus"):
         run = load_run_config(name)
-        assert run.model == name and run.train.max_steps == steps == 870
+        assert run.model == name and (run.train.max_steps, run.train.epochs) == (None, 1)
+        global_batch = run.train.micro_batch_size * run.train.grad_accum * 8
+        derived = run.train.epochs * steps_per_epoch(counts, global_batch, run.data.group_by_task)
+        assert derived == steps == 870
         # micro-batch 1: the CE mean over a micro-batch's labelled tokens is the per-sample
         # mean of the public code (one sample per device step)
         assert (run.train.micro_batch_size, run.train.grad_accum) == (1, 32)

@@ -1,11 +1,15 @@
+import dataclasses
 import json
 
 import pytest
 from ross3d_model.configuration.run import (
+    DataConfig,
     RunConfig,
     TrainConfig,
+    check_deepspeed_config,
     load_deepspeed_config,
     load_run_config,
+    steps_per_epoch,
 )
 from ross3d_model.training.engine import resolve_deepspeed_config
 
@@ -18,7 +22,11 @@ def test_shipped_run_configs_load_and_name_real_model_configs():
     assert big.train.deepspeed == "zero3" and big.train.bf16 and big.train.gradient_checkpointing
     # REFERENCE 3: global batch 256 = 1 x 32 x 8, lr 1e-5, warm-up 3 % of one epoch.
     assert big.train.micro_batch_size * big.train.grad_accum * 8 == 256
-    assert big.train.lr == 1e-5 and big.train.warmup_steps == 27
+    # max_steps is derived from the data at run start (870 on the recipe's: test_config.py)
+    assert big.train.lr == 1e-5 and big.train.max_steps is None
+    assert dataclasses.replace(big.train, max_steps=870).warmup_steps == 27
+    with pytest.raises(ValueError, match="max_steps is null"):
+        _ = big.train.warmup_steps
     assert load_config(tiny.model).llm.hidden_size == 64
     assert load_config(big.model).llm.hidden_size == 3584
 
@@ -27,6 +35,8 @@ def test_shipped_run_configs_load_and_name_real_model_configs():
     ("field", "value", "message"),
     [
         ("max_steps", 0, "max_steps"),
+        ("max_steps", True, "max_steps"),
+        ("epochs", 0, "epochs"),
         ("lr", -1.0, "lr"),
         ("warmup_ratio", 1.0, "warmup_ratio"),
         ("deepspeed", "zero9", "no such DeepSpeed config"),
@@ -77,6 +87,100 @@ def test_deepspeed_config_contradicting_the_run_is_refused():
     ds["scheduler"] = {"type": "WarmupLR"}
     with pytest.raises(ValueError, match="scheduler"):
         resolve_deepspeed_config(ds, RunConfig(), world_size=1, hidden_size=8)
+
+
+@pytest.mark.parametrize(
+    ("key", "literal", "message"),
+    [
+        (("optimizer", "params", "lr"), 3e-4, "optimizer.params.lr=0.0003 contradicts the run's "
+         "train.lr=1e-05"),
+        (("optimizer", "params", "weight_decay"), 0.1, "optimizer.params.weight_decay=0.1 "
+         "contradicts the run's train.weight_decay=0.0"),
+        (("optimizer", "params", "betas"), [0.9, 0.95], "optimizer.params.betas=[0.9, 0.95] "
+         "contradicts the run's train.adam_betas=[0.9, 0.999]"),
+        (("gradient_clipping",), 0.5, "gradient_clipping=0.5 contradicts the run's "
+         "train.max_grad_norm=1.0"),
+        (("train_micro_batch_size_per_gpu",), 4, "train_micro_batch_size_per_gpu=4 contradicts "
+         "the run's train.micro_batch_size=1"),
+        (("bf16", "enabled"), False, "bf16.enabled=False contradicts the run's train.bf16=True"),
+        (("train_batch_size",), 64, "train_batch_size=64 contradicts the run's "
+         "train.micro_batch_size x train.grad_accum x world size 8=256"),
+    ],
+)  # fmt: skip
+def test_a_deepspeed_literal_that_contradicts_the_run_is_refused(key, literal, message):
+    """A literal in the DeepSpeed JSON used to win silently over the run config's value."""
+    train = TrainConfig(micro_batch_size=1, grad_accum=32, lr=1e-5, bf16=True)
+    ds = load_deepspeed_config("zero3")
+    node = ds
+    for part in key[:-1]:
+        node = node[part]
+    node[key[-1]] = literal
+    with pytest.raises(ValueError, match="contradicts") as err:
+        check_deepspeed_config(ds, train, world_size=8)
+    assert message in str(err.value)
+    with pytest.raises(ValueError, match="contradicts"):
+        resolve_deepspeed_config(ds, RunConfig(train=train), world_size=8, hidden_size=8)
+    node[key[-1]] = "auto" if key != ("bf16", "enabled") else True  # the run's value is fine
+    check_deepspeed_config(ds, train, world_size=8)
+
+
+def test_a_contradicting_deepspeed_file_is_refused_when_the_run_config_loads(tmp_path):
+    ds = load_deepspeed_config("zero2")
+    ds["gradient_clipping"] = 0.3
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps(ds))
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"base": "7b", "train": {"deepspeed": str(path)}}))
+    with pytest.raises(ValueError, match=r"gradient_clipping=0.3 contradicts .*max_grad_norm=1.0"):
+        load_run_config(run)
+    ds["gradient_clipping"] = 1.0  # a literal equal to the run's value is fine
+    path.write_text(json.dumps(ds))
+    assert load_run_config(run).train.deepspeed == str(path)
+
+
+def test_steps_per_epoch_of_the_documented_recipe_counts():
+    """REFERENCE 3: SQA3D 79,445 + ScanQA 26,515 (QA), Scan2Cap 36,665, ScanRefer 36,665 +
+    Multi3DRefer 43,838 (grounding) at global batch 256: task-grouped 413 + 143 + 314 = 870;
+    one permutation of all 223,128: 871 (docs/benchmarks.md, bench_order.py)."""
+    counts = {"qa": 79_445 + 26_515, "caption": 36_665, "grounding": 36_665 + 43_838}
+    assert steps_per_epoch(counts, 256, group_by_task=True) == 870
+    assert steps_per_epoch(counts, 256, group_by_task=False) == 871
+    with pytest.raises(ValueError, match="global batch"):
+        steps_per_epoch(counts, 0, group_by_task=True)
+
+
+@pytest.mark.parametrize("group_by_task", [True, False])
+def test_steps_per_epoch_is_the_length_of_the_epoch_order(group_by_task):
+    from ross3d_data.shards.sampling import epoch_order
+
+    groups = ["qa"] * 30 + ["caption"] * 30 + ["vision"] * 5  # G 16: 1 + 1 + 0 grouped; 65 // 16
+    order = epoch_order(groups, seed=0, epoch=0, global_batch=16, group_by_task=group_by_task)
+    expected = 2 if group_by_task else 4
+    counts = {"qa": 30, "caption": 30, "vision": 5}
+    assert len(order) // 16 == steps_per_epoch(counts, 16, group_by_task) == expected
+
+
+def test_null_max_steps_is_derived_from_the_task_and_reported_by_the_dry_run(
+    demo_data, tmp_path, capsys
+):
+    from ross3d_model.training.task import build_task, with_derived_steps, write_data_order
+
+    data = DataConfig(group_by_task=True)
+    run = RunConfig(train=TrainConfig(max_steps=None, epochs=3, micro_batch_size=1), data=data)
+    task = build_task(run, demo_data["shards"], world_size=2)
+    per_epoch = len(task.epoch_items(0)) // 2
+    assert per_epoch >= 1 and task.steps_per_epoch() == per_epoch
+    derived = with_derived_steps(run, task)
+    assert derived.train.max_steps == 3 * per_epoch and run.train.max_steps is None
+    explicit = dataclasses.replace(run, train=dataclasses.replace(run.train, max_steps=999))
+    assert with_derived_steps(explicit, task) is explicit
+    capsys.readouterr()
+    write_data_order(explicit, tmp_path, shards=demo_data["shards"], world_size=2)
+    note = " ".join(capsys.readouterr().err.split())
+    assert f"max_steps 999 (run config) != {per_epoch} steps in one epoch of this data" in note
+    write_data_order(run, tmp_path, shards=demo_data["shards"], world_size=2)
+    note = " ".join(capsys.readouterr().err.split())
+    assert f"3 epoch(s) x {per_epoch} steps = {3 * per_epoch}" in note
 
 
 def test_checkpoints_incomplete_ones_are_ignored_and_pruned(tmp_path):

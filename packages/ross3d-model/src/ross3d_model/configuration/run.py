@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +32,14 @@ def _check(ok: bool, message: str) -> None:
 @dataclass
 class TrainConfig:
     """Optimisation and bookkeeping. Batch sizes are per process; the global batch is
-    micro_batch_size * grad_accum * world_size (REFERENCE 3: 1 x 32 x 8 = 256)."""
+    micro_batch_size * grad_accum * world_size (REFERENCE 3: 1 x 32 x 8 = 256).
 
-    max_steps: int = 100  # optimiser steps
+    `max_steps` null = `epochs` epochs of the run's data: derived when the run starts from the
+    shard data, the world size and `data.group_by_task` (`steps_per_epoch`;
+    `training.task.with_derived_steps`). An explicit `max_steps` wins and `epochs` is unused."""
+
+    max_steps: int | None = 100  # optimiser steps; None = epochs x steps_per_epoch of the data
+    epochs: int = 1
     micro_batch_size: int = 1
     grad_accum: int = 1
     lr: float = 1e-5
@@ -54,9 +60,13 @@ class TrainConfig:
     max_bad_fraction: float = 0.01  # of the run's micro-batches skipped for data errors
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "micro_batch_size", "grad_accum", "save_every", "log_every"):
+        names = ("epochs", "micro_batch_size", "grad_accum", "save_every", "log_every")
+        for name in names + (() if self.max_steps is None else ("max_steps",)):
             value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, f"train.{name} must be an int >= 1")
+            _check(
+                isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                f"train.{name} must be an int >= 1, got {value!r}",
+            )
         _check(math.isfinite(self.lr) and self.lr > 0, f"train.lr must be > 0, got {self.lr}")
         _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
         _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio must be in [0, 1)")
@@ -69,11 +79,17 @@ class TrainConfig:
             len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
             "train.adam_betas must be two values in [0, 1)",
         )
-        if self.deepspeed is not None:
-            deepspeed_config_path(self.deepspeed)  # fail early on an unknown name / missing file
+        if self.deepspeed is not None:  # fail early: unknown name, missing file, contradiction
+            ds = load_deepspeed_config(self.deepspeed)
+            check_deepspeed_config(ds, self, where=f"DeepSpeed config {self.deepspeed}")
 
     @property
     def warmup_steps(self) -> int:
+        if self.max_steps is None:
+            raise ValueError(
+                "train.max_steps is null (derived from the data when the run starts): "
+                "no warm-up length before that"
+            )
         return math.ceil(self.warmup_ratio * self.max_steps)
 
 
@@ -178,3 +194,68 @@ def load_deepspeed_config(name_or_path: str) -> dict:
     _check(isinstance(data, dict), f"{path}: DeepSpeed config must be a JSON object")
     _check("zero_optimization" in data, f"{path}: DeepSpeed config lacks zero_optimization")
     return data
+
+
+def deepspeed_run_values(train: TrainConfig, world_size: int | None = None) -> dict[str, tuple]:
+    """DeepSpeed key (dotted) -> (the run config field it must equal, that field's value): the
+    keys whose "auto" the run fills. `train_batch_size` only with a world size."""
+    values = {
+        "train_micro_batch_size_per_gpu": ("train.micro_batch_size", train.micro_batch_size),
+        "gradient_accumulation_steps": ("train.grad_accum", train.grad_accum),
+        "gradient_clipping": ("train.max_grad_norm", train.max_grad_norm),
+        "bf16.enabled": ("train.bf16", train.bf16),
+        "fp16.enabled": ("fp16 (never used: the run trains bf16 or fp32)", False),
+        "optimizer.params.lr": ("train.lr", train.lr),
+        "optimizer.params.betas": ("train.adam_betas", list(train.adam_betas)),
+        "optimizer.params.eps": ("train.adam_eps", train.adam_eps),
+        "optimizer.params.weight_decay": ("train.weight_decay", train.weight_decay),
+    }
+    if world_size is not None:
+        batch = train.micro_batch_size * train.grad_accum * world_size
+        values["train_batch_size"] = (
+            f"train.micro_batch_size x train.grad_accum x world size {world_size}",
+            batch,
+        )
+    return values
+
+
+def check_deepspeed_config(
+    ds: dict, train: TrainConfig, world_size: int | None = None, where: str = "DeepSpeed config"
+) -> None:
+    """ValueError when a literal (not "auto") in DeepSpeed config `ds` differs from the run's
+    value of the same setting (lr, weight decay, clipping, batch sizes, bf16, ...): DeepSpeed
+    would silently train with its own. "auto" takes the run's value."""
+    conflicts = []
+    for dotted, (field_name, value) in deepspeed_run_values(train, world_size).items():
+        literal = _dotted_get(ds, dotted)
+        if literal is _MISSING or literal == "auto":
+            continue
+        same = list(literal) == value if isinstance(literal, list | tuple) else literal == value
+        if not same or isinstance(literal, bool) != isinstance(value, bool):
+            conflicts.append(f"{dotted}={literal!r} contradicts the run's {field_name}={value!r}")
+    if conflicts:
+        raise ValueError(f"{where}: " + "; ".join(conflicts) + ' (use "auto" for the run\'s value)')
+
+
+_MISSING = object()
+
+
+def _dotted_get(node, dotted: str):
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return _MISSING
+        node = node[key]
+    return node
+
+
+def steps_per_epoch(counts: Mapping[str, int], global_batch: int, group_by_task: bool) -> int:
+    """Optimiser steps of one epoch of `counts` (task group -> examples) at `global_batch`, as
+    `ross3d_data.shards.sampling.epoch_order` cuts it: task-grouped, each group gives
+    `n // global_batch` batches (its incomplete last block dropped); else all examples together
+    give `N // global_batch`. The 7b recipe: QA 105,960, captions 36,665, grounding 80,503 at
+    256 -> 413 + 143 + 314 = 870."""
+    _check(global_batch >= 1, f"global batch must be >= 1, got {global_batch}")
+    _check(all(n >= 0 for n in counts.values()), f"example counts must be >= 0: {dict(counts)}")
+    if group_by_task:
+        return sum(n // global_batch for n in counts.values())
+    return sum(counts.values()) // global_batch

@@ -288,20 +288,14 @@ def read_model_state(folder: Path) -> dict[str, torch.Tensor]:
 def resolve_deepspeed_config(ds: dict, run, world_size: int, hidden_size: int) -> dict:
     """Replace every "auto" of a DeepSpeed config with the run's values (so nothing depends on
     accelerate guessing them from a dataloader or model.config). ValueError on a value that
-    contradicts the run config."""
+    contradicts the run config (`configuration.run.check_deepspeed_config`)."""
+    from ross3d_model.configuration.run import check_deepspeed_config, deepspeed_run_values
+
     tcfg = run.train
+    check_deepspeed_config(ds, tcfg, world_size)
     ds = copy.deepcopy(ds)
     values = {
-        "train_micro_batch_size_per_gpu": tcfg.micro_batch_size,
-        "gradient_accumulation_steps": tcfg.grad_accum,
-        "train_batch_size": tcfg.micro_batch_size * tcfg.grad_accum * world_size,
-        "gradient_clipping": tcfg.max_grad_norm,
-        "bf16.enabled": tcfg.bf16,
-        "fp16.enabled": False,
-        "optimizer.params.lr": tcfg.lr,
-        "optimizer.params.betas": list(tcfg.adam_betas),
-        "optimizer.params.eps": tcfg.adam_eps,
-        "optimizer.params.weight_decay": tcfg.weight_decay,
+        **{k: v for k, (_, v) in deepspeed_run_values(tcfg, world_size).items()},
         "zero_optimization.reduce_bucket_size": hidden_size * hidden_size,
         "zero_optimization.stage3_prefetch_bucket_size": int(0.9 * hidden_size * hidden_size),
         "zero_optimization.stage3_param_persistence_threshold": 10 * hidden_size,
@@ -313,11 +307,8 @@ def resolve_deepspeed_config(ds: dict, run, world_size: int, hidden_size: int) -
             node = node.get(key) if isinstance(node, dict) else None
         if not isinstance(node, dict) or leaf not in node:
             continue
-        batch_keys = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps")
         if node[leaf] == "auto":
             node[leaf] = value
-        elif dotted in batch_keys and node[leaf] != value:
-            raise ValueError(f"DeepSpeed {dotted}={node[leaf]} contradicts the run's {value}")
     if "scheduler" in ds:
         raise ValueError("DeepSpeed config must not define a scheduler: the run's cosine is used")
     if "optimizer" not in ds:

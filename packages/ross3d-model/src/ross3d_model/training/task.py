@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -21,7 +22,7 @@ from ross3d_data.shards.reader import ShardReader
 from ross3d_data.shards.sampling import epoch_order, task_group
 
 from ross3d_model.configuration.model import Ross3DConfig
-from ross3d_model.configuration.run import DataConfig
+from ross3d_model.configuration.run import DataConfig, steps_per_epoch
 from ross3d_model.inputs.batch import collate_examples
 from ross3d_model.inputs.caches import ClipCaches
 from ross3d_model.inputs.shard_layout import check_shard_layout
@@ -30,7 +31,8 @@ from ross3d_model.modeling.model import Ross3DForCausalLM
 from ross3d_model.modeling.objective import cross_view_active
 from ross3d_model.training.data import micro_batches
 from ross3d_model.training.engine import world_size_from_env
-from ross3d_model.training.export import write_export
+from ross3d_model.weights.build import from_config
+from ross3d_model.weights.model_folder import write_model_folder
 
 DATA_ORDER_FILE = "data_order.jsonl"
 VISION_TASK = "vision"  # the "task" of a vision-only item in data_order.jsonl
@@ -89,8 +91,13 @@ class Ross3DTask:
             self._tokenizer = load_tokenizer(self.cfg)
         return self._tokenizer
 
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps of one epoch of this task's items (`epoch_items` / global batch)."""
+        counts = Counter(self.groups)
+        return steps_per_epoch(counts, self.global_batch, self.data.group_by_task)
+
     def build_model(self) -> Ross3DForCausalLM:
-        model = Ross3DForCausalLM.from_config(self.cfg)
+        model = from_config(self.cfg)
         model.set_special_ids(special_token_ids(self.tokenizer))
         return model
 
@@ -151,7 +158,7 @@ class Ross3DTask:
 
     def export(self, model, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None:
         """A folder `predict` reads: config.json + safetensors + tokenizer/."""
-        write_export(model, state_dict, self.tokenizer, out_dir)
+        write_model_folder(model, state_dict, self.tokenizer, out_dir)
 
 
 def build_task(run, shards: str | Path | None, world_size: int) -> Ross3DTask:
@@ -181,6 +188,15 @@ def build_task(run, shards: str | Path | None, world_size: int) -> Ross3DTask:
     return task
 
 
+def with_derived_steps(run, task: Ross3DTask):
+    """`run` with `train.max_steps` set when it is null: `train.epochs` x the task's steps per
+    epoch (the recipe's 7b data at global batch 256: 870). An explicit value is kept."""
+    if run.train.max_steps is not None:
+        return run
+    steps = run.train.epochs * task.steps_per_epoch()
+    return dataclasses.replace(run, train=dataclasses.replace(run.train, max_steps=steps))
+
+
 def train_from_config(
     run,
     output_dir: str | Path,
@@ -194,6 +210,7 @@ def train_from_config(
     from ross3d_model.training.trainer import train
 
     task = build_task(run, shards, world_size_from_env())
+    run = with_derived_steps(run, task)
     return train(run, task, output_dir, resume=resume, progress=progress)
 
 
@@ -214,6 +231,7 @@ def write_data_order(
     if world_size < 1:
         raise ValueError(f"world size must be >= 1, got {world_size}")
     task = build_task(run, shards, world_size)
+    _report_steps(run, task)
     per_step = run.train.grad_accum * world_size  # micro-batches per optimiser step
     stream = micro_batches(
         task.epoch_items, micro_batch_size=run.train.micro_batch_size, world_size=1, rank=0
@@ -226,3 +244,17 @@ def write_data_order(
             line = {"step": step + 1, "items": [order_record(*it) for it in items]}
             f.write(json.dumps(line) + "\n")
     return path
+
+
+def _report_steps(run, task: Ross3DTask) -> None:
+    """The dry run's step count: max_steps as given vs derived from the data (one note line)."""
+    derived = task.steps_per_epoch()
+    given = run.train.max_steps
+    if given is None:
+        line = f"max_steps derived: {run.train.epochs} epoch(s) x {derived} steps = "
+        line += f"{run.train.epochs * derived}"
+    elif given == derived:
+        line = f"max_steps {given} (run config) = one epoch of this data"
+    else:
+        line = f"max_steps {given} (run config) != {derived} steps in one epoch of this data"
+    Console(stderr=True).print(f"[yellow]note:[/yellow] {line}", highlight=False)
