@@ -66,3 +66,67 @@ def test_export_frames_exit_codes(tiny_scene, tmp_path):
     assert r.exit_code == 2 and "missing: not a directory" in _text(r)
     (line,) = r.stderr.splitlines()  # one line, on stderr, no traceback
     assert r.stdout == "" and line.startswith("error: ") and line.endswith("not a directory")
+
+
+def test_build_shards_and_cache_clips_reruns_on_finished_output_are_no_ops(demo_scenes, tmp_path):
+    out = tmp_path / "shards"
+    args = ["build-shards", str(demo_scenes[0]), "--out", str(out), "--views", "4"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    manifest = (out / "manifest.json").read_bytes()
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines() == [
+        "already built: 1 shards, nothing to do (pass --overwrite to rebuild)"
+    ]
+    assert (out / "manifest.json").read_bytes() == manifest
+    r = runner.invoke(app, ["cache-clips", str(out), "--grid", "4"])  # old positional SHARDS
+    assert r.exit_code == 0, r.output
+    assert "the positional SHARDS is deprecated; use --shards" in _text(r)
+    masks = out / "clip-cache" / "patch_masks.h5"
+    first = masks.stat().st_mtime_ns
+    r = runner.invoke(app, ["cache-clips", "--shards", str(out), "--grid", "4"])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines()[-1] == (
+        "already cached: 1 clips' patch masks, nothing to do (pass --overwrite to rebuild)"
+    )
+    assert masks.stat().st_mtime_ns == first
+    r = runner.invoke(app, ["cache-clips", "--shards", str(out), "--grid", "5"])  # other params
+    assert (
+        r.exit_code == 0 and "nothing to do" not in r.output and masks.stat().st_mtime_ns != first
+    )
+
+
+def test_old_spellings_still_work_with_a_deprecation_note(tmp_path):
+    r = runner.invoke(app, ["make-demo", str(tmp_path), "--n-scenes", "1", "--n-frames", "3"])
+    assert r.exit_code == 0, r.output
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: the positional OUT is deprecated; use --out",
+        "note: --n-scenes is deprecated; use --num-scenes",
+        "note: --n-frames is deprecated; use --num-frames",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations", "demo0000_00"]
+    val = tmp_path / "annotations" / "scanqa" / "ScanQA_v1.0_val.json"
+    forms = {
+        "old": (["--task", "scanqa", "--input", str(val)], ["--task", "--input"]),
+        "short": (["--benchmark", "scanqa", "-i", str(val)], ["-i"]),
+        "new": (["--benchmark", "scanqa", "--annotations", str(val)], []),
+    }
+    for name, (options, deprecated) in forms.items():
+        args = ["convert-instructions", *options, "--split", "val", "--scenes", str(tmp_path)]
+        r = runner.invoke(app, [*args, "--out", str(tmp_path / f"{name}.jsonl")])
+        assert r.exit_code == 0, r.output
+        said = [line.split()[1] for line in r.stderr.splitlines() if "is deprecated" in line]
+        assert said == deprecated
+    new = (tmp_path / "new.jsonl").read_text()
+    assert (tmp_path / "old.jsonl").read_text() == (tmp_path / "short.jsonl").read_text() == new
+    questions = json.loads(val.read_text())
+    records = [json.loads(line) for line in new.splitlines()]
+    assert len(records) == len(questions) and {r["task"] for r in records} == {"scanqa"}
+
+
+def test_missing_required_option_is_one_line(tmp_path):
+    r = runner.invoke(app, ["convert-instructions", "--split", "val", "--out", str(tmp_path)])
+    assert r.exit_code == 2
+    assert r.stderr.splitlines() == ["error: missing option --benchmark"]

@@ -80,7 +80,7 @@ class PatchMaskParams:
 
     def rebuild_hint(self, shard_dir: str | Path) -> str:
         return (
-            f"rebuild it with `ross3d-data cache-clips {shard_dir} --grid {self.grid} "
+            f"rebuild it with `ross3d-data cache-clips --shards {shard_dir} --grid {self.grid} "
             f"--patch-px {self.patch_px} --min-inside-fraction {self.min_inside_fraction} "
             f"--patch-depth {self.patch_depth}`"
         )
