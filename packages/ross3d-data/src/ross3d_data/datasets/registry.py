@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.scene import Scene
+from ross3d_data.datasets import arkitscenes
 from ross3d_data.scannet import scene as scannet_scene
 
 
@@ -20,6 +21,8 @@ class DatasetFormat:
     detect: Callable[[Path], bool]
     load: Callable[[Path, Path | None], Scene]
     looks_for: str
+    # the Scene's scene_id from the folder alone (sample keys, output folders, skip checks)
+    scene_id: Callable[[Path], str] = lambda folder: Path(folder).name
 
 
 FORMATS: dict[str, DatasetFormat] = {
@@ -28,6 +31,13 @@ FORMATS: dict[str, DatasetFormat] = {
         scannet_scene.is_scene_dir,
         scannet_scene.load_scene,
         "ScanNet: <id>_vh_clean_2.ply, <id>.sens or a posed folder (pose/ + color/)",
+    ),
+    "arkitscenes": DatasetFormat(
+        "arkitscenes",
+        arkitscenes.is_scene_dir,
+        arkitscenes.load_scene,
+        "ARKitScenes 3dod: <vid>/<vid>_3dod_mesh.ply or <vid>/<vid>_frames/",
+        arkitscenes.scene_id_for,
     ),
 }
 
@@ -66,6 +76,13 @@ def load_scene(scene_dir: Path, frames_dir: Path | None = None, fmt: str | None 
     if found is None and frames_dir is None:
         raise SceneError(scene_dir, f"not a scene folder; {_looked_for(fmt)}")
     return FORMATS[found or "scannet"].load(scene_dir, frames_dir)
+
+
+def scene_id_of(path: Path, fmt: str | None = None) -> str:
+    """The scene id ``load_scene(path)`` gives, from the folder alone (its name when no format
+    matches, e.g. an exported posed folder)."""
+    found = detect_format(Path(path), fmt)
+    return FORMATS[found].scene_id(Path(path)) if found else Path(path).name
 
 
 def find_scenes(path: Path, fmt: str | None = None) -> list[Path]:
