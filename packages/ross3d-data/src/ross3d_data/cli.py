@@ -39,7 +39,7 @@ console = Console(stderr=True)
 
 # choices (tests/test_cli_vocabulary.py checks them against the library's own tuples)
 VIEW_METHODS = ("uniform", "max-coverage")  # ross3d_data.views.selection.VIEW_METHODS
-BEV_BACKENDS = ("jit", "raster", "open3d")  # ross3d_data.bev.render.BACKENDS
+BEV_BACKENDS = ("jit", "raster", "open3d")  # ross3d_data.bev.grid.BACKENDS
 PATCH_DEPTHS = ("any", "valid")  # ross3d_data.cache.patch_masks.PATCH_DEPTH_RULES
 UP_AXES = ("z", "y")  # ross3d_data.mesh_io.import_mesh
 MESH_SOURCES = ("mesh", "fused")  # ross3d_data.mesh_io.export_scene_geometry
@@ -122,7 +122,8 @@ def render_bev_cmd(
     overwrite: Overwrite = False,
 ) -> None:
     """Top-down colour images of aligned scenes (mesh, else fused RGB-D frames); resumable."""
-    from ross3d_data.bev.render import BevConfig, render_bev_scenes
+    from ross3d_data.bev.grid import BevConfig
+    from ross3d_data.bev.render import render_bev_scenes
 
     cfg = BevConfig(
         size_px=size, ceiling_above_floor_m=ceiling, backend=backend, supersample=supersample
