@@ -69,12 +69,15 @@ def build_many_scene_shards(
     seed: int = 0,
     max_shard_bytes: int = 1 << 16,
     split_lists: tuple[tuple[str, Path], ...] = (),
+    other_textless: tuple[str, ...] = (),
 ) -> dict:
     """Scenes ``scene0000_00``...: ``n_train`` with train instructions (2-14 per task each),
-    then ``n_val`` with val instructions, then ``n_textless`` with none. Returns the shard
-    folder, the scene ids of each kind and the instruction counts."""
+    then ``n_val`` with val instructions, then ``n_textless`` with none, then the scenes
+    ``other_textless`` (ids of other datasets, e.g. ``arkitscenes-1``) with none. Returns the
+    shard folder, the scene ids of each kind and the instruction counts."""
     rng = random.Random(seed)
     names = [f"scene{i:04d}_00" for i in range(n_train + n_val + n_textless)]
+    names += list(other_textless)
     train, val, textless = (
         names[:n_train],
         names[n_train : n_train + n_val],

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from many_scene_shards import build_many_scene_shards
+from ross3d_data.shards.reader import ShardReader
 from ross3d_data.shards.sampling import (
     epoch_order,
     full_blocks,
@@ -62,3 +69,15 @@ def test_fixed_counts_need_task_grouping():
     with pytest.raises(ValueError, match="group_by_task"):
         epoch_order(["qa"] * 8, seed=0, epoch=0, global_batch=4, group_by_task=False,
                     blocks_per_group={"qa": 1})  # fmt: skip
+
+
+def test_vision_sources_select_the_textless_clips_of_their_datasets(tmp_path):
+    other = ("3rscan-a0b1-c2", "arkitscenes-41069021", "arkitscenes-47333462")
+    many = build_many_scene_shards(tmp_path, n_train=2, n_textless=1, other_textless=other)
+    reader = ShardReader(many["shards"])
+    textless = lambda pairs: [k for k, i in pairs if i is None]  # noqa: E731
+    assert textless(reader.examples("train", vision_sources=["arkitscenes"])) == list(other[1:])
+    assert textless(reader.examples("train", vision_sources=["scannet"])) == ["scene0002_00"]
+    both = reader.examples("train", vision_only=["scene0002_00"], vision_sources=["3rscan"])
+    assert textless(both) == sorted(["scene0002_00", "3rscan-a0b1-c2"], key=reader.keys.index)
+    assert len([k for k, i in both if i is not None]) == len(reader.examples("train"))

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ross3d_data.core.ids import dataset_of
 from ross3d_data.shards.build import read_manifest
 from ross3d_data.shards.sample import Clip, decode_clip
 
@@ -160,11 +161,17 @@ class ShardReader:
         return self._instructions[split]
 
     def examples(
-        self, split: str, tasks: Iterable[str] | None = None, *, vision_only: Iterable[str] = ()
+        self,
+        split: str,
+        tasks: Iterable[str] | None = None,
+        *,
+        vision_only: Iterable[str] = (),
+        vision_sources: Iterable[str] = (),
     ) -> list[tuple[str, dict | None]]:
         """``(key, instruction)`` of every instruction of ``split`` (only ``tasks`` if given), in
         (key, id) order, then ``(key, None)`` for each usable clip of ``vision_only`` (scene
-        ids; see :meth:`vision_only`)."""
+        ids; see :meth:`vision_only`) or of a dataset in ``vision_sources`` (``scannet``,
+        ``arkitscenes``, ...; see ``core.ids.dataset_of``), each clip once, in key order."""
         wanted = None if tasks is None else set(tasks)
         index = self.instructions(split)
         pairs: list[tuple[str, dict | None]] = [
@@ -173,7 +180,14 @@ class ShardReader:
             for inst in index.get(key, [])
             if wanted is None or inst["task"] in wanted
         ]
-        return pairs + [(key, None) for key in self.vision_only(vision_only)[0]]
+        textless = set(self.vision_only(vision_only)[0])
+        textless |= set(self.vision_only(self.clips_of(vision_sources))[0])
+        return pairs + [(key, None) for key in self.keys if key in textless]
+
+    def clips_of(self, datasets: Iterable[str]) -> list[str]:
+        """Keys of the clips whose scene id belongs to one of ``datasets``."""
+        wanted = set(datasets)
+        return [key for key in self.keys if dataset_of(key) in wanted]
 
     def splits_of(self, key: str) -> tuple[str, ...]:
         """Splits build-shards recorded for the clip (sorted; empty: no split known)."""
