@@ -19,13 +19,16 @@ from layouts.arkitscenes import (
     write_video_without_assets,
     yaw_pose,
 )
+from ross3d_data.bev.fusion import fuse_scene_points
+from ross3d_data.bev.render import BevConfig
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.geometry import backproject_depth, depth_mm_to_m
-from ross3d_data.core.records import Intrinsics
+from ross3d_data.core.records import Intrinsics, Mesh
 from ross3d_data.datasets import detect_format, find_scenes, load_scene
 from ross3d_data.datasets.arkitscenes import match_pose_key, read_traj
 from ross3d_data.datasets.registry import scene_id_of
 from ross3d_data.synthetic.raycast import MeshRaycaster, import_open3d
+from ross3d_data.views.selection import choose_views
 
 
 @pytest.fixture(scope="module")
@@ -138,21 +141,36 @@ def test_rotated_frames_come_out_upright_and_equal_a_direct_render(video, scene)
     assert seen == {0, 1, 2, 3}
 
 
-def test_fused_points_of_every_frame_lie_on_the_mesh(video, scene):
+def distance_to_mesh(mesh: Mesh, points_N3: np.ndarray) -> np.ndarray:
     o3d = import_open3d()
     rc = o3d.t.geometry.RaycastingScene()
-    rc.add_triangles(o3d.core.Tensor(video.mesh_world.vertices_N3),
-                     o3d.core.Tensor(video.mesh_world.faces_F3.astype(np.uint32)))  # fmt: skip
+    rc.add_triangles(o3d.core.Tensor(mesh.vertices_N3),
+                     o3d.core.Tensor(mesh.faces_F3.astype(np.uint32)))  # fmt: skip
+    return rc.compute_distance(o3d.core.Tensor(points_N3.astype(np.float32))).numpy()
+
+
+def test_fused_points_of_every_frame_lie_on_the_mesh(video, scene):
     points = []
     for fid in scene.frame_ids():
         frame = scene.load_frame(fid)
         K = scene.frame_intrinsics(fid)[1]
         pts, valid = backproject_depth(depth_mm_to_m(frame.depth_mm_HW), K.K_33, frame.T_world_cam)
         points.append(pts[valid])
-    points = np.concatenate(points).astype(np.float32)
-    dist = rc.compute_distance(o3d.core.Tensor(points)).numpy()
+    points = np.concatenate(points)
+    dist = distance_to_mesh(video.mesh_world, points)
     assert len(points) > 100_000
     assert np.median(dist) <= 0.01 and np.percentile(dist, 95) <= 0.01
+
+
+def test_consumers_use_each_frames_own_intrinsics(video, scene):
+    """BEV fusion and view selection on upright frames of both shapes (scene-level intrinsics
+    are None for this reader: a consumer reading them would fail)."""
+    assert scene.color_intrinsics is None and scene.depth_intrinsics is None
+    points, _ = fuse_scene_points(scene, BevConfig(fusion_depth_stride=2))
+    dist = distance_to_mesh(scene.mesh_aligned(), points)
+    assert len(points) > 20_000 and np.percentile(dist, 95) <= 0.01
+    picks = choose_views(scene, 4, "max-coverage")
+    assert len(picks) == 4 and set(picks) <= set(scene.frame_ids())
 
 
 def test_room_is_aligned_by_its_wall_yaw_and_boxes_round_trip(video, scene):

@@ -76,8 +76,7 @@ def collect_preview(scene, cfg: PreviewConfig) -> PreviewData:
             prepare_view(
                 frame.color_HW3,
                 frame.depth_mm_HW,
-                scene.color_intrinsics,
-                scene.depth_intrinsics,
+                *scene.frame_intrinsics(fid),
                 T,
             )
         )

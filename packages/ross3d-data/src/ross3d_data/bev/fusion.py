@@ -75,8 +75,7 @@ def select_frames(frame_ids: list[int], max_frames: int) -> list[int]:
     return [frame_ids[i] for i in idx]
 
 
-def _check_frame_sizes(scene, frame) -> None:
-    dk, ck = scene.depth_intrinsics, scene.color_intrinsics
+def _check_frame_sizes(scene, frame, ck, dk) -> None:
     if frame.depth_mm_HW.shape != (dk.height, dk.width):
         raise SceneError(
             scene.root,
@@ -95,12 +94,13 @@ def _frame_points(scene, frame_ids: list[int], stride: int, max_depth_m: float):
     """Yield ``(points_N3, colors_N3)`` in the aligned frame for each frame id."""
     for fid in frame_ids:
         frame = scene.load_frame(fid)
-        _check_frame_sizes(scene, frame)
+        ck, dk = scene.frame_intrinsics(fid)  # per frame: upright frames vary
+        _check_frame_sizes(scene, frame, ck, dk)
         yield depth_to_colored_points(
             frame.depth_mm_HW,
             frame.color_HW3,
-            scene.depth_intrinsics,
-            scene.color_intrinsics,
+            dk,
+            ck,
             scene.T_aligned_world @ frame.T_world_cam,  # = T_aligned_cam, no second read
             stride,
             max_depth_m,

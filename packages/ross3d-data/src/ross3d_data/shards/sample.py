@@ -100,11 +100,12 @@ def _load_good_view(
     if not np.any(frame.depth_mm_HW):
         bad["empty depth"] += 1
         return None
+    color_K, depth_K = scene.frame_intrinsics(fid)
     view = prepare_view(
         frame.color_HW3,
         frame.depth_mm_HW,
-        scene.color_intrinsics,
-        scene.depth_intrinsics,
+        color_K,
+        depth_K,
         T,
         cfg.size,
         cfg.crop,

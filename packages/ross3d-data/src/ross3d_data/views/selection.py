@@ -170,10 +170,13 @@ def choose_views(
         raise ValueError(f"max_candidates ({max_candidates}) must be >= count ({count})")
     if len(frame_ids) > max_candidates:
         frame_ids = select_uniform(frame_ids, max_candidates)  # distinct: n > max_candidates
-    K_depth = scene.depth_intrinsics.K_33
     voxels = [
         frame_voxels(
-            scene.load_frame(fid).depth_mm_HW, K_depth, scene.T_aligned_cam(fid), voxel_size, stride
+            scene.load_frame(fid).depth_mm_HW,
+            scene.frame_intrinsics(fid)[1].K_33,  # per frame: upright frames vary
+            scene.T_aligned_cam(fid),
+            voxel_size,
+            stride,
         )
         for fid in frame_ids
     ]
