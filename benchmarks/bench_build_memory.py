@@ -57,13 +57,12 @@ def write_checkpoints(shape: str, work: Path) -> None:
     import torch
     from ross3d_model.modeling.model import Ross3DForCausalLM, Ross3DHFConfig
     from ross3d_model.weights.checkpoint import ours_to_llava, write_sharded
-    from ross3d_model.weights.loading import BuildContext, building
+    from ross3d_model.weights.loading import meta_skeleton
 
     cfg = shape_config(shape, work)
     if shape == "1.5b":
         write_vae(work / "vae_repo" / "vae")
-    with building(BuildContext(meta=True, loader=True)):
-        skeleton = Ross3DForCausalLM(Ross3DHFConfig(ross3d=cfg.to_dict()))
+    skeleton = meta_skeleton(Ross3DForCausalLM, Ross3DHFConfig(ross3d=cfg.to_dict()), False)
     g = torch.Generator().manual_seed(0)
     state = {}
     for name, t in skeleton.state_dict().items():
@@ -114,6 +113,7 @@ def run_case(case: str, shape: str, work: Path) -> dict:
     """In this (fresh) process: build as `case` says, return peak RSS figures."""
     import torch
     from ross3d_model.modeling.model import Ross3DForCausalLM, Ross3DHFConfig
+    from ross3d_model.weights.build import from_config, from_pretrained
     from ross3d_model.weights.checkpoint import read_state_dict
 
     cfg = shape_config(shape, work)
@@ -122,10 +122,10 @@ def run_case(case: str, shape: str, work: Path) -> dict:
     start = time.perf_counter()
     if case.startswith("lean"):
         dtype = torch.bfloat16 if case == "lean-bf16" else torch.float32
-        model = Ross3DForCausalLM.from_config(cfg, dtype=dtype)
+        model = from_config(cfg, dtype=dtype)
         read = [work / "llava"] + ([work / "vae_repo"] if shape == "1.5b" else [])
     elif case.startswith("export"):
-        model = Ross3DForCausalLM.from_pretrained(
+        model = from_pretrained(
             work / "export", torch.bfloat16, inference=case == "export-inference"
         )
         read = [work / "export"]
@@ -161,9 +161,9 @@ def run_case(case: str, shape: str, work: Path) -> dict:
 
 def export_bf16(shape: str, work: Path) -> None:
     import torch
-    from ross3d_model.modeling.model import Ross3DForCausalLM
+    from ross3d_model.weights.build import from_config
 
-    model = Ross3DForCausalLM.from_config(shape_config(shape, work), dtype=torch.bfloat16)
+    model = from_config(shape_config(shape, work), dtype=torch.bfloat16)
     model.save_pretrained(str(work / "export"), max_shard_size="2GB")
 
 

@@ -63,12 +63,12 @@ def step_times(config_name: str, repeats: int) -> dict[str, tuple[float, float, 
     from ross3d_model.configuration.model import load_config
     from ross3d_model.inputs.batch import collate_examples
     from ross3d_model.inputs.tokenizer import build_tiny_tokenizer, special_token_ids
-    from ross3d_model.modeling.model import Ross3DForCausalLM
+    from ross3d_model.weights.build import from_config
 
     cfg = load_config(config_name)
     tokenizer = build_tiny_tokenizer(vocab_size=cfg.llm.vocab_size)
     torch.manual_seed(0)
-    model = Ross3DForCausalLM.from_config(cfg)
+    model = from_config(cfg)
     model.set_special_ids(special_token_ids(tokenizer))
     model.train()
     batch = collate_examples([synthetic_example(cfg, 0)], tokenizer, cfg)

@@ -23,10 +23,10 @@ def tiny_tokenizer(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_cfg, tiny_tokenizer):
     from ross3d_model.inputs.tokenizer import special_token_ids
-    from ross3d_model.modeling.model import Ross3DForCausalLM
+    from ross3d_model.weights.build import from_config
 
     torch.manual_seed(0)
-    model = Ross3DForCausalLM.from_config(tiny_cfg)
+    model = from_config(tiny_cfg)
     model.set_special_ids(special_token_ids(tiny_tokenizer))
     model.eval()  # no dropout anyway; tests that train build their own model
     return model

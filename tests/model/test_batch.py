@@ -4,7 +4,9 @@ import pytest
 import torch
 from model_examples import instruction, make_example
 from ross3d_model.configuration.model import SPATIAL_PROMPT
-from ross3d_model.inputs.batch import IGNORE_INDEX, collate_examples, normalise_pixels
+from ross3d_model.inputs.batch import collate_examples
+from ross3d_model.modeling.model import IGNORE_INDEX
+from ross3d_model.modeling.vision import normalise_pixels
 
 
 def _decode(tok, ids):

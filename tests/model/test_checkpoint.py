@@ -5,15 +5,16 @@ Layouts written from the public code's module definitions: test_reference_layout
 import pytest
 import torch
 from ross3d_model.configuration.model import Ross3DConfig
-from ross3d_model.modeling.model import Ross3DForCausalLM, qwen2_hf_config
+from ross3d_model.modeling.model import qwen2_hf_config
 from ross3d_model.modeling.vision import siglip_hf_config
+from ross3d_model.weights.build import from_config, from_pretrained
 from ross3d_model.weights.checkpoint import (
     llava_to_ours,
     ours_to_llava,
     read_state_dict,
-    save_llava_checkpoint,
     write_sharded,
 )
+from ross3d_model.weights.reference_layouts import save_llava_checkpoint
 from transformers import Qwen2ForCausalLM, SiglipVisionModel
 
 
@@ -29,7 +30,7 @@ def test_save_pretrained_round_trip_is_exact(tiny_model, tmp_path, shard):
     tiny_model.save_pretrained(tmp_path, **kwargs)
     if shard:
         assert (tmp_path / "model.safetensors.index.json").is_file()
-    loaded = Ross3DForCausalLM.from_pretrained(tmp_path)
+    loaded = from_pretrained(tmp_path)
     assert _equal_states(tiny_model, loaded)
     assert loaded.cfg == tiny_model.cfg
 
@@ -44,7 +45,7 @@ def test_from_pretrained_reports_mismatch(tiny_model, tmp_path):
     with pytest.raises(
         ValueError, match=r"missing \['export: mask_token'\].*unexpected \['export: extra.weight"
     ):
-        Ross3DForCausalLM.from_pretrained(tmp_path)
+        from_pretrained(tmp_path)
 
 
 def test_missing_shard_names_the_index(tmp_path):
@@ -78,7 +79,7 @@ def test_llava_export_and_init_from_round_trip(tiny_model, tiny_cfg, tmp_path):
     save_llava_checkpoint(tiny_model, tmp_path, max_shard_bytes=300_000)
     cfg = Ross3DConfig.from_dict({**tiny_cfg.to_dict(), "init_from": str(tmp_path)})
     torch.manual_seed(5)
-    loaded = Ross3DForCausalLM.from_config(cfg)  # init_from: every exported tensor comes back
+    loaded = from_config(cfg)  # init_from: every exported tensor comes back
     assert _equal_states(tiny_model, loaded, skip=("latent_tokenizer.",))
 
 
@@ -93,7 +94,7 @@ def test_build_from_pretrained_component_folders(tiny_cfg, tmp_path):
     data = tiny_cfg.to_dict()
     data["vision"]["pretrained"] = str(tmp_path / "siglip")
     data["llm"]["pretrained"] = str(tmp_path / "qwen")
-    model = Ross3DForCausalLM.from_config(Ross3DConfig.from_dict(data))
+    model = from_config(Ross3DConfig.from_dict(data))
     assert len(model.vision_tower.encoder.layers) == 2
     got = model.vision_tower.state_dict()
     for k, v in siglip.state_dict().items():

@@ -157,9 +157,9 @@ def test_cross_view_step_without_masks_gives_a_connected_zero(tiny_model, tiny_c
 
 def test_bf16_forward_backward(tiny_cfg, tiny_tokenizer):
     from ross3d_model.inputs.tokenizer import special_token_ids
-    from ross3d_model.modeling.model import Ross3DForCausalLM
+    from ross3d_model.weights.build import from_config
 
-    model = Ross3DForCausalLM.from_config(tiny_cfg).to(torch.bfloat16)
+    model = from_config(tiny_cfg).to(torch.bfloat16)
     model.set_special_ids(special_token_ids(tiny_tokenizer))
     examples = [make_example(instruction("scanqa")), make_example(instruction("scanrefer"))]
     b = collate_examples(examples, tiny_tokenizer, tiny_cfg)

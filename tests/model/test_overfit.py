@@ -5,7 +5,7 @@ import torch
 from model_examples import instruction, make_example
 from ross3d_model.inputs.batch import collate_examples
 from ross3d_model.inputs.tokenizer import special_token_ids
-from ross3d_model.modeling.model import Ross3DForCausalLM
+from ross3d_model.weights.build import from_config
 
 STEPS, LR = 30, 3e-3
 
@@ -13,7 +13,7 @@ STEPS, LR = 30, 3e-3
 @pytest.mark.slow
 def test_tiny_model_overfits_one_scene(tiny_cfg, tiny_tokenizer):
     torch.manual_seed(0)
-    model = Ross3DForCausalLM.from_config(tiny_cfg)
+    model = from_config(tiny_cfg)
     model.set_special_ids(special_token_ids(tiny_tokenizer))
     examples = [
         make_example(instruction("scanqa", answers=["brown"]), seed=1),

@@ -19,7 +19,7 @@ from reference_fixtures import (
 )
 from ross3d_model.cli import app
 from ross3d_model.configuration.model import Ross3DConfig
-from ross3d_model.modeling.model import Ross3DForCausalLM
+from ross3d_model.weights.build import from_config, from_pretrained
 from typer.testing import CliRunner
 
 DEN = "reconstructor.denoiser."
@@ -64,7 +64,7 @@ def test_released_layout_passes_check_init(released, tmp_path):
 
 def test_released_values_land_where_the_reference_puts_them(released):
     cfg, state = released
-    model = Ross3DForCausalLM.from_config(cfg)
+    model = from_config(cfg)
     ours = model.state_dict()
     w = cfg.reconstruction.width
     for p in ("weight", "bias"):  # timm Attention: qkv(x).reshape(B, N, 3, H, d) -> q, k, v rows
@@ -114,7 +114,7 @@ def test_released_layout_is_strict(released, tmp_path):
     assert report["unexpected"][0].startswith("init_from: model.vision_resampler.extra")
     assert len(report["mismatched"]) == 1 and "blocks.0.mlp.fc2.weight" in report["mismatched"][0]
     with pytest.raises(ValueError, match=r"missing \['init_from: mask_token'\]"):
-        Ross3DForCausalLM.from_config(cfg)
+        from_config(cfg)
 
 
 def test_llava_video_rows_resized_with_the_mean_as_add_tokens(tiny_cfg, tmp_path):
@@ -125,7 +125,7 @@ def test_llava_video_rows_resized_with_the_mean_as_add_tokens(tiny_cfg, tmp_path
     cfg = _cfg(tiny_cfg, llm={"vocab_size": 514, "added_token_rows": 2}, init_from=str(folder))
     code, report = _check_init(cfg, tmp_path)
     assert code == 0 and report["loaded"] == {"init_from": len(state)}, report
-    model = Ross3DForCausalLM.from_config(cfg)
+    model = from_config(cfg)
     for theirs, ours in (
         ("model.embed_tokens.weight", model.language_model.model.embed_tokens.weight),
         ("lm_head.weight", model.language_model.lm_head.weight),
@@ -155,7 +155,7 @@ def test_llava_video_build_is_lean(tiny_cfg, tmp_path, monkeypatch):
         return llm
 
     monkeypatch.setattr(modeling, "build_llm", recording)
-    model = Ross3DForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    model = from_config(cfg, dtype=torch.bfloat16)
     assert built == ["meta"]
     assert model.language_model.lm_head.weight.dtype == torch.bfloat16
     assert model.mask_token.dtype == torch.bfloat16 and not model.mask_token.is_meta
@@ -199,7 +199,7 @@ def test_ross2d_denoiser_mapped_as_the_reference_loader(tiny_cfg, tmp_path):
         "reconstruction.pretrained_denoiser: z_embedder "
         "(the reference's copy lands on names it lacks)": 2
     }
-    model = Ross3DForCausalLM.from_config(cfg)
+    model = from_config(cfg)
     ours = model.state_dict()
     table = state[f"{NET}pos_embed"][0]
     view = ours[f"{DEN}branches.view.pos_embed"]
@@ -225,10 +225,11 @@ def test_ross2d_denoiser_mapped_as_the_reference_loader(tiny_cfg, tmp_path):
 
 def test_released_layout_export_round_trip(released, tmp_path):
     """save_llava_checkpoint writes the released names and shapes (fused qkv, conv, [1,N,W])."""
-    from ross3d_model.weights.checkpoint import read_state_dict, save_llava_checkpoint
+    from ross3d_model.weights.checkpoint import read_state_dict
+    from ross3d_model.weights.reference_layouts import save_llava_checkpoint
 
     cfg, state = released
-    model = Ross3DForCausalLM.from_config(cfg)
+    model = from_config(cfg)
     save_llava_checkpoint(model, tmp_path / "export")
     exported = read_state_dict(tmp_path / "export")
     assert set(exported) == set(state)
@@ -238,7 +239,7 @@ def test_released_layout_export_round_trip(released, tmp_path):
 
 def test_from_pretrained_inference_builds_no_vae_or_denoiser(tiny_model, tmp_path):
     tiny_model.save_pretrained(tmp_path)
-    model = Ross3DForCausalLM.from_pretrained(tmp_path, torch.bfloat16, inference=True)
+    model = from_pretrained(tmp_path, torch.bfloat16, inference=True)
     assert model.reconstructor is None and model.latent_tokenizer is None
     dropped = [
         k for k in tiny_model.state_dict() if k.startswith(("reconstructor.", "latent_tokenizer."))
@@ -321,7 +322,7 @@ def test_siglip_model_layout_and_diffusers_vae_folder(tiny_cfg, tmp_path):
         "vision.pretrained: SigLIP text tower": 3,
         "vision.pretrained: layers past vision.num_layers": 16,
     }
-    model = Ross3DForCausalLM.from_config(cfg)
+    model = from_config(cfg)
     ours = model.state_dict()
     for key, tensor in state.items():
         name = "vision_tower." + key.removeprefix("vision_model.")
@@ -350,7 +351,7 @@ def test_check_init_inference_ignores_the_denoiser(released, tmp_path):
     assert report["ignored"] == {
         "init_from: not used for inference": len(denoiser_keys) + 4 * depth
     }
-    model = Ross3DForCausalLM.from_config(cfg, inference=True)
+    model = from_config(cfg, inference=True)
     assert model.reconstructor is None and model.latent_tokenizer is None
 
 
@@ -359,7 +360,7 @@ def test_check_init_reads_hub_checkpoints_from_headers_only(released, tmp_path, 
     here by a repo whose one file is the released fixture; any download is an error."""
     import huggingface_hub
     from huggingface_hub.utils import SafetensorsFileMetadata, TensorInfo
-    from ross3d_model.weights.reference_layouts import check_init
+    from ross3d_model.weights.build import check_init
 
     cfg, state = released
 

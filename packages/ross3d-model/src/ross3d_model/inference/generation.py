@@ -17,9 +17,8 @@ from ross3d_benchmarks import GROUNDING_TASKS, QA_TASKS
 from transformers import PreTrainedTokenizerBase
 
 from ross3d_model.inference.decoding import CachedRows, extend, greedy, left_pad
-from ross3d_model.inputs.batch import IGNORE_INDEX
 from ross3d_model.modeling.grounding import select_multi, select_single
-from ross3d_model.modeling.model import PreparedInputs, Ross3DForCausalLM
+from ross3d_model.modeling.model import IGNORE_INDEX, PreparedInputs, Ross3DForCausalLM
 
 
 @dataclass

@@ -146,19 +146,13 @@ def load_checkpoint(path: Path, device: str = "cpu", dtype: str = "fp32"):
     """(inference model in eval mode on `device` in `dtype`, tokenizer) from an exported folder
     or a training OUTPUT_DIR."""
     from ross3d_model.inputs.tokenizer import build_tokenizer, special_token_ids
-    from ross3d_model.modeling.model import Ross3DForCausalLM
-    from ross3d_model.training.export import TOKENIZER_DIR
-    from ross3d_model.training.trainer import EXPORT_DIR
+    from ross3d_model.weights.build import from_pretrained
+    from ross3d_model.weights.model_folder import TOKENIZER_DIR, find_model_folder
 
-    path = Path(path)
-    folder = path / EXPORT_DIR if (path / EXPORT_DIR / "config.json").is_file() else path
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"{path}: no exported model (config.json) here or in {EXPORT_DIR}/")
-    if not (folder / TOKENIZER_DIR).is_dir():
-        raise ValueError(f"{folder}: no {TOKENIZER_DIR}/ folder next to the weights")
+    folder = find_model_folder(path)
     tokenizer = build_tokenizer(folder / TOKENIZER_DIR)
     # lean: meta skeleton, memory-mapped weights, no VAE and no denoiser (never used here)
-    model = Ross3DForCausalLM.from_pretrained(folder, DTYPES[dtype], device=device, inference=True)
+    model = from_pretrained(folder, DTYPES[dtype], device=device, inference=True)
     model.set_special_ids(special_token_ids(tokenizer))
     return model.eval(), tokenizer
 

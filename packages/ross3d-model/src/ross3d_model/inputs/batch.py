@@ -34,9 +34,9 @@ from ross3d_model.inputs.tokenizer import (
     special_token_ids,
 )
 from ross3d_model.modeling.grounding import patches_in_boxes
+from ross3d_model.modeling.model import IGNORE_INDEX
 from ross3d_model.modeling.position import camera_centre_fill
 
-IGNORE_INDEX = -100
 _STACKED = ("images", "coords", "coords_valid", "overlap", "bev")
 _ASSISTANT_HEADER = f"{IM_START}assistant\n"
 
@@ -154,14 +154,6 @@ def query_box(example: dict) -> torch.Tensor:
 def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
     width = max(len(s) for s in seqs)
     return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
-
-
-def normalise_pixels(images_BV3SS: torch.Tensor, cfg: Ross3DConfig) -> torch.Tensor:
-    """uint8 RGB -> SigLIP input ((x / 255 - mean) / std), float32, on the images' device (the
-    model calls it: batches carry uint8 `images` only)."""
-    mean = torch.tensor(cfg.vision.image_mean, device=images_BV3SS.device).view(3, 1, 1)
-    std = torch.tensor(cfg.vision.image_std, device=images_BV3SS.device).view(3, 1, 1)
-    return (images_BV3SS.float() / 255.0 - mean) / std
 
 
 def collate_examples(

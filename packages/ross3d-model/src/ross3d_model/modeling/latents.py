@@ -33,26 +33,26 @@ from diffusers import AutoencoderKL
 from torch import nn
 
 from ross3d_model.configuration.parts import BEV_VALID_RULES, VaeConfig
-from ross3d_model.weights.loading import build_context
 
 FLUX_SCALING_FACTOR = 0.3611
 FLUX_SHIFT_FACTOR = 0.1159
 
 
-def build_vae(cfg: VaeConfig) -> AutoencoderKL:
+def build_vae(cfg: VaeConfig, load_weights: bool = True) -> AutoencoderKL:
     """The real VAE from ``cfg.pretrained`` or a tiny random one (FLUX layout: no quant convs).
-    Inside ``Ross3DForCausalLM.from_config`` (``loading.build_context().loader``) the real VAE is
-    built from its config only: the model's loader assigns its weights memory-mapped."""
+    ``load_weights=False`` (the model's component builder) builds the real VAE from its config
+    alone (a hub id downloads only config.json): ``weights.build`` assigns its weights
+    memory-mapped afterwards."""
     if cfg.pretrained is not None:
         kwargs = {} if cfg.subfolder is None else {"subfolder": cfg.subfolder}
-        if build_context().loader:  # the config alone (a hub id downloads only config.json)
+        if load_weights:
+            vae = AutoencoderKL.from_pretrained(cfg.pretrained, **kwargs)
+        else:
             try:
                 vae_config = AutoencoderKL.load_config(cfg.pretrained, **kwargs)
             except OSError as err:  # diffusers reports a missing/unreachable config as OSError
                 raise ValueError(f"{cfg.pretrained}: cannot read the VAE config: {err}") from err
             vae = AutoencoderKL.from_config(vae_config)
-        else:
-            vae = AutoencoderKL.from_pretrained(cfg.pretrained, **kwargs)
     else:
         channels = tuple(cfg.tiny_block_out_channels)
         with torch.random.fork_rng(devices=[]):
@@ -105,10 +105,12 @@ def bev_valid_cells(
 class LatentTokenizer(nn.Module):
     """Frozen VAE encoder producing reconstruction targets (no gradients, always eval mode)."""
 
-    def __init__(self, vae_cfg: VaeConfig) -> None:
+    def __init__(self, vae_cfg: VaeConfig, load_weights: bool = True) -> None:
+        """``load_weights``: read ``vae_cfg.pretrained``'s weights here (standalone use, e.g.
+        the latent caches); the model passes False and its weights layer assigns them."""
         super().__init__()
         self.cfg = vae_cfg
-        self.vae = build_vae(vae_cfg)
+        self.vae = build_vae(vae_cfg, load_weights)
         self.vae.requires_grad_(False)
         self.vae.eval()
         vae_scale = self.vae.config.scaling_factor

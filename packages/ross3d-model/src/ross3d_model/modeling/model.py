@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +13,6 @@ from transformers import PretrainedConfig, PreTrainedModel, Qwen2Config, Qwen2Fo
 from transformers.utils import ModelOutput
 
 from ross3d_model.configuration.model import LLMConfig, Ross3DConfig
-from ross3d_model.inputs.batch import IGNORE_INDEX, normalise_pixels
 from ross3d_model.modeling.grounding import GroundingHead, infonce_loss, object_features
 from ross3d_model.modeling.latents import LatentTokenizer
 from ross3d_model.modeling.masking import choose_masked_views
@@ -25,10 +23,12 @@ from ross3d_model.modeling.vision import (
     build_projector,
     build_vision_tower,
     frame_tokens,
+    normalise_pixels,
     pool_grid,
     vision_features,
 )
-from ross3d_model.weights.loading import build_context, placement
+
+IGNORE_INDEX = -100  # label of positions the LM loss skips (prompt, visual and pad tokens)
 
 
 class Ross3DHFConfig(PretrainedConfig):
@@ -63,18 +63,9 @@ def qwen2_hf_config(cfg: LLMConfig) -> Qwen2Config:
 
 
 def build_llm(cfg: LLMConfig) -> Qwen2ForCausalLM:
-    """A Qwen2 of `cfg`'s shape. Inside `from_config` (loading.build_context().loader) the
-    weights of `cfg.pretrained` are assigned afterwards; a bare `Ross3DForCausalLM(config)` loads
-    them here with transformers."""
-    if cfg.pretrained is None or build_context().loader:
-        return Qwen2ForCausalLM(qwen2_hf_config(cfg))
-    llm = Qwen2ForCausalLM.from_pretrained(cfg.pretrained)
-    if llm.config.hidden_size != cfg.hidden_size or llm.config.vocab_size != cfg.vocab_size:
-        raise ValueError(
-            f"{cfg.pretrained}: Qwen2 hidden/vocab {llm.config.hidden_size}/"
-            f"{llm.config.vocab_size} differ from the config's {cfg.hidden_size}/{cfg.vocab_size}"
-        )
-    return llm
+    """A randomly initialised Qwen2 of `cfg`'s shape; the weights of `cfg.pretrained` are
+    assigned afterwards by `weights.build` (which checks every shape)."""
+    return Qwen2ForCausalLM(qwen2_hf_config(cfg))
 
 
 @dataclass
@@ -111,18 +102,20 @@ class Ross3DForCausalLM(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ("Qwen2DecoderLayer", "SiglipEncoderLayer")
 
-    def __init__(self, config: Ross3DHFConfig) -> None:
-        """Components in the order below (the random init is reproducible under a seed). Inside
-        `from_config`/`from_pretrained` (loading.build_context) they may be meta skeletons, and
-        with `inference` there is no VAE (`latent_tokenizer`) and no denoiser (`reconstructor`)."""
+    def __init__(self, config: Ross3DHFConfig, inference: bool = False) -> None:
+        """Every component built from the config alone, in the order below (the random init is
+        reproducible under a seed); no checkpoint is read here. With `inference` there is no
+        VAE (`latent_tokenizer`) and no denoiser (`reconstructor`).
+
+        Pretrained weights are the weights layer's job: `weights.build.from_config(cfg)` /
+        `from_pretrained(folder)` build this class on the meta device and then assign every
+        tensor a checkpoint provides (torchtitan's order: skeleton first, weights after)."""
         super().__init__(config)
         self.cfg = config.model_cfg
-        ctx = build_context()
-        self.inference_only = ctx.inference
+        self.inference_only = inference
         self.reconstructor = self.latent_tokenizer = None
-        with placement(ctx.meta, None, None):
-            for name, build in self.component_builders().items():
-                setattr(self, name, build())
+        for name, build in self.component_builders().items():
+            setattr(self, name, build())
         self.special_ids: dict[str, int] = {}
         self.post_init()
 
@@ -140,54 +133,20 @@ class Ross3DForCausalLM(PreTrainedModel):
         }
         if not self.inference_only:
             builders["reconstructor"] = lambda: Reconstructor(cfg.reconstruction, d)
-            builders["latent_tokenizer"] = lambda: LatentTokenizer(cfg.vae)
+            builders["latent_tokenizer"] = lambda: LatentTokenizer(cfg.vae, load_weights=False)
         return builders
 
     def _init_weights(self, module: nn.Module) -> None:
         """Components initialise themselves (or are loaded) in __init__; nothing to redo."""
 
     @classmethod
-    def from_config(
-        cls,
-        cfg: Ross3DConfig,
-        *,
-        dtype: torch.dtype | None = None,
-        device: str | torch.device | None = None,
-        inference: bool = False,
-    ) -> Ross3DForCausalLM:
-        """Build from the typed config, leanly (loading.py): every pretrained part the config
-        names (`init_from`, `vision/llm/vae.pretrained`, `reconstruction.pretrained_denoiser`)
-        is assigned from its checkpoint onto a meta skeleton; only the rest is initialised, in
-        `dtype` (None: float32) on `device`. Any missing, unexpected or mismatched tensor is a
-        ValueError (`ross3d-model check-init` lists them without building)."""
-        from ross3d_model.weights.loading import build_from_sources
-        from ross3d_model.weights.reference_layouts import config_sources
-
-        config = Ross3DHFConfig(ross3d=cfg.to_dict())
-        sources = config_sources(cfg, inference)
-        return build_from_sources(cls, config, sources, dtype, device, inference, "model config")
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        path: str | Path,
-        dtype: torch.dtype | None = None,
-        *,
-        device: str | torch.device | None = None,
-        inference: bool = False,
-    ) -> Ross3DForCausalLM:
-        """Load a folder written by `save_pretrained` (config.json + safetensors, sharded or not)
-        leanly: a meta skeleton, every tensor assigned from the memory-mapped files, nothing
-        downloaded; every key must match, so the round trip is exact. `inference`: no VAE and no
-        denoiser are built; their keys are ignored."""
-        from ross3d_model.weights.loading import Checkpoint, build_from_sources
-        from ross3d_model.weights.reference_layouts import drop_parts, prefixed_source
-
-        config = Ross3DHFConfig.from_pretrained(str(path))
-        source = prefixed_source("export", Checkpoint(Path(path)), "", config.model_cfg)
-        if inference:
-            source = drop_parts(source, ("reconstructor.", "latent_tokenizer."), "inference")
-        return build_from_sources(cls, config, [source], dtype, device, inference, str(path))
+    def from_pretrained(cls, *args, **kwargs):
+        """Not transformers' loader: a Ross3D folder is read by `weights.build.from_pretrained`
+        (lean, every key checked), which this class cannot call without importing the layer
+        above it."""
+        raise TypeError(
+            "load a Ross3D model folder with ross3d_model.weights.build.from_pretrained(folder)"
+        )
 
     def set_special_ids(self, ids: dict[str, int]) -> None:
         """Token ids of `<image>`, `<coord>`, `<ground>`, `<|im_end|>` (tokenizer.special_token_ids).

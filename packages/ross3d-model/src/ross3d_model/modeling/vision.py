@@ -8,9 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import SiglipVisionConfig, SiglipVisionModel
 
-from ross3d_model.configuration.model import PositionConfig, VisionConfig
+from ross3d_model.configuration.model import PositionConfig, Ross3DConfig, VisionConfig
 from ross3d_model.modeling.position import encode_xyz
-from ross3d_model.weights.loading import build_context
 
 
 def siglip_hf_config(cfg: VisionConfig) -> SiglipVisionConfig:
@@ -27,30 +26,21 @@ def siglip_hf_config(cfg: VisionConfig) -> SiglipVisionConfig:
 
 
 def build_vision_tower(cfg: VisionConfig) -> SiglipVisionModel:
-    """Random tower from `cfg`, or the pretrained one (hub id / folder) cut to `cfg.num_layers`
-    (LLaVA-NeXT deletes SigLIP's last layer: 26 layers + hidden_states[-1] == layer -2 of 27).
-    Inside `from_config` (loading.build_context().loader) only the tower's shape is built: the
-    model's loader assigns the pretrained weights."""
-    if cfg.pretrained is None or build_context().loader:
-        tower = SiglipVisionModel(siglip_hf_config(cfg))
-    else:
-        tower = SiglipVisionModel.from_pretrained(
-            cfg.pretrained, num_hidden_layers=cfg.num_layers, vision_use_head=False
-        )
-        got = tower.config
-        if (got.hidden_size, got.image_size, got.patch_size) != (
-            cfg.hidden_size,
-            cfg.image_size,
-            cfg.patch_size,
-        ):
-            raise ValueError(
-                f"{cfg.pretrained}: SigLIP hidden/image/patch {got.hidden_size}/{got.image_size}/"
-                f"{got.patch_size} differ from the config's {cfg.hidden_size}/{cfg.image_size}/"
-                f"{cfg.patch_size}"
-            )
+    """A randomly initialised SigLIP tower of `cfg`'s shape (LLaVA-NeXT deletes SigLIP's last
+    layer: 26 layers + hidden_states[-1] == layer -2 of 27); the weights of `cfg.pretrained`
+    are assigned afterwards by `weights.build` (which checks every shape)."""
+    tower = SiglipVisionModel(siglip_hf_config(cfg))
     if cfg.frozen:
         tower.requires_grad_(False)
     return tower
+
+
+def normalise_pixels(images_BV3SS: torch.Tensor, cfg: Ross3DConfig) -> torch.Tensor:
+    """uint8 RGB -> SigLIP input ((x / 255 - mean) / std), float32, on the images' device (the
+    model calls it: batches carry uint8 `images` only)."""
+    mean = torch.tensor(cfg.vision.image_mean, device=images_BV3SS.device).view(3, 1, 1)
+    std = torch.tensor(cfg.vision.image_std, device=images_BV3SS.device).view(3, 1, 1)
+    return (images_BV3SS.float() / 255.0 - mean) / std
 
 
 def build_projector(vision_hidden: int, llm_hidden: int) -> nn.Sequential:

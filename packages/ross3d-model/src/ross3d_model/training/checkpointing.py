@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 CHECKPOINTS = "checkpoints"
+RUN_CONFIG_FILE = "run_config.json"  # OUTPUT_DIR/run_config.json: what `export` rebuilds from
 STATE_FILE = "trainer_state.json"
 COMPLETE = "COMPLETE"
 _NAME = re.compile(r"^step-(\d{8})$")

@@ -28,7 +28,6 @@ from ross3d_model.configuration.run import RunConfig
 from ross3d_model.training import checkpointing as ckpt
 from ross3d_model.training.data import MicroBatch, micro_batches
 from ross3d_model.training.engine import make_engine
-from ross3d_model.training.export import RUN_CONFIG_FILE
 from ross3d_model.training.metrics import (
     CURVE_FILE,
     LOSS_KEYS,
@@ -37,9 +36,9 @@ from ross3d_model.training.metrics import (
     read_metrics,
 )
 from ross3d_model.training.prefetch import Collated, Prefetcher, collate_one
+from ross3d_model.weights.model_folder import EXPORT_DIR
 
 NAMED = ("lm", "cross_view", "bev", "grounding")
-EXPORT_DIR = "model"
 
 
 class TrainTask(Protocol):
@@ -110,7 +109,7 @@ def _train(run, task, output_dir, log, resume, progress) -> TrainResult:
     }
     start, position = _resume(engine, output_dir, resume, layout)
     if engine.is_main:
-        run.save(output_dir / RUN_CONFIG_FILE)  # where `export` finds it
+        run.save(output_dir / ckpt.RUN_CONFIG_FILE)  # where `export` finds it
         log.truncate_after(start)
     engine.barrier()
     stream = micro_batches(

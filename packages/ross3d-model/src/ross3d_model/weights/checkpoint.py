@@ -1,7 +1,7 @@
-"""Safetensors checkpoints: reading (single file or shards + index json), writing shards, and
-the prefix mapping between the public LLaVA-Video / Ross3D layout and `Ross3DForCausalLM`
-(table in docs/architecture.md; the denoiser's inner names: `reference_layouts.py`; loading:
-`loading.py`).
+"""Safetensors checkpoints: reading (single file or shards + index json), writing shards, finding
+a local or hub checkpoint, and the prefix mapping between the public LLaVA-Video / Ross3D layout
+and `Ross3DForCausalLM` (table in docs/architecture.md; the denoiser's inner names and the export
+in the released layout: `reference_layouts.py`; loading: `loading.py`).
 
 LLaVA layout (lmms-lab/LLaVA-Video-7B-Qwen2)        ours
   model.vision_tower.vision_tower.vision_model.*    vision_tower.*  (transformers 5 SigLIP)
@@ -103,21 +103,3 @@ def resolve_checkpoint(path_or_hub_id: str | Path, subfolder: str | None = None)
         )
     except Exception as err:  # hub errors have many types; the message names the id
         raise ValueError(f"{path_or_hub_id}: not a local path and not downloadable: {err}") from err
-
-
-def save_llava_checkpoint(
-    model: torch.nn.Module, folder: Path, max_shard_bytes: int = 5 * 2**30
-) -> None:
-    """Export `model` in the released Ross3D layout (LLaVA prefixes, the denoiser in the public
-    DiT's names: fused qkv, conv embedder, [1, N, W] tables); the frozen VAE is left out."""
-    from ross3d_model.weights.reference_layouts import DENOISER_OURS, denoiser_to_released
-
-    state, denoiser = {}, {}
-    for name, tensor in model.state_dict().items():
-        if name.startswith(DENOISER_OURS):
-            denoiser[name[len(DENOISER_OURS) :]] = tensor.detach().cpu()
-        elif (key := ours_to_llava(name)) is not None:
-            state[key] = tensor.detach().cpu()
-    if denoiser:
-        state.update(denoiser_to_released(model.cfg, denoiser))
-    write_sharded(state, Path(folder), max_shard_bytes)

@@ -6,7 +6,7 @@ real (the Ross3D-only parts when starting from LLaVA-Video; nothing when loading
 
 Sources (`reference_layouts.py` maps their key names onto ours) in priority order; the first
 that provides a parameter wins, the others are counted as shadowed and never read:
-  export                          `from_pretrained(folder)`: our own names (save_pretrained)
+  export                          `build.from_pretrained(folder)`: our own names (save_pretrained)
   init_from                       LLaVA-Video / released Ross3D layout
   vision.pretrained               SigLIP (transformers layout)
   llm.pretrained                  Qwen2 (transformers layout)
@@ -20,10 +20,9 @@ Each source *claims* the parameters it must provide in full: a claimed parameter
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,36 +310,6 @@ def plan_links(
 
 
 # ---------------------------------------------------------------------------- building
-@dataclass(frozen=True)
-class BuildContext:
-    """How `Ross3DForCausalLM.__init__` places its components: `meta` = every component as a
-    meta skeleton; `inference` = no VAE and no denoiser; `loader` = pretrained weights are
-    assigned by `build_from_sources` (component builders only build from configs)."""
-
-    meta: bool = False
-    inference: bool = False
-    loader: bool = False
-
-
-_BUILD: contextvars.ContextVar[BuildContext | None] = contextvars.ContextVar(
-    "ross3d_build", default=None
-)
-
-
-def build_context() -> BuildContext:
-    """The active build context (a plain `Ross3DForCausalLM(config)`: the default one)."""
-    return _BUILD.get() or BuildContext()
-
-
-@contextlib.contextmanager
-def building(ctx: BuildContext) -> Iterator[None]:
-    token = _BUILD.set(ctx)
-    try:
-        yield
-    finally:
-        _BUILD.reset(token)
-
-
 @contextlib.contextmanager
 def placement(meta: bool, dtype: torch.dtype | None, device: torch.device | None):
     """Parameters created inside go to the meta device (`meta`; buffers stay real: scheduler
@@ -388,6 +357,13 @@ def meta_tensors(model: nn.Module) -> list[str]:
     return [name for name, t in named if t.is_meta]
 
 
+def meta_skeleton(cls, config, inference: bool):
+    """`cls(config, inference=inference)` with every parameter on the meta device (nothing
+    allocated, nothing read) and the global RNG untouched."""
+    with torch.random.fork_rng(devices=[]), placement(True, None, None):
+        return cls(config, inference=inference)
+
+
 def build_from_sources(
     cls,
     config,
@@ -397,18 +373,18 @@ def build_from_sources(
     inference: bool,
     where: str,
 ):
-    """Build `cls(config)` leanly: a meta skeleton (global RNG untouched), the plan of which
+    """Build `cls(config, inference=inference)` leanly: a meta skeleton, the plan of which
     source gives each tensor (ValueError naming `where` if anything is missing, unexpected or
     mismatched), real builds of only the components some tensor of which no source gives
     (random init in `dtype` on `device`, as a plain build would), then every planned tensor read
-    and assigned."""
+    and assigned. `cls` builds each component from its config alone
+    (`model.component_builders()`): no checkpoint is read but the planned ones."""
     device = torch.device(device) if device is not None else None
-    with torch.random.fork_rng(devices=[]), building(BuildContext(True, inference, True)):
-        model = cls(config)
+    model = meta_skeleton(cls, config, inference)
     targets = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     chosen, report = plan_links(sources, targets)
     report.raise_if_bad(where)
-    with building(BuildContext(False, inference, True)), placement(False, dtype, device):
+    with placement(False, dtype, device):
         for name, build in model.component_builders().items():
             names = [n for n in targets if n == name or n.startswith(name + ".")]
             if not all(n in chosen for n in names):
@@ -423,7 +399,6 @@ def build_from_sources(
 
 def check_sources(cls, config, sources: list[SourceLinks], inference: bool = False) -> InitReport:
     """The plan report of `build_from_sources` on a meta skeleton only (nothing is read)."""
-    with torch.random.fork_rng(devices=[]), building(BuildContext(True, inference, True)):
-        model = cls(config)
+    model = meta_skeleton(cls, config, inference)
     targets = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     return plan_links(sources, targets)[1]

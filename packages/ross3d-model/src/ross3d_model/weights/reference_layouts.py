@@ -29,14 +29,13 @@ import torch
 import torch.nn.functional as F
 
 from ross3d_model.configuration.model import Ross3DConfig
-from ross3d_model.weights.loading import (
-    Checkpoint,
-    InitReport,
-    Link,
-    RemoteCheckpoint,
-    SourceLinks,
-    check_sources,
+from ross3d_model.weights.checkpoint import (
+    llava_to_ours,
+    ours_to_llava,
+    resolve_checkpoint,
+    write_sharded,
 )
+from ross3d_model.weights.loading import Checkpoint, Link, RemoteCheckpoint, SourceLinks
 
 DENOISER_THEIRS = "model.mm_inv_projector."
 DENOISER_OURS = "reconstructor.denoiser."
@@ -200,8 +199,6 @@ def denoiser_to_released(cfg: Ross3DConfig, ours: dict[str, torch.Tensor]) -> di
 # ---------------------------------------------------------------------------- sources
 def llava_source(name: str, ckpt: Checkpoint, cfg: Ross3DConfig) -> SourceLinks:
     """LLaVA-Video or released Ross3D checkpoint (`init_from`)."""
-    from ross3d_model.weights.checkpoint import llava_to_ours
-
     src = SourceLinks(name)
     table = _by_their_name(denoiser_table(cfg))
     resize = resize_rows(cfg.llm.vocab_size, cfg.llm.added_token_rows)
@@ -331,8 +328,6 @@ def config_sources(
 
 
 def _open_source(name, where, prefix, subfolder, cfg, headers_only) -> SourceLinks:
-    from ross3d_model.weights.checkpoint import resolve_checkpoint
-
     if headers_only and not Path(where).exists():
         ckpt = RemoteCheckpoint(where, subfolder)
     else:
@@ -356,15 +351,17 @@ def drop_parts(src: SourceLinks, prefixes: tuple[str, ...], reason: str) -> Sour
     return src
 
 
-def check_init(cfg: Ross3DConfig, inference: bool = False) -> InitReport:
-    """What `Ross3DForCausalLM.from_config(cfg)` would load, from checkpoint headers (hub ids:
-    fetched alone, no weights downloaded) and a meta skeleton only (`ross3d-model check-init`);
-    a source that cannot be opened is `missing`."""
-    from ross3d_model.modeling.model import Ross3DForCausalLM, Ross3DHFConfig
-
-    errors: list[str] = []
-    sources = config_sources(cfg, inference, errors, headers_only=True)
-    config = Ross3DHFConfig(ross3d=cfg.to_dict())
-    report = check_sources(Ross3DForCausalLM, config, sources, inference)
-    report.missing = errors + report.missing
-    return report
+def save_llava_checkpoint(
+    model: torch.nn.Module, folder: Path, max_shard_bytes: int = 5 * 2**30
+) -> None:
+    """Export `model` in the released Ross3D layout (LLaVA prefixes, the denoiser in the public
+    DiT's names: fused qkv, conv embedder, [1, N, W] tables); the frozen VAE is left out."""
+    state, denoiser = {}, {}
+    for name, tensor in model.state_dict().items():
+        if name.startswith(DENOISER_OURS):
+            denoiser[name[len(DENOISER_OURS) :]] = tensor.detach().cpu()
+        elif (key := ours_to_llava(name)) is not None:
+            state[key] = tensor.detach().cpu()
+    if denoiser:
+        state.update(denoiser_to_released(model.cfg, denoiser))
+    write_sharded(state, Path(folder), max_shard_bytes)
