@@ -213,7 +213,7 @@ def check_init(
     import json
 
     from ross3d_model.configuration.model import load_config
-    from ross3d_model.weights.reference_layouts import check_init as check
+    from ross3d_model.weights.build import check_init as check
 
     try:
         report = check(load_config(model_config), inference=inference)
