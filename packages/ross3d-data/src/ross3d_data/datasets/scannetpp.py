@@ -222,6 +222,7 @@ class ScannetppSource:
         self.video, self.depth = video, depth
         self.metadata = metadata
         self._kept: list[int] | None = None
+        self._kept_set: set[int] = set()
 
     def frame_ids(self) -> list[int]:
         """Registered frames with a finite pose that the video and depth.bin both hold."""
@@ -229,6 +230,7 @@ class ScannetppSource:
             n_video = self.video.count()
             n_depth = self.depth.count(wanted=set(self._poses))
             self._kept = sorted(f for f in self._poses if f < min(n_video, n_depth))
+            self._kept_set = set(self._kept)
             self.metadata["frames"] = {
                 "video": n_video, "depth": n_depth, "kept": len(self._kept),
                 "registered_invalid_pose": len(self._invalid),
@@ -244,7 +246,8 @@ class ScannetppSource:
         return sorted(every - kept)
 
     def _check(self, frame_id: int) -> None:
-        if frame_id not in set(self.frame_ids()):
+        self.frame_ids()
+        if frame_id not in self._kept_set:
             raise SceneError(self.path / "colmap" / "images.txt",
                              f"frame {frame_id} is not a registered frame with colour and depth")  # fmt: skip
 
@@ -256,6 +259,15 @@ class ScannetppSource:
         self._check(frame_id)
         color = self.video.read(frame_id)
         return Frame(frame_id, color, self.depth.read(frame_id), self._poses[frame_id].copy())
+
+
+def depth_intrinsics(color_K: Intrinsics) -> Intrinsics:
+    """The 256x192 depth image's intrinsics: the colour ones scaled, in COLMAP's convention
+    (pixel centres at +0.5, where scaling the image scales the coordinates exactly)."""
+    sx, sy = DEPTH_W / color_K.width, DEPTH_H / color_K.height
+    cx_colmap, cy_colmap = color_K.cx + 0.5, color_K.cy + 0.5
+    return _colmap_to_intrinsics(color_K.fx * sx, color_K.fy * sy, cx_colmap * sx,
+                                 cy_colmap * sy, DEPTH_W, DEPTH_H)  # fmt: skip
 
 
 def _open_source(iphone: Path) -> tuple[ScannetppSource, Intrinsics, Intrinsics]:
@@ -280,22 +292,14 @@ def _open_source(iphone: Path) -> tuple[ScannetppSource, Intrinsics, Intrinsics]
         raise SceneError(iphone / "rgb.mkv", f"video is {video.width}x{video.height} but "
                          f"cameras.txt says {color_K.width}x{color_K.height}")  # fmt: skip
     depth = DepthStream(iphone / "depth.bin")
-    sx, sy = DEPTH_W / color_K.width, DEPTH_H / color_K.height
-    depth_K = _colmap_to_intrinsics(
-        color_K.fx * sx,
-        color_K.fy * sy,
-        (color_K.cx + 0.5) * sx,
-        (color_K.cy + 0.5) * sy,
-        DEPTH_W,
-        DEPTH_H,
-    )
     check = check_aligned_poses(iphone / "pose_intrinsic_imu.json", poses)
     for warning in check["warnings"]:
         log.warning("%s", warning)
     meta = {"camera_model": cams[used[0]][0], "distortion_ignored": distortion,
             "depth_encoding": depth.encoding, "aligned_pose_check": check,
             "warnings": list(check["warnings"])}  # fmt: skip
-    return ScannetppSource(iphone, poses, invalid, video, depth, meta), color_K, depth_K
+    source = ScannetppSource(iphone, poses, invalid, video, depth, meta)
+    return source, color_K, depth_intrinsics(color_K)
 
 
 def is_scene_dir(path: Path) -> bool:
