@@ -24,6 +24,7 @@ from ross3d_data.cache.store import (
     fingerprint,
     write_cache,
 )
+from ross3d_data.core.geometry import backproject_pixels, depth_mm_to_m
 
 
 def _flat_view(depth_HW: np.ndarray):
@@ -67,24 +68,43 @@ def test_patch_depth_rules_hand_computed():
     assert patches_in_boxes(depth, K, T, in_plane, 2, 2, 0.75, patch_depth="valid")[0, 0, 0, 0]
 
 
-@pytest.mark.parametrize("rule", ["valid", "any"])
-@pytest.mark.parametrize("seed", [0, 1])
-def test_numpy_masks_equal_the_model_version(rule, seed):
-    """The numpy port (with its patch pruning) equals ross3d_model.modeling.grounding.patches_in_boxes."""
-    torch = pytest.importorskip("torch")
-    from ross3d_model.modeling.grounding import patches_in_boxes as torch_patches_in_boxes
+def _masks_pixel_by_pixel(depth, K, T, boxes, grid, patch_px, frac, rule):
+    """The mask rule without the pruning: count every pixel of every patch for every box."""
+    side = grid * patch_px
+    d = depth[:, :side, :side]
+    xyz = backproject_pixels(depth_mm_to_m(d), K, T)  # [V, side, side, 3]
+    lo = boxes[:, None, None, None, :3] - boxes[:, None, None, None, 3:] / np.float32(2)
+    hi = boxes[:, None, None, None, :3] + boxes[:, None, None, None, 3:] / np.float32(2)
+    inside = ((xyz >= lo) & (xyz <= hi)).all(-1)  # [K, V, side, side]
+    if rule == "valid":
+        inside &= d > 0
+    count = inside.reshape(len(boxes), -1, grid, patch_px, grid, patch_px).sum(axis=(3, 5))
+    return count >= frac * patch_px * patch_px
 
+
+@pytest.mark.parametrize("rule", ["valid", "any"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_patch_pruning_is_exact(rule, seed):
+    """Skipping patches whose point bounds miss a box changes nothing: the masks equal a count
+    of every pixel (random poses, depth holes, fractions from a single pixel to a half)."""
     clip = random_clip("s", seed, views=4, size=64, n_boxes=12)
     inputs = mask_inputs(clip_arrays(clip))
-    args = (4, 14, 0.5)
-    got = patches_in_boxes(*inputs.values(), *args, patch_depth=rule)
-    want = torch_patches_in_boxes(
-        torch.as_tensor(inputs["depth_mm"].astype(np.int32)),
-        torch.as_tensor(inputs["K_crop"]), torch.as_tensor(inputs["T_aligned_cam"]),
-        torch.as_tensor(inputs["boxes"]), *args, patch_depth=rule,
-    ).numpy()  # fmt: skip
-    assert 0 < want.sum() < want.size  # a test with something to get wrong
-    np.testing.assert_array_equal(got, want)
+    for frac in (1 / 196, 0.25, 0.5):
+        got = patches_in_boxes(*inputs.values(), 4, 14, frac, patch_depth=rule)
+        want = _masks_pixel_by_pixel(*inputs.values(), 4, 14, frac, rule)
+        assert 0 < want.sum() < want.size  # a test with something to get wrong
+        np.testing.assert_array_equal(got, want)
+
+
+def test_patch_masks_reject_bad_input():
+    depth, K, T = _flat_view(np.full((4, 4), 1000))
+    box = np.zeros((1, 6), np.float32)
+    with pytest.raises(ValueError, match="patch_depth must be one of"):
+        patches_in_boxes(depth, K, T, box, 2, 2, 0.5, patch_depth="some")
+    with pytest.raises(ValueError, match=r"min_inside_fraction must be in \(0, 1\]"):
+        patches_in_boxes(depth, K, T, box, 2, 2, 0.0)
+    with pytest.raises(ValueError, match="H, W >= 6"):
+        patches_in_boxes(depth, K, T, box, 3, 2, 0.5)
 
 
 def test_fingerprint_tracks_params_and_every_input():
@@ -184,6 +204,6 @@ def test_cache_clips_cli(shards):
     got = read_masks(open_patch_masks(folder, params), clips[0].scene_id, clip_arrays(clips[0]))
     np.testing.assert_array_equal(got, clip_masks(mask_inputs(clip_arrays(clips[0])), params))
     r = runner.invoke(app, ["cache-clips", str(folder), "--patch-depth", "some"])
-    assert r.exit_code == 2 and "patch_depth must be one of" in r.output
+    assert r.exit_code == 2 and "'some' is not one of 'any', 'valid'" in r.output
     r = runner.invoke(app, ["cache-clips", str(folder.parent / "nope")])
     assert r.exit_code == 2 and "no manifest" in r.output

@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 import torch
-from ross3d_model.modeling.grounding import pixel_xyz_aligned
+from ross3d_data.core.geometry import backproject_pixels, depth_mm_to_m
 
 S, G, V = 384, 14, 4
 FOCAL, DEPTH_MM = 300.0, 2000
@@ -39,7 +39,9 @@ def _scene_tensors(seed: int) -> dict:
     K = torch.tensor([[FOCAL, 0, S / 2], [0, FOCAL, S / 2], [0, 0, 1]], dtype=torch.float32)
     T = torch.eye(4).repeat(V, 1, 1)
     T[:, 0, 3] = torch.tensor(CAM_X)
-    xyz = pixel_xyz_aligned(depth, K.repeat(V, 1, 1), T)
+    xyz = torch.from_numpy(
+        backproject_pixels(depth_mm_to_m(depth.numpy()), K.repeat(V, 1, 1).numpy(), T.numpy())
+    )
     overlap = torch.eye(V) + 0.5 * (1 - torch.eye(V)) / (
         1 + (torch.arange(V)[:, None] - torch.arange(V)).abs()
     )

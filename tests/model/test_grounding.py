@@ -1,25 +1,28 @@
-"""Grounding: patches inside a box from depth (known geometry), object features, InfoNCE, selection."""
+"""Grounding: patches inside a box from depth (known geometry), object features, InfoNCE, selection.
+
+The patch masks are the rule of ross3d_data.cache.patch_masks (the model has no copy of it)."""
 
 import math
 
+import numpy as np
 import torch
 from model_examples import DEPTH_MM, FOCAL, S, V
+from ross3d_data.cache.patch_masks import patches_in_boxes
 from ross3d_model.configuration.model import GroundingConfig
 from ross3d_model.modeling.grounding import (
     GroundingHead,
     infonce_loss,
     object_features,
-    patches_in_boxes,
     select_multi,
     select_single,
 )
 
 
 def _scene():
-    depth = torch.full((V, S, S), DEPTH_MM, dtype=torch.int32)
-    K = torch.tensor([[FOCAL, 0, S / 2], [0, FOCAL, S / 2], [0, 0, 1]]).repeat(V, 1, 1)
-    T = torch.eye(4).repeat(V, 1, 1)
-    T[:, 0, 3] = torch.tensor([0.0, 0.5, 1.0, 1.5])
+    depth = np.full((V, S, S), DEPTH_MM, dtype=np.uint16)
+    K = np.tile(np.array([[FOCAL, 0, S / 2], [0, FOCAL, S / 2], [0, 0, 1]], np.float32), (V, 1, 1))
+    T = np.tile(np.eye(4, dtype=np.float32), (V, 1, 1))
+    T[:, 0, 3] = [0.0, 0.5, 1.0, 1.5]
     return depth, K, T
 
 
@@ -31,23 +34,23 @@ def test_patches_in_box_by_hand():
     # p = 17 none. Fractions multiply: edge patches (10, 11..16) 50 % (kept), corner (10, 10)
     # 25 % (dropped). View 1 (cam x 0.5): u in 72..162 -> col 5 has 12/14, col 11 9/14, so
     # with row 10 (7/14) they give 43 % and 32 % (dropped); with full rows 11..16 kept.
-    box = torch.tensor([[0.0, 0.0, 2.0, 0.61, 0.61, 0.4]])
+    box = np.array([[0.0, 0.0, 2.0, 0.61, 0.61, 0.4]], np.float32)
     got = patches_in_boxes(depth, K, T, box, grid=27, patch_px=14, min_inside_fraction=0.5)
     assert got.shape == (1, V, 27, 27)
-    expected0 = torch.zeros(27, 27, dtype=torch.bool)
+    expected0 = np.zeros((27, 27), dtype=bool)
     expected0[10:17, 10:17] = True
     expected0[10, 10] = False
-    assert torch.equal(got[0, 0], expected0)
-    expected1 = torch.zeros(27, 27, dtype=torch.bool)
+    np.testing.assert_array_equal(got[0, 0], expected0)
+    expected1 = np.zeros((27, 27), dtype=bool)
     expected1[10:17, 5:12] = True
     expected1[10, 5] = expected1[10, 11] = False
-    assert torch.equal(got[0, 1], expected1)
+    np.testing.assert_array_equal(got[0, 1], expected1)
 
 
 def test_invalid_depth_never_counts_with_patch_depth_valid():
     depth, K, T = _scene()
     depth[:] = 0
-    box = torch.tensor([[0.0, 0.0, 0.0, 100.0, 100.0, 100.0]])
+    box = np.array([[0.0, 0.0, 0.0, 100.0, 100.0, 100.0]], np.float32)
     assert not patches_in_boxes(depth, K, T, box, 27, 14, 0.5, patch_depth="valid").any()
 
 
@@ -86,7 +89,7 @@ def test_patch_depth_any_counts_invalid_pixels_at_the_camera_centre():
     depth every point is the camera centre: inside a box around it, outside one away from it."""
     depth, K, T = _scene()
     depth[:] = 0
-    around = torch.tensor([[0.5, 0.0, 0.0, 0.2, 0.2, 0.2]])  # contains camera 1 (0.5, 0, 0) only
+    around = np.array([[0.5, 0.0, 0.0, 0.2, 0.2, 0.2]], np.float32)  # camera 1 (0.5, 0, 0) only
     got = patches_in_boxes(depth, K, T, around, 27, 14, 0.5, patch_depth="any")
     assert got[0, 1].all() and not got[0, [0, 2, 3]].any()
     assert not patches_in_boxes(depth, K, T, around, 27, 14, 0.5, patch_depth="valid").any()

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import torch
 from ross3d_benchmarks import GROUNDING_TASKS
+from ross3d_data.cache.patch_masks import clip_masks, mask_inputs
 from ross3d_data.instructions.prompts import IMAGE_SEPARATOR
+from ross3d_data.views.coords import camera_centre_fill
 from transformers import PreTrainedTokenizerBase
 
 from ross3d_model.configuration.model import Ross3DConfig
-from ross3d_model.inputs.caches import cached_fields
+from ross3d_model.inputs.caches import cached_fields, mask_params
 from ross3d_model.inputs.tokenizer import (
     GROUND_TOKEN,
     IM_END,
@@ -33,9 +36,7 @@ from ross3d_model.inputs.tokenizer import (
     IMAGE_TOKEN,
     special_token_ids,
 )
-from ross3d_model.modeling.grounding import patches_in_boxes
 from ross3d_model.modeling.model import IGNORE_INDEX
-from ross3d_model.modeling.position import camera_centre_fill
 
 _STACKED = ("images", "coords", "coords_valid", "overlap", "bev")
 _ASSISTANT_HEADER = f"{IM_START}assistant\n"
@@ -122,19 +123,10 @@ def _grounding_targets(example: dict, cfg: Ross3DConfig, train: bool) -> dict:
                 )
             continue
         positives.append(object_ids.index(oid))
-    if "in_box" in example:  # from the per-clip cache (latent_cache.ClipCaches.attach)
+    if "in_box" in example:  # from the per-clip cache (caches.ClipCaches.attach)
         in_box = torch.as_tensor(example["in_box"])
-    else:
-        in_box = patches_in_boxes(
-            torch.as_tensor(example["depth_mm"]).to(torch.int32),
-            torch.as_tensor(example["K_crop"]),
-            torch.as_tensor(example["T_aligned_cam"]),
-            boxes,
-            cfg.vision.grid,
-            cfg.vision.patch_size,
-            cfg.grounding.min_inside_fraction,
-            patch_depth=cfg.grounding.patch_depth,
-        )
+    else:  # the cache's own rule, on the example's CPU arrays (ross3d_data.cache.patch_masks)
+        in_box = torch.from_numpy(clip_masks(mask_inputs(example), mask_params(cfg)))
     return {"boxes": boxes, "object_ids": object_ids, "positives": positives, "in_box": in_box}
 
 
@@ -212,16 +204,16 @@ def collate_examples(
 
 
 def _camera_centre_coords(examples: list[dict], coords_BVGG3: torch.Tensor, cfg) -> torch.Tensor:
-    """Token-cell xyz with invalid-depth pixels at the camera centre (position.camera_centre_fill)."""
+    """Token-cell xyz with invalid-depth pixels at the camera centre (the numpy rule beside the
+    cells' own, ross3d_data.views.coords.camera_centre_fill, on the examples' CPU arrays)."""
     crop = cfg.vision.grid * cfg.vision.patch_size
-    return torch.stack(
-        [
-            camera_centre_fill(
-                coords_BVGG3[i],
-                torch.as_tensor(ex["depth_mm"]).to(torch.int32),
-                torch.as_tensor(ex["T_aligned_cam"]),
-                crop,
-            )
-            for i, ex in enumerate(examples)
-        ]
-    )
+    filled = [
+        camera_centre_fill(
+            coords_BVGG3[i].numpy(),
+            np.asarray(ex["depth_mm"]),
+            np.asarray(ex["T_aligned_cam"]),
+            crop,
+        )
+        for i, ex in enumerate(examples)
+    ]
+    return torch.from_numpy(np.stack(filled))

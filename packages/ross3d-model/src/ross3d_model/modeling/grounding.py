@@ -2,14 +2,17 @@
 
 Object k's feature = mean of the pre-pooling (27x27, projected) patch features whose 14x14-pixel
 patch has >= `min_inside_fraction` of its pixels inside box k (per-pixel aligned xyz from depth),
-plus the sine PE of the box centre. The hidden state at `<ground>` is scored against every object
+plus the sine PE of the box centre. Which patches those are (the masks `in_box`) is decided by
+the one definition of that rule, `ross3d_data.cache.patch_masks.patches_in_boxes` (numpy): the
+data side needs it without torch (`cache-clips`), and the model needs it only in the collate on
+the CPU (`inputs.batch`), never per step on the GPU, so there is no torch copy here. The hidden state at `<ground>` is scored against every object
 and a learnable zero-target by cosine / temperature through two MLPs (Linear, ReLU, LayerNorm,
 Linear); the loss is InfoNCE with all target objects (or the zero-target) as positives.
 
 Switches (`GroundingConfig`, reference values from the public Ross3D code):
-- `patch_depth`: "any" (reference, `ross3d_arch.py` ~536-554: every pixel's unprojected point
-  is tested, an invalid-depth pixel unprojects to the camera centre) or "valid" (only pixels
-  with depth count).
+- `patch_depth` (used by the mask rule): "any" (reference, `ross3d_arch.py` ~536-554: every
+  pixel's unprojected point is tested, an invalid-depth pixel unprojects to the camera centre)
+  or "valid" (only pixels with depth count).
 - `head_init`: "reference" (the head's Linears N(0, 0.02), biases 0, as Qwen2's
   `_init_weights` gives them; zero-target N(0, 1): `ross3d_qwen.py` ~103) or "torch" (PyTorch's
   Linear default, zero-target N(0, 0.02^2)).
@@ -21,56 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ross3d_model.configuration.model import PATCH_DEPTH_RULES, GroundingConfig
-
-
-def pixel_xyz_aligned(
-    depth_mm_VHW: torch.Tensor, K_crop_V33: torch.Tensor, T_aligned_cam_V44: torch.Tensor
-) -> torch.Tensor:
-    """Back-project every pixel (integer pixel indices u, v) to aligned xyz [V, H, W, 3] metres."""
-    h, w = depth_mm_VHW.shape[1:]
-    z = depth_mm_VHW.float() / 1000.0
-    K = K_crop_V33.float()
-    u = (torch.arange(w, dtype=torch.float32) - K[:, 0, 2, None]) / K[:, 0, 0, None]  # [V, W]
-    v = (torch.arange(h, dtype=torch.float32) - K[:, 1, 2, None]) / K[:, 1, 1, None]  # [V, H]
-    cam = torch.stack([u[:, None, :].expand_as(z) * z, v[:, :, None].expand_as(z) * z, z], -1)
-    T = T_aligned_cam_V44.float()
-    xyz = torch.bmm(cam.flatten(1, 2), T[:, :3, :3].transpose(1, 2)) + T[:, None, :3, 3]
-    return xyz.view(-1, h, w, 3)
-
-
-def patches_in_boxes(
-    depth_mm_VHW: torch.Tensor,
-    K_crop_V33: torch.Tensor,
-    T_aligned_cam_V44: torch.Tensor,
-    boxes_K6: torch.Tensor,
-    grid: int,
-    patch_px: int,
-    min_inside_fraction: float,
-    patch_depth: str = "valid",
-) -> torch.Tensor:
-    """bool [K, V, grid, grid]: patch (the top-left grid*patch_px square SigLIP sees) has at least
-    `min_inside_fraction` of its pixels inside the axis-aligned box. `patch_depth` "valid": only
-    pixels with depth count; "any" (reference): invalid pixels count at the camera centre."""
-    if patch_depth not in PATCH_DEPTH_RULES:
-        raise ValueError(f"patch_depth must be one of {PATCH_DEPTH_RULES}, got {patch_depth!r}")
-    side = grid * patch_px
-    depth = depth_mm_VHW[:, :side, :side]
-    xyz = pixel_xyz_aligned(depth, K_crop_V33, T_aligned_cam_V44)
-    axes = [xyz[..., a].contiguous() for a in range(3)]
-    valid = depth > 0 if patch_depth == "valid" else torch.ones_like(depth, dtype=torch.bool)
-    lo = (boxes_K6[:, :3] - boxes_K6[:, 3:] / 2).float()
-    hi = (boxes_K6[:, :3] + boxes_K6[:, 3:] / 2).float()
-    out = torch.zeros(len(boxes_K6), depth.shape[0], grid, grid, dtype=torch.bool)
-    for k in range(len(boxes_K6)):
-        inside = valid.clone()
-        for a in range(3):
-            inside &= (axes[a] >= lo[k, a]) & (axes[a] <= hi[k, a])
-        if not inside.any():
-            continue
-        count = inside.view(-1, grid, patch_px, grid, patch_px).sum(dim=(2, 4))
-        out[k] = count >= min_inside_fraction * patch_px * patch_px
-    return out
+from ross3d_model.configuration.model import GroundingConfig
 
 
 def object_features(

@@ -4,6 +4,10 @@ xyz is clamped to [min_xyz, max_xyz], turned into voxel indices round((xyz - min
 (0.1 m voxels: x, y in 0..300, z in 0..100) and each axis is encoded with
 `n = dim // 3` features: feature i = sin(v / T^(2 floor(i/2) / n)) for even i and
 cos(...) for odd i (interleaved), axes concatenated [x | y | z], zero-padded to `dim`.
+
+The xyz it encodes are the token cells' (`ross3d_data.views.coords`: `token_coordinates`, and
+`camera_centre_fill` for `position.invalid_depth = "camera-centre"`, applied in the collate),
+and box centres. The encoding itself exists only here: it runs per step on the model's device.
 """
 
 from __future__ import annotations
@@ -43,25 +47,3 @@ def encode_xyz(
     if valid_N is not None:
         enc = enc * valid_N[..., None].to(enc.dtype)
     return enc
-
-
-def camera_centre_fill(
-    coords_VGG3: torch.Tensor,
-    depth_mm_VSS: torch.Tensor,
-    T_aligned_cam_V44: torch.Tensor,
-    crop: int,
-) -> torch.Tensor:
-    """Cell xyz as the public code averages it (`ross3d_arch.py` ~341-351, `video_utils.py`
-    ~39-69): the mean over *all* crop pixels of the cell, an invalid-depth pixel unprojecting to
-    the camera centre (z = 0). Input cells hold the mean of their valid pixels (ross3d_data
-    `coords.token_coordinates`), so the result is the valid mean weighted by the valid share plus
-    the camera centre weighted by the rest; a cell without valid depth becomes the camera centre.
-    """
-    v, g = coords_VGG3.shape[:2]
-    if crop % g or depth_mm_VSS.shape[-1] < crop or depth_mm_VSS.shape[-2] < crop:
-        raise ValueError(f"crop {crop} must be a multiple of the grid {g} and fit the depth map")
-    cell = crop // g
-    valid = (depth_mm_VSS[:, :crop, :crop] > 0).float()
-    share = valid.view(v, g, cell, g, cell).mean(dim=(2, 4))[..., None]  # [V, G, G, 1]
-    centre = T_aligned_cam_V44[:, :3, 3].float().view(v, 1, 1, 3)
-    return share * coords_VGG3.float() + (1.0 - share) * centre
