@@ -2,8 +2,14 @@
 
 import numpy as np
 import pytest
+from ross3d_data.core.geometry import backproject_pixels, depth_mm_to_m
 from ross3d_data.core.records import Intrinsics
-from ross3d_data.views.coords import prepare_view, resample_depth, token_coordinates
+from ross3d_data.views.coords import (
+    camera_centre_fill,
+    prepare_view,
+    resample_depth,
+    token_coordinates,
+)
 
 S, CROP, G, CELL = 384, 378, 14, 27
 K_CROP = np.array([[300.0, 0, 191.5], [0, 300.0, 191.5], [0, 0, 1]])
@@ -166,3 +172,49 @@ def test_real_tum_views_land_on_the_fused_point_cloud(real_data):
 def test_token_coordinates_rejects_bad_pose():
     with pytest.raises(ValueError, match="finite"):
         token_coordinates(np.ones((S, S), np.uint16), K_CROP, np.full((4, 4), np.nan))
+
+
+def test_camera_centre_fill_by_hand():
+    """2x2 cells of 2x2 px: cell shares of valid depth 1, 1/2, 0, 1/4; the public code averages
+    every pixel, an invalid one at the camera centre (1, 2, 3)."""
+    depth = np.zeros((1, 4, 4), np.uint16)
+    depth[0, 0:2, 0:2] = 1000  # cell (0, 0): all valid
+    depth[0, 0, 2:4] = 1000  # cell (0, 1): 2 of 4
+    depth[0, 2, 2] = 1000  # cell (1, 1): 1 of 4; cell (1, 0): none
+    T = np.eye(4)[None].copy()
+    T[0, :3, 3] = [1.0, 2.0, 3.0]
+    a, b, d = np.array([5.0, 5, 5]), np.array([7.0, 9, 11]), np.array([3.0, 2, 1])
+    coords = np.array([[a, b], [np.zeros(3), d]])[None]
+    got = camera_centre_fill(coords, depth, T, crop=4)[0]
+    c = np.array([1.0, 2.0, 3.0])
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got[0, 0], a)
+    np.testing.assert_allclose(got[0, 1], 0.5 * b + 0.5 * c)
+    np.testing.assert_allclose(got[1, 0], c)
+    np.testing.assert_allclose(got[1, 1], 0.25 * d + 0.75 * c)
+
+
+def test_camera_centre_fill_equals_the_public_all_pixel_average():
+    """token_coordinates' valid-pixel cell means + the fill == Ross3D's `unproject`
+    (video_utils.py ~39-69: z = depth / 1000, invalid depth -> the camera centre) averaged over
+    27x27-px cells of the top-left 378 px (`average_coordinate_in_patch`, ross3d_arch.py
+    ~341-351), computed here pixel by pixel."""
+    rng = np.random.default_rng(0)
+    depth = rng.integers(500, 4000, (S, S)).astype(np.uint16)
+    depth[rng.random((S, S)) < 0.3] = 0
+    depth[:CELL, :CELL] = 0  # one cell with no valid pixel
+    K = np.array([[300.0, 0.0, 190.0], [0.0, 310.0, 195.0], [0.0, 0.0, 1.0]])
+    T = np.eye(4)
+    T[:3, :3] = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]).T
+    T[:3, 3] = [1.5, -2.0, 1.2]
+    pixels = backproject_pixels(depth_mm_to_m(depth[None]), K[None], T[None])[0, :CROP, :CROP]
+    public = pixels.astype(np.float64).reshape(G, CELL, G, CELL, 3).mean(axis=(1, 3))
+    ours, _ = token_coordinates(depth, K, T)
+    got = camera_centre_fill(ours, depth, T, crop=CROP)
+    np.testing.assert_allclose(got, public, atol=1e-4)
+    np.testing.assert_allclose(got[0, 0], T[:3, 3], atol=1e-6)  # no depth: the camera centre
+
+
+def test_camera_centre_fill_rejects_a_crop_off_the_grid():
+    with pytest.raises(ValueError, match="multiple of G"):
+        camera_centre_fill(np.zeros((G, G, 3)), np.ones((S, S), np.uint16), np.eye(4), 377)
