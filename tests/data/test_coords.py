@@ -117,15 +117,20 @@ def test_prepare_view_rejects_mismatches():
         prepare_view(color, np.zeros((480, 640), np.uint16), COLOR_K, DEPTH_K, np.eye(4))
     with pytest.raises(ValueError, match="colour image"):
         prepare_view(color[:10], np.zeros((240, 320), np.uint16), COLOR_K, DEPTH_K, np.eye(4))
-    portrait = Intrinsics(fx=500.0, fy=500.0, cx=239.5, cy=319.5, width=480, height=640)
-    with pytest.raises(ValueError, match="narrower"):
-        prepare_view(
-            np.zeros((640, 480, 3), np.uint8),
-            np.zeros((240, 320), np.uint16),
-            portrait,
-            DEPTH_K,
-            np.eye(4),
-        )
+
+
+def test_portrait_view_is_cropped_about_its_centre_rows():
+    """480x640 portrait (upright hand-held frames): width 384 (scale 0.8), height 512, rows
+    64..447 kept, so cx' = 240 * 0.8 - 0.5 and cy' = 320 * 0.8 - 0.5 - 64."""
+    K = Intrinsics(fx=500.0, fy=500.0, cx=239.5, cy=319.5, width=480, height=640)
+    color = np.zeros((640, 480, 3), np.uint8)
+    color[..., 0] = np.round(np.arange(640) * 0.25)[:, None]  # red = row / 4
+    view = prepare_view(color, np.full((640, 480), 2000, np.uint16), K, K, np.eye(4))
+    np.testing.assert_allclose(view.K_crop_33, [[400, 0, 191.5], [0, 400, 191.5], [0, 0, 1]])
+    # crop row r shows source row (r + 64 + 0.5) / 0.8 - 0.5: 80.125 at the top, 559.5 at the bottom
+    red = view.image_SS3[..., 0].astype(float)
+    assert abs(red[0].mean() - 80.125 / 4) < 1 and abs(red[-1].mean() - 559.5 / 4) < 1
+    assert view.coords_valid_GG.all()
 
 
 def test_real_tum_views_land_on_the_fused_point_cloud(real_data):

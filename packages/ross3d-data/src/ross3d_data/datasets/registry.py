@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.scene import Scene
-from ross3d_data.datasets import arkitscenes
+from ross3d_data.datasets import arkitscenes, rscan
 from ross3d_data.scannet import scene as scannet_scene
 
 
@@ -38,6 +38,13 @@ FORMATS: dict[str, DatasetFormat] = {
         arkitscenes.load_scene,
         "ARKitScenes 3dod: <vid>/<vid>_3dod_mesh.ply or <vid>/<vid>_frames/",
         arkitscenes.scene_id_for,
+    ),
+    "3rscan": DatasetFormat(
+        "3rscan",
+        rscan.is_scene_dir,
+        rscan.load_scene,
+        "3RScan: <scan_id>/mesh.refined.v2.obj, sequence.zip or sequence/_info.txt",
+        rscan.scene_id_for,
     ),
 }
 

@@ -174,10 +174,11 @@ def _prepare_job(payload: tuple[Path, ShardConfig, Path, str]) -> str:
 
 def _prepare_all(cfg: ShardConfig, cache_dir: Path, console: Console) -> JobSummary:
     from ross3d_data.datasets import find_scenes
+    from ross3d_data.datasets.registry import scene_id_of
 
     dirs = sorted({d for root in cfg.scenes for d in find_scenes(Path(root))})
-    # load_scene names a scene after its folder
-    items = [(d.name, (d, cfg, cache_dir, d.name)) for d in dirs]
+    # the id load_scene gives (ScanNet: the folder name; 3rscan-<id>, arkitscenes-<id>, ...)
+    items = [(sid, (d, cfg, cache_dir, sid)) for d in dirs for sid in [scene_id_of(d)]]
     ids = [i for i, _ in items]
     dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
     if dupes:

@@ -63,24 +63,29 @@ def _check_grid(size: int, crop: int, grid: int) -> None:
         )
 
 
-def resize_center_crop(color_HW3: np.ndarray, size: int) -> tuple[np.ndarray, float, float, int]:
+def resize_center_crop(
+    color_HW3: np.ndarray, size: int
+) -> tuple[np.ndarray, float, float, int, int]:
     """Resize to height ``size`` keeping the aspect, centre-crop ``size x size``.
 
-    Returns ``(image_SS3, scale_x, scale_y, left)``.
+    A portrait image (upright hand-held frames: 3RScan, ARKitScenes) gets the same rule with the
+    axes swapped: width ``size``, height ``int(H * size / W)``, rows cropped about the centre.
+    Returns ``(image_SS3, scale_x, scale_y, left, top)``.
     """
     height, width = color_HW3.shape[:2]
-    new_width = int(width * size / height)
-    if new_width < size:
-        raise ValueError(
-            f"image {width}x{height} is narrower than tall; cannot centre-crop {size}x{size} "
-            f"after resizing to height {size}"
-        )
-    left = (new_width - size) // 2
-    scale_x = new_width / width
+    if width >= height:
+        new_width, new_height = int(width * size / height), size
+    else:
+        new_width, new_height = size, int(height * size / width)
+    left, top = (new_width - size) // 2, (new_height - size) // 2
+    scale_x, scale_y = new_width / width, new_height / height
     # Resize only the source box that lands in the crop: the same pixels as resize-then-crop.
-    box = (left / scale_x, 0.0, (left + size) / scale_x, float(height))
+    if width >= height:
+        box = (left / scale_x, 0.0, (left + size) / scale_x, float(height))
+    else:
+        box = (0.0, top / scale_y, float(width), (top + size) / scale_y)
     image = Image.fromarray(color_HW3).resize((size, size), Image.Resampling.BICUBIC, box=box)
-    return np.asarray(image), scale_x, size / height, left
+    return np.asarray(image), scale_x, scale_y, left, top
 
 
 def resample_depth(
@@ -193,8 +198,8 @@ def prepare_view(
             f"depth image {depth_mm_HW.shape} does not match depth intrinsics "
             f"{depth_K.width}x{depth_K.height}"
         )
-    image, scale_x, scale_y, left = resize_center_crop(np.asarray(color_HW3, np.uint8), size)
-    K_crop = resize_crop_intrinsics(color_K.K_33, scale_x, scale_y, left=left)
+    image, scale_x, scale_y, left, top = resize_center_crop(np.asarray(color_HW3, np.uint8), size)
+    K_crop = resize_crop_intrinsics(color_K.K_33, scale_x, scale_y, left=left, top=top)
     depth = resample_depth(np.asarray(depth_mm_HW), depth_K.K_33, K_crop, size)
     coords, valid = token_coordinates(depth, K_crop, T_aligned_cam_44, crop, grid)
     return PreparedView(image, depth, K_crop, coords, valid)
