@@ -1,7 +1,12 @@
+import sys
+
 import pytest
 from rich.console import Console
+from ross3d_data.core.engines import EngineError, Outcome, in_order
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.jobs import run_scene_jobs
+from ross3d_data.scannet.export import ExportConfig
+from ross3d_data.shards.build import ShardConfig
 
 
 def _work(x: int) -> str:
@@ -17,7 +22,7 @@ def _quiet() -> Console:
 
 
 def test_failures_do_not_stop_others_and_are_reported():
-    # the process-pool path (workers > 1) is covered by test_export's bad-scene test
+    # the process-pool path (workers > 1) is covered by test_export and test_shards
     items = [(f"scene{x}", x) for x in range(6)]
     s = run_scene_jobs(items, _work, desc="square", console=_quiet())
     assert [r.name for r in s.results] == [f"scene{x}" for x in range(6)]  # input order
@@ -49,3 +54,32 @@ def test_summary_table_names_failed_scenes_with_reason():
 def test_workers_must_be_positive():
     with pytest.raises(ValueError, match="workers must be >= 1"):
         run_scene_jobs([], _work, workers=0)
+
+
+def test_unknown_engine_and_stray_ray_address_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="engine must be one of local, ray, got 'spark'"):
+        run_scene_jobs([], _work, engine="spark")
+    with pytest.raises(ValueError, match="ray_address='auto' is only used by engine 'ray'"):
+        ExportConfig(out=tmp_path, ray_address="auto")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        ShardConfig(scenes=(tmp_path,), out=tmp_path / "s", engine="dask")
+
+
+def test_missing_ray_is_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(EngineError) as err:
+        run_scene_jobs([("a", 1)], _work, engine="ray", console=_quiet())
+    assert str(err.value) == (
+        "engine 'ray' needs Ray, which is not installed: pip install 'ross3d-data[ray]'"
+    )
+
+
+def test_in_order_reorders_finish_order():
+    done = [
+        (2, Outcome(True, "c", 0.0)),
+        (0, Outcome(True, "a", 0.0)),
+        (1, Outcome(False, "b", 0.0)),
+    ]
+    assert [o.value for o in in_order(iter(done), 3)] == ["a", "b", "c"]
+    with pytest.raises(RuntimeError, match="1 of 3 outcomes"):
+        list(in_order(iter(done[1:2]), 3))
