@@ -5,6 +5,10 @@ A run config is one JSON file (`configs/tiny.json`, `configs/7b.json` ship with 
     {"model": "tiny",                       # model config name (configs/model/) or a JSON path
      "train": {...TrainConfig fields...},
      "data": {...DataConfig fields...}}
+
+or `{"base": "7b", ...}`: a shipped run config (or a path) and only what differs from it
+(`configuration.variants`; `7b-plus.json`, `7b-semi.json`). The run config "7b" and the model
+config "7b" are different files: errors say which kind they mean.
 """
 
 from __future__ import annotations
@@ -125,6 +129,9 @@ class DataConfig:
 
 @dataclass
 class RunConfig:
+    """One training run. `model` names a *model config* (`configs/model/`, `load_config`) or a
+    JSON path; the run config itself is loaded by `load_run_config` (`configs/`)."""
+
     model: str = "tiny"
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
