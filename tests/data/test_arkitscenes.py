@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -19,16 +20,22 @@ from layouts.arkitscenes import (
     write_video_without_assets,
     yaw_pose,
 )
+from PIL import Image
 from ross3d_data.bev.fusion import fuse_scene_points
-from ross3d_data.bev.render import BevConfig
+from ross3d_data.bev.render import BevConfig, render_bev_scenes
+from ross3d_data.cli import app
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.geometry import backproject_depth, depth_mm_to_m
 from ross3d_data.core.records import Intrinsics, Mesh
 from ross3d_data.datasets import detect_format, find_scenes, load_scene
 from ross3d_data.datasets.arkitscenes import match_pose_key, read_traj
 from ross3d_data.datasets.registry import scene_id_of
+from ross3d_data.shards.build import ShardConfig, build_shards, read_manifest, read_tar
+from ross3d_data.shards.loader import iter_examples
+from ross3d_data.shards.sample import SampleConfig
 from ross3d_data.synthetic.raycast import MeshRaycaster, import_open3d
 from ross3d_data.views.selection import choose_views
+from typer.testing import CliRunner
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +207,61 @@ def test_missing_files_skip_frames_with_reasons_and_bad_sizes_name_the_file(vide
     }  # fmt: skip
     with pytest.raises(SceneError, match=r"lowres_wide/.*image is 256x192 but its \.pincam"):
         scene.load_frame(2)
+
+
+def test_render_bev_cli_draws_the_room_wall_aligned_and_records_the_transform(video, tmp_path):
+    split, out = video.path.parent, tmp_path / "bev"
+    result = CliRunner().invoke(app, ["render-bev", str(split), "--out", str(out), "--size", "160"])
+    assert result.exit_code == 1  # the video without assets fails, the other renders
+    assert "1 done" in " ".join(result.output.split()) and "1 failed" in " ".join(
+        result.output.split()
+    )
+    folder = out / f"arkitscenes-{VID}"
+    image = np.asarray(Image.open(folder / "bev.png"))
+    meta = json.loads((folder / "bev.json").read_text())
+    assert (meta["scene_id"], meta["source"]) == (f"arkitscenes-{VID}", "mesh")
+    T = np.array(meta["T_aligned_world"]).reshape(4, 4)
+    np.testing.assert_allclose(T, yaw_pose(-YAW_DEG), atol=1e-4)
+    # aligned: the 6 x 5 m room (a cabinet pokes 5 cm through a wall) + 0.1 m margins spans
+    # 6.2 m; left at 30 degrees it would span 6 cos 30 + 5 sin 30 + 0.2 = 7.9 m
+    assert abs(meta["meters_per_pixel"] * 160 - 6.2) < 0.02
+    M = np.array(meta["world_to_pixel"]).reshape(3, 3)
+    t_aligned = T[:3, :3] @ video.T_world_room[:3, 3]
+    for obj in video.objects:
+        x, y, _ = np.asarray(obj.center_3) + t_aligned
+        col, row, _ = M @ [x, y, 1.0]
+        top = np.minimum(np.asarray(obj.color_3) * 1.15, 255)  # demo's top-face shading
+        assert np.abs(image[int(row), int(col)].astype(float) - top).max() < 25, obj.label
+    summary = render_bev_scenes([split], out, BevConfig(size_px=160))  # resume by scene id
+    assert [(r.name, r.status) for r in summary.results if r.status != "failed"] == [
+        (f"arkitscenes-{VID}", "skipped")
+    ]
+    (failure,) = summary.failed
+    assert failure.name == f"arkitscenes-{EMPTY_VID}" and "lowres_wide.traj" in failure.detail
+
+
+def test_build_shards_makes_a_vision_only_clip_with_a_dot_free_key(video, tmp_path):
+    split = video.path.parent
+    summary = build_shards(
+        ShardConfig(scenes=(split,), out=tmp_path / "s", sample=SampleConfig(views=4))
+    )
+    key = f"arkitscenes-{VID}"
+    assert summary.samples == 1 and summary.vision_only == 1
+    assert list(summary.failed) == [f"arkitscenes-{EMPTY_VID}"]
+    manifest = read_manifest(tmp_path / "s")
+    assert [k for s in manifest["shards"] for k in s["keys"]] == [key]
+    names = [n for n, _ in read_tar(tmp_path / "s" / manifest["shards"][0]["name"])]
+    assert names and all(n.split(".", 1)[0] == key for n in names)
+    (ex,) = list(iter_examples(tmp_path / "s", split="train", vision_only_scenes=[key]))
+    assert ex["instruction"] is None and tuple(ex["images"].shape[:1]) == (4,)
+    assert NO_POSE not in ex["frame_ids"].tolist()
+    assert ex["overlap"].diagonal().tolist() == [1.0] * 4
+    # token positions: aligned frame, inside the (wall-aligned) room; boxes are the scene's
+    T = load_scene(video.path).T_aligned_world
+    lo = T[:3, :3] @ video.T_world_room[:3, 3] + [-3.0, -2.5, 0.0]
+    xyz = ex["coords"][ex["coords_valid"]].numpy()
+    assert float(ex["coords_valid"].float().mean()) > 0.8
+    hi = lo + np.array([6.05, 5.05, 2.65])
+    assert (xyz >= lo - 0.05).all() and (xyz <= hi).all()
+    assert ex["labels"] == [o.label for o in video.objects]
+    assert tuple(ex["boxes"].shape) == (len(video.objects), 6)

@@ -115,11 +115,13 @@ class BevResult:
     ceiling_z: float
     backend: str
     source: str  # "mesh" or "fusion"
+    # raw dataset world -> the aligned frame drawn (render_bev sets it from the scene)
+    T_aligned_world_44: np.ndarray | None = None
 
     def to_json(self, scene_id: str) -> dict:
         """The ``bev.json`` record (conventions spelled out for readers of the file)."""
         h, w = self.image_HW3.shape[:2]
-        return {
+        record = {
             "scene_id": scene_id,
             "width": int(w),
             "height": int(h),
@@ -136,6 +138,9 @@ class BevResult:
                 "(row 0 = max y); geometry above ceiling_z removed; black = empty"
             ),
         }
+        if self.T_aligned_world_44 is not None:  # row-major 4x4: aligned = T @ raw world
+            record["T_aligned_world"] = [float(v) for v in self.T_aligned_world_44.reshape(-1)]
+        return record
 
 
 def floor_and_ceiling(z_N: np.ndarray, cfg: BevConfig) -> tuple[float, float]:

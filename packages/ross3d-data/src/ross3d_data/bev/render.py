@@ -23,6 +23,7 @@ posed RGB-D frames fused into a coloured point cloud (``ross3d_data.bev.fusion``
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ from ross3d_data.core.errors import SceneError
 from ross3d_data.core.jobs import JobSummary, make_out_dir, run_scene_jobs
 from ross3d_data.core.records import Mesh
 from ross3d_data.datasets import find_scenes, load_scene
+from ross3d_data.datasets.registry import scene_id_of
 
 
 def _downsample(image_HW3: np.ndarray, hit_HW: np.ndarray, factor: int) -> np.ndarray:
@@ -107,10 +109,13 @@ def render_bev(scene, cfg: BevConfig) -> BevResult:
     mesh = scene.mesh_aligned()
     try:
         if mesh is not None and len(mesh.faces_F3) > 0:
-            return render_mesh_bev(mesh, cfg)
-        return render_fused_bev(scene, cfg)
+            result = render_mesh_bev(mesh, cfg)
+        else:
+            result = render_fused_bev(scene, cfg)
     except ValueError as exc:
         raise SceneError(scene.root, f"cannot render BEV: {exc}") from exc
+    # bev.json records how the picture's frame sits in the dataset's raw world
+    return replace(result, T_aligned_world_44=np.asarray(scene.T_aligned_world, np.float64))
 
 
 def write_bev(result: BevResult, scene_id: str, out_dir: Path) -> tuple[Path, Path]:
@@ -169,12 +174,12 @@ def render_bev_scenes(
     check_engine(engine, ray_address)
     out_dir = make_out_dir(out_dir)
     items = [
-        (scene_dir.name, (scene_dir, out_dir, cfg))
+        (scene_id_of(scene_dir), (scene_dir, out_dir, cfg))
         for path in scene_paths
         for scene_dir in find_scenes(path)
     ]
     return run_scene_jobs(
         items, _bev_job, workers=workers, desc="render BEV",
-        is_done=lambda payload: is_bev_done(out_dir, payload[0].name), overwrite=overwrite,
+        is_done=lambda payload: is_bev_done(out_dir, scene_id_of(payload[0])), overwrite=overwrite,
         engine=engine, ray_address=ray_address, resources=TaskResources(cpus=1.0, memory_gib=2.0),
     )  # fmt: skip
