@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("ross3d-data", "ross3d-model", "ross3d-eval")
+PACKAGES = ("ross3d-benchmarks", "ross3d-data", "ross3d-model", "ross3d-eval")
 NEVER_DECLARED = ("pytorch3d",)  # no 3.11 wheel or sdist on PyPI (README "Dependencies")
 
 
