@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.scene import Scene
-from ross3d_data.datasets import arkitscenes, rscan
+from ross3d_data.datasets import arkitscenes, rscan, scannetpp
 from ross3d_data.scannet import scene as scannet_scene
 
 
@@ -38,6 +38,13 @@ FORMATS: dict[str, DatasetFormat] = {
         arkitscenes.load_scene,
         "ARKitScenes 3dod: <vid>/<vid>_3dod_mesh.ply or <vid>/<vid>_frames/",
         arkitscenes.scene_id_for,
+    ),
+    "scannetpp": DatasetFormat(
+        "scannetpp",
+        scannetpp.is_scene_dir,
+        scannetpp.load_scene,
+        "ScanNet++: <scene>/iphone/rgb.mkv or <scene>/scans/mesh_aligned_0.05.ply",
+        scannetpp.scene_id_for,
     ),
     "3rscan": DatasetFormat(
         "3rscan",
