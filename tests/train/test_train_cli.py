@@ -40,7 +40,7 @@ def _config(tmp_path: Path, name: str, **train) -> Path:
 
 
 def _train_args(config: Path, shards: Path, out: Path, *extra: str) -> list[str]:
-    args = ["train", "--config", str(config), "--shards", str(shards), "--output-dir", str(out)]
+    args = ["train", "--config", str(config), "--shards", str(shards), "--out", str(out)]
     return [*args, *extra]
 
 
@@ -110,7 +110,7 @@ def test_two_processes_plain_ddp_zero2_kill_resume_and_export(demo_data, tmp_pat
 
     # export of the sharded checkpoint = the end-of-training export (fp32 on CPU)
     result = runner.invoke(
-        app, ["export", str(checkpoint_dir(z2, 4)), "--out", str(tmp_path / "x")]
+        app, ["export", "--checkpoint", str(checkpoint_dir(z2, 4)), "--out", str(tmp_path / "x")]
     )
     assert result.exit_code == 0, result.output
     final, exported = _weights(z2 / "model"), _weights(tmp_path / "x")

@@ -1,28 +1,48 @@
-"""`ross3d-model`: train, predict, demo. Thin typer commands: build a config, call one function."""
+"""`ross3d-model`: train, predict, demo. Thin typer commands: build a config, call one function.
+
+Option names follow docs/cli.md; a deprecated spelling is a hidden parameter resolved with
+`renamed`. Messages go to stderr (stdout: `check-init --json` only); expected errors become one
+red line on stderr and exit code 2 (`ross3d_data.cli_common.CliApp`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from ross3d_benchmarks import SPLITS, TASKS
+from ross3d_data.cli_common import (
+    CliApp,
+    Device,
+    nothing_to_do,
+    old_argument,
+    old_option,
+    renamed,
+    required,
+)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console()
+app = CliApp(
+    name="ross3d-model", add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0]
+)
+console = Console(stderr=True)
 
-
-def _fail(err: Exception) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
+# choices (tests/test_cli_vocabulary.py checks them against ross3d_model.inference.predict)
+INFERENCE_PROTOCOLS = ("reference", "ours")  # predict.PROTOCOLS
+DTYPES = ("auto", "bf16", "fp32")  # auto + predict.DTYPES
+Benchmark = Enum("Benchmark", {task: task for task in TASKS}, type=str)  # repeatable option
+RunConfig = Annotated[str, typer.Option("--config", help="run config: tiny | 7b | JSON path")]
 
 
 @app.command()
 def train(
-    config: Annotated[str, typer.Option("--config", help="run config: tiny | 7b | JSON path")],
+    config: RunConfig,
     shards: Annotated[Path | None, typer.Option("--shards", help="build-shards folder")] = None,
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="run folder")] = Path("runs/r"),
+    out: Annotated[Path, typer.Option("--out", help="run folder")] = Path("runs/r"),
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = (
         False
@@ -32,31 +52,30 @@ def train(
     ] = None,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="no model: write OUTPUT_DIR/data_order.jsonl (epoch 0)"),
+        typer.Option("--dry-run", help="no model: write OUT/data_order.jsonl (epoch 0)"),
     ] = False,
     world_size: Annotated[
         int, typer.Option("--world-size", min=1, help="processes assumed by --dry-run")
     ] = 1,
+    output_dir: Annotated[Path | None, old_option("--output-dir")] = None,
 ) -> None:
     """Train (CPU: plain or under torchrun with gloo; CUDA: DeepSpeed ZeRO-2/3 as configured)."""
     from ross3d_model.configuration.run import load_run_config
     from ross3d_model.training.task import train_from_config, write_data_order
 
-    try:
-        run = load_run_config(config)
-        updates = {}
-        if max_steps is not None:
-            updates["max_steps"] = max_steps
-        if deepspeed is not None:
-            updates["deepspeed"] = None if deepspeed == "none" else deepspeed
-        run.train = dataclasses.replace(run.train, **updates)
-        if dry_run:
-            path = write_data_order(run, output_dir, shards=shards, world_size=world_size)
-            console.print(f"data order: {path}")
-            return
-        result = train_from_config(run, output_dir, shards=shards, resume=resume)
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from None
+    out = renamed(out, output_dir, "--output-dir", "--out")
+    run = load_run_config(config)
+    updates = {}
+    if max_steps is not None:
+        updates["max_steps"] = max_steps
+    if deepspeed is not None:
+        updates["deepspeed"] = None if deepspeed == "none" else deepspeed
+    run.train = dataclasses.replace(run.train, **updates)
+    if dry_run:
+        path = write_data_order(run, out, shards=shards, world_size=world_size)
+        console.print(f"data order: {path}")
+        return
+    result = train_from_config(run, out, shards=shards, resume=resume)
     if result.is_main:  # under torchrun only rank 0 reports
         console.print(f"metrics: {result.metrics_path}\nloss curve: {result.curve_path}")
         console.print(f"model: {result.export_dir}")
@@ -65,41 +84,40 @@ def train(
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="RUN_DIR/checkpoints/step-N")],
     out: Annotated[Path, typer.Option("--out", help="model folder to write")],
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="required: RUN_DIR/checkpoints/step-N")
+    ] = None,
+    checkpoint_arg: Annotated[Path | None, old_argument("CHECKPOINT")] = None,
 ) -> None:
     """A model folder `predict` reads, from any complete (plain or DeepSpeed) checkpoint."""
     from ross3d_model.training.export import export_checkpoint
 
-    try:
-        folder = export_checkpoint(checkpoint, out)
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from None
+    checkpoint = renamed(checkpoint, checkpoint_arg, "the positional CHECKPOINT", "--checkpoint")
+    folder = export_checkpoint(required(checkpoint, "--checkpoint"), out)
     console.print(f"model: {folder}")
 
 
 @app.command()
 def predict(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="run folder or exported model")],
-    benchmark: Annotated[
-        list[str], typer.Option("--benchmark", help="scanqa|sqa3d|scan2cap|scanrefer|multi3drefer")
-    ],
+    benchmark: Annotated[list[Benchmark], typer.Option("--benchmark", help="repeatable")],
     out: Annotated[Path, typer.Option("--out", help="PRED.jsonl ('{benchmark}' for several)")],
     shards: Annotated[Path, typer.Option("--shards", help="build-shards folder")],
-    split: Annotated[str, typer.Option("--split")] = "val",
+    split: Annotated[Literal[SPLITS], typer.Option("--split")] = "val",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
-    boxes: Annotated[
+    proposals: Annotated[
         Path | None,
         typer.Option(
-            "--boxes",
-            help="proposals boxes.json {scene: {id: [6]}}: grounding candidates and Scan2Cap "
+            "--proposals",
+            help="proposal boxes.json {scene: {id: [6]}}: grounding candidates and Scan2Cap "
             "queries (required for scan2cap outside train)",
         ),
     ] = None,
-    protocol: Annotated[
-        str,
+    inference_protocol: Annotated[
+        Literal[INFERENCE_PROTOCOLS],
         typer.Option(
-            "--protocol",
+            "--inference-protocol",
             help="reference: public eval input (no spatial prompt, 512 new tokens); "
             "ours: training prompt, the model's max_new_tokens",
         ),
@@ -107,34 +125,38 @@ def predict(
     max_new_tokens: Annotated[
         int | None, typer.Option("--max-new-tokens", min=1, help="override the protocol's")
     ] = None,
-    device: Annotated[
-        str | None, typer.Option("--device", help="cuda | cpu (default: cuda if available)")
-    ] = None,
+    device: Device = "auto",
     dtype: Annotated[
-        str | None, typer.Option("--dtype", help="bf16 | fp32 (default: bf16 on cuda, else fp32)")
-    ] = None,
+        Literal[DTYPES], typer.Option("--dtype", help="auto: bf16 on cuda, else fp32")
+    ] = "auto",
     prefix_reuse: Annotated[
         bool, typer.Option(help="one prefill of prompt + frames per clip and batch")
     ] = True,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="first N items per benchmark")
     ] = None,
+    boxes: Annotated[Path | None, old_option("--boxes")] = None,
+    protocol: Annotated[Literal[INFERENCE_PROTOCOLS] | None, old_option("--protocol")] = None,
 ) -> None:
     """Predictions in the `ross3d-eval score` formats; resumable (skips ids already in --out).
     Under `torchrun --nproc_per_node N -m ross3d_model.cli predict ...` items are split by rank
     and rank 0 merges the parts into --out."""
     from ross3d_model.inference.predict import PredictConfig, run_predict
 
-    try:
-        cfg = PredictConfig(
-            checkpoint, shards, list(benchmark), out, split, batch_size, boxes, max_new_tokens,
-            limit, protocol, device, dtype, prefix_reuse,
-        )  # fmt: skip
-        summaries = run_predict(cfg, progress=_print_summary, show_progress=True)
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from None
+    proposals = renamed(proposals, boxes, "--boxes", "--proposals")
+    inference_protocol = renamed(inference_protocol, protocol, "--protocol", "--inference-protocol")
+    names = [b.value for b in benchmark]
+    cfg = PredictConfig(
+        checkpoint, shards, names, out, split, batch_size, proposals, max_new_tokens, limit,
+        inference_protocol, None if device == "auto" else device,
+        None if dtype == "auto" else dtype, prefix_reuse,
+    )  # fmt: skip
+    summaries = run_predict(cfg, progress=_print_summary, show_progress=True)
     if not any(s.items for s in summaries):
-        raise _fail(ValueError(f"no {split} instructions for {benchmark} in {shards}"))
+        raise ValueError(f"no {split} instructions for {names} in {shards}")
+    if os.environ.get("RANK", "0") == "0" and not any(s.written for s in summaries):
+        n = sum(s.skipped_existing for s in summaries)
+        nothing_to_do(f"already predicted: {n} items", "delete --out to predict again")
 
 
 def _print_summary(s) -> None:
@@ -142,8 +164,9 @@ def _print_summary(s) -> None:
     console.print(
         f"{s.benchmark}: wrote {s.written}, kept {s.skipped_existing} existing, "
         f"{s.missing_proposals} without proposals, {s.unmatched} unmatched (empty caption), "
-        f"{s.seconds:.1f} s ({rate:.2f} items/s) -> {s.path}"
-    )
+        f"{s.seconds:.1f} s ({rate:.2f} items/s) -> {s.path}",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 @app.command()
@@ -153,59 +176,65 @@ def demo(
         int | None,
         typer.Option("--steps", min=1, help="training steps (default: DemoConfig.steps)"),
     ] = None,
-    scenes: Annotated[int, typer.Option("--scenes", min=2, help="synthetic scenes")] = 3,
+    num_scenes: Annotated[int, typer.Option("--num-scenes", min=2, help="synthetic scenes")] = 3,
+    scenes: Annotated[int | None, old_option("--scenes")] = None,
 ) -> None:
     """CPU end-to-end: demo scenes -> BEV -> shards -> train tiny -> predict -> score -> report."""
     from ross3d_model.demo import DemoConfig, run_demo
 
-    try:
-        cfg = DemoConfig(out=out, scenes=scenes)
-        if steps is not None:
-            cfg = dataclasses.replace(cfg, steps=steps)
-        result = run_demo(cfg, console=console)
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from None
+    cfg = DemoConfig(out=out, scenes=renamed(num_scenes, scenes, "--scenes", "--num-scenes"))
+    if steps is not None:
+        cfg = dataclasses.replace(cfg, steps=steps)
+    result = run_demo(cfg, console=console)
     console.print(f"[bold]report:[/bold] {result.report}")
     console.print(f"scores: {result.scores}\nmetrics: {result.metrics}")
 
 
 @app.command("cache-latents")
 def cache_latents(
-    config: Annotated[str, typer.Option("--config", help="run config: tiny | 7b | JSON path")],
+    config: RunConfig,
     shards: Annotated[Path | None, typer.Option("--shards", help="build-shards folder")] = None,
-    views: Annotated[
-        bool, typer.Option("--views", help="also every view's latents (~3 MB per 32-view clip)")
+    view_latents: Annotated[
+        bool,
+        typer.Option("--view-latents", help="also every view's latents (~3 MB per 32-view clip)"),
     ] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="clips per VAE call")] = 8,
-    device: Annotated[str, typer.Option("--device", help="cpu | cuda | cuda:N")] = "cpu",
+    device: Device = "auto",
+    views: Annotated[bool, old_option("--views")] = False,
 ) -> None:
-    """Encode every clip's BEV (and with --views its views) with the frozen VAE once:
+    """Encode every clip's BEV (and with --view-latents its views) with the frozen VAE once:
     SHARDS/clip-cache/{bev,view}_latents.h5 (latent mean and std; training then samples from
     them instead of running the VAE)."""
+    import torch
+
     from ross3d_model.configuration.model import load_config
     from ross3d_model.configuration.run import load_run_config
     from ross3d_model.inputs.caches import BEV_KIND, VIEW_KIND, cache_latents
 
-    try:
-        run = load_run_config(config)
-        folder = shards if shards is not None else run.data.shards
-        if folder is None:
-            raise ValueError("no shards: pass --shards DIR or set data.shards in the run config")
-        vae = load_config(run.model).vae
-        for kind in (BEV_KIND, VIEW_KIND) if views else (BEV_KIND,):
-            path = cache_latents(folder, vae, kind, batch_size=batch_size, device=device)
-            console.print(f"{kind}: {path}")
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from None
+    view_latents = renamed(view_latents, views, "--views", "--view-latents")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    run = load_run_config(config)
+    folder = shards if shards is not None else run.data.shards
+    if folder is None:
+        raise ValueError("no shards: pass --shards DIR or set data.shards in the run config")
+    vae = load_config(run.model).vae
+    for kind in (BEV_KIND, VIEW_KIND) if view_latents else (BEV_KIND,):
+        path = cache_latents(folder, vae, kind, batch_size=batch_size, device=device)
+        console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
 
 
 @app.command("check-init")
 def check_init(
-    model_config: Annotated[str, typer.Argument(help="model config: tiny | mid | 7b | JSON path")],
+    model_config: Annotated[
+        str | None,
+        typer.Option("--model-config", help="required: model config: tiny | mid | 7b | JSON path"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     inference: Annotated[
         bool, typer.Option("--inference", help="as predict builds it: no VAE, no denoiser")
     ] = False,
+    model_config_arg: Annotated[str | None, old_argument("MODEL_CONFIG")] = None,
 ) -> None:
     """Match every pretrained part the config names against the model, from checkpoint headers
     and a meta skeleton (nothing is built): missing / unexpected / mismatched tensors. Exit 0
@@ -215,10 +244,10 @@ def check_init(
     from ross3d_model.configuration.model import load_config
     from ross3d_model.weights.build import check_init as check
 
-    try:
-        report = check(load_config(model_config), inference=inference)
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from None
+    model_config = renamed(
+        model_config, model_config_arg, "the positional MODEL_CONFIG", "--model-config"
+    )
+    report = check(load_config(required(model_config, "--model-config")), inference=inference)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

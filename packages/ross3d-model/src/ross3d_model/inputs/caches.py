@@ -6,7 +6,7 @@
   ``latent_dist.sample`` does (``LatentTokenizer.encode_bev(moments=...)``), so ``sample`` mode
   has the distribution of encoding every step (the same values for the same generator, up to
   the VAE's dtype) without running the VAE; ``mean`` mode uses the mean.
-* ``view_latents`` (optional, ``cache-latents --views``): the same for every view of a clip
+* ``view_latents`` (optional, ``cache-latents --view-latents``): the same for every view of a clip
   ([V, C_lat, 27, 27] at 216 px, ~3 MB per 32-view clip); the cross-view loss then draws the
   masked views' latents from them (``LatentTokenizer.encode_views(moments=...)``).
 * ``patch_masks`` (written by ``ross3d-data cache-clips``, ``ross3d_data.cache.patch_masks``): the
@@ -86,7 +86,7 @@ def mask_params(cfg: Ross3DConfig) -> PatchMaskParams:
 
 
 def _rebuild_hint(shard_dir: Path, kind: str) -> str:
-    flag = " --views" if kind == VIEW_KIND else ""
+    flag = " --view-latents" if kind == VIEW_KIND else ""
     return (
         f"rebuild it with `ross3d-model cache-latents --config <the train config> "
         f"--shards {shard_dir}{flag}` (or delete it: the VAE then encodes every step)"
