@@ -82,3 +82,16 @@ def test_report_rejects_non_result(tmp_path):
     result = runner.invoke(app, ["report", str(path)])
     assert result.exit_code == 2
     assert "x.json" in result.output and "not a result file" in result.output
+
+
+def test_score_positional_benchmark_still_works_with_a_note(scanrefer_files, tmp_path):
+    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    assert runner.invoke(app, score_args(scanrefer_files, "--out", str(new))).exit_code == 0
+    args = score_args(scanrefer_files, "--out", str(old))
+    args.remove("--benchmark")  # `score scanrefer --predictions ...`, the old form
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        "note: the positional BENCHMARK is deprecated; use --benchmark"
+    )
+    assert json.loads(old.read_text()) == json.loads(new.read_text())
