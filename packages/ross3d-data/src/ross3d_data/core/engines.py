@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -150,7 +151,14 @@ def _run_pool(fn, payloads, workers: int) -> Iterator[tuple[int, Outcome]]:
 
 
 def import_ray():
-    """The ``ray`` module, or EngineError naming the extra that installs it."""
+    """The ``ray`` module, or EngineError naming the extra that installs it.
+
+    Ray's ``uv run`` hook is turned off (unless ``RAY_ENABLE_UV_RUN_RUNTIME_ENV`` is set):
+    under ``uv run`` it would upload the current folder (wherever the command runs, e.g. a
+    data folder) as every job's working_dir and rebuild the environment from it on each
+    worker; the engine's workers run the installed ross3d-data instead, like the local pool.
+    """
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # read when ray is imported
     try:
         import ray
     except ImportError:
