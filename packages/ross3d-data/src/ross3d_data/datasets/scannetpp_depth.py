@@ -92,7 +92,6 @@ class DepthStream:
             raise SceneError(self.path, _NEITHER)
         self.encoding = "per-frame" if self._records is not None else "stream"
         self._cache: dict[int, np.ndarray] = {}
-        self._wanted: set[int] = set()
         self._n_stream: int | None = None
         if self._records is not None:
             self.read(0)  # a corrupt first record fails at open, not mid-run
@@ -110,8 +109,7 @@ class DepthStream:
         if self._records is not None:
             return len(self._records)
         if self._n_stream is None:
-            self._wanted |= set(wanted or ())
-            self._fill(self._wanted)
+            self._fill(set(wanted or ()))
         return self._n_stream
 
     def read(self, frame_id: int) -> np.ndarray:
