@@ -28,7 +28,7 @@ from ross3d_data.core.errors import SceneError
 from ross3d_data.core.geometry import backproject_depth, depth_mm_to_m
 from ross3d_data.core.records import Intrinsics, Mesh
 from ross3d_data.datasets import detect_format, find_scenes, load_scene
-from ross3d_data.datasets.arkitscenes import match_pose_key, read_traj
+from ross3d_data.datasets.arkitscenes import PoseKeys, read_traj
 from ross3d_data.datasets.registry import scene_id_of
 from ross3d_data.shards.build import ShardConfig, build_shards, read_manifest, read_tar
 from ross3d_data.shards.loader import iter_examples
@@ -108,11 +108,10 @@ def test_traj_lines_are_world_to_camera_by_hand(tmp_path):
 
 
 def test_pose_key_matching_follows_the_official_rule():
-    keys = ["10.000", "10.003", "10.006", "9.998"]
-    key_s = np.array([float(k) for k in keys])
-    assert match_pose_key("10.003", keys, key_s) == "10.003"  # exact first
-    assert match_pose_key("10.002", keys, key_s) == "9.998"  # last within 0.005 in traj order
-    assert match_pose_key("10.012", keys, key_s) is None
+    keys = PoseKeys(["10.000", "10.003", "10.006", "9.998"])
+    assert keys.match("10.003") == "10.003"  # exact first
+    assert keys.match("10.002") == "9.998"  # the last key within 0.005 s, in traj order
+    assert keys.match("10.012") is None
 
 
 def test_rotated_frames_come_out_upright_and_equal_a_direct_render(video, scene):

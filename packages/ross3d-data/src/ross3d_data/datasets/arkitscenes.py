@@ -61,7 +61,7 @@ from ross3d_data.core.rotation import (
 from ross3d_data.core.scene import Scene
 from ross3d_data.datasets.meshes import read_mesh
 
-__all__ = ["ArkitFrames", "is_scene_dir", "load_scene", "read_traj", "scene_id_for"]
+__all__ = ["ArkitFrames", "PoseKeys", "is_scene_dir", "load_scene", "read_traj", "scene_id_for"]
 
 SCENE_ID_PREFIX = "arkitscenes-"
 POSE_MATCH_S = 0.005  # TenFpsDataLoader.__getitem__'s tolerance
@@ -115,12 +115,19 @@ def read_traj(path: Path) -> dict[str, np.ndarray]:
     return poses
 
 
-def match_pose_key(ts: str, keys: list[str], key_s: np.ndarray) -> str | None:
-    """The traj key of a frame timestamp: exact, else the last key within POSE_MATCH_S."""
-    if ts in keys:
-        return ts
-    near = np.flatnonzero(np.abs(key_s - float(ts)) < POSE_MATCH_S)
-    return keys[near[-1]] if len(near) else None
+class PoseKeys:
+    """Traj keys in traj order, matched to frame timestamps as ``TenFpsDataLoader`` does."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys, self._exact = list(keys), set(keys)
+        self._seconds = np.array([float(k) for k in self.keys])
+
+    def match(self, ts: str) -> str | None:
+        """The key of frame timestamp ``ts``: exact, else the LAST key within POSE_MATCH_S."""
+        if ts in self._exact:
+            return ts
+        near = np.flatnonzero(np.abs(self._seconds - float(ts)) < POSE_MATCH_S)
+        return self.keys[near[-1]] if len(near) else None
 
 
 def _pincam(folder: Path, vid: str, ts: str, names: set[str]) -> Path | None:
@@ -148,8 +155,7 @@ class ArkitFrames:
         self.upright = upright
         self.skip_reasons: Counter[str] = Counter()
         poses = read_traj(traj)
-        keys = list(poses)
-        key_s = np.array([float(k) for k in keys])
+        pose_keys = PoseKeys(list(poses))
         names = {
             sub: {p.name for p in (self.path / sub).glob("*")}
             for sub in ("lowres_wide", "lowres_wide_intrinsics")
@@ -160,7 +166,7 @@ class ArkitFrames:
         self._pose: dict[int, np.ndarray] = {}
         self._pincam: dict[int, Path] = {}
         for fid, ts in enumerate(self._ts):
-            key = match_pose_key(ts, keys, key_s)
+            key = pose_keys.match(ts)
             pincam = _pincam(self.path / "lowres_wide_intrinsics", self.vid, ts,
                              names["lowres_wide_intrinsics"])  # fmt: skip
             why = ("no pose in lowres_wide.traj" if key is None
