@@ -49,7 +49,9 @@ def score(
         Path | None,
         typer.Option("--label-map", help="scanrefer: ScanNet scannetv2-labels.combined.tsv"),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="write the result JSON here")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write the result JSON here")
+    ] = None,
     benchmark_arg: Annotated[Benchmark | None, old_argument("BENCHMARK")] = None,
 ) -> None:
     """Score PREDICTIONS against ANNOTATIONS; print a table, optionally write RESULT.json."""
@@ -69,7 +71,7 @@ def score(
 @app.command()
 def report(
     results: Annotated[list[Path], typer.Argument(help="RESULT.json files from `score`")],
-    out: Annotated[Path | None, typer.Option("--out", help="write the markdown here")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the markdown here")] = None,
 ) -> None:
     """Markdown table of our scores beside the published numbers (on stdout)."""
     from ross3d_eval.report import write_report

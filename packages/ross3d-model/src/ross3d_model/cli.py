@@ -42,7 +42,7 @@ RunConfig = Annotated[str, typer.Option("--config", help="run config: tiny | 7b 
 def train(
     config: RunConfig,
     shards: Annotated[Path | None, typer.Option("--shards", help="build-shards folder")] = None,
-    out: Annotated[Path, typer.Option("--out", help="run folder")] = Path("runs/r"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="run folder")] = Path("runs/r"),
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = (
         False
@@ -84,7 +84,7 @@ def train(
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", help="model folder to write")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="model folder to write")],
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="required: RUN_DIR/checkpoints/step-N")
     ] = None,
@@ -102,7 +102,9 @@ def export(
 def predict(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="run folder or exported model")],
     benchmark: Annotated[list[Benchmark], typer.Option("--benchmark", help="repeatable")],
-    out: Annotated[Path, typer.Option("--out", help="PRED.jsonl ('{benchmark}' for several)")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="PRED.jsonl ('{benchmark}' for several)")
+    ],
     shards: Annotated[Path, typer.Option("--shards", help="build-shards folder")],
     split: Annotated[Literal[SPLITS], typer.Option("--split")] = "val",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
@@ -171,7 +173,7 @@ def _print_summary(s) -> None:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="demo folder")] = Path("demo-out"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="demo folder")] = Path("demo-out"),
     steps: Annotated[
         int | None,
         typer.Option("--steps", min=1, help="training steps (default: DemoConfig.steps)"),
