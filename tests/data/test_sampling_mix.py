@@ -14,6 +14,7 @@ from many_scene_shards import build_many_scene_shards
 from ross3d_data.shards.reader import ShardReader
 from ross3d_data.shards.sampling import (
     epoch_order,
+    epoch_steps,
     full_blocks,
     is_vision_group,
     source_blocks,
@@ -62,7 +63,10 @@ def test_a_fixed_block_count_subsamples_a_large_source_without_repeats():
     )  # fmt: skip
     vision = [i for i in order if groups[i] == "vision:big"]
     assert len(vision) == 4 and len(set(vision)) == 4
-    assert full_blocks(groups, 4) == {"qa": 2, "vision:big": 10}
+    assert full_blocks(Counter(groups), 4) == {"qa": 2, "vision:big": 10}
+    counts = Counter(groups)
+    assert epoch_steps(counts, 4, True, {"vision:big": 1}) == len(order) // 4 == 3
+    assert epoch_steps(counts, 4, True) == 12 and epoch_steps(counts, 4, False) == 12
 
 
 def test_fixed_counts_need_task_grouping():

@@ -180,7 +180,10 @@ def test_run_variants_resolve_to_the_previous_files():
     train = {**PREVIOUS_7B_TRAIN, "max_steps": None, "epochs": 1}
     plus = {"model": "7b-plus", "train": train, "data": PREVIOUS_7B_DATA}
     assert load_run_config("7b-plus") == RunConfig.from_dict(plus)
-    semi_data = {**PREVIOUS_7B_DATA, "vision_only_scenes": "scannetv2_train.txt"}
+    # 7b-semi now also names the vision-only datasets beyond ScanNet (issue 17), shares by count
+    others = {"arkitscenes": None, "3rscan": None, "multiscan": None, "scannetpp": None}
+    semi_data = {**PREVIOUS_7B_DATA, "vision_only_scenes": "scannetv2_train.txt",
+                 "vision_only_sources": others}  # fmt: skip
     semi = {"model": "7b", "train": train, "data": semi_data}
     assert load_run_config("7b-semi") == RunConfig.from_dict(semi)
     for name in ("7b-plus", "7b-semi"):

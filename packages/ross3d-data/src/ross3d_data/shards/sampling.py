@@ -135,12 +135,29 @@ def source_blocks(text_blocks: int, shares: Mapping[str, float]) -> dict[str, in
     return {g: round(s * text_blocks / (1 - total)) for g, s in shares.items()}
 
 
-def full_blocks(groups: Sequence[str], global_batch: int) -> dict[str, int]:
-    """Full global batches each group gives on its own (its incomplete last block dropped)."""
-    counts: dict[str, int] = {}
-    for g in groups:
-        counts[g] = counts.get(g, 0) + 1
+def full_blocks(counts: Mapping[str, int], global_batch: int) -> dict[str, int]:
+    """Full global batches each group gives on its own (``counts``: group -> examples; its
+    incomplete last block dropped)."""
     return {g: n // global_batch for g, n in counts.items()}
+
+
+def epoch_steps(
+    counts: Mapping[str, int],
+    global_batch: int,
+    group_by_task: bool,
+    blocks_per_group: Mapping[str, int] | None = None,
+) -> int:
+    """Global batches (optimiser steps) of one ``epoch_order`` epoch of ``counts`` (group ->
+    examples): task-grouped, each group gives its full blocks or its fixed count; else all
+    examples together give ``N // global_batch``."""
+    if global_batch < 1:
+        raise ValueError(f"global batch must be >= 1, got {global_batch}")
+    if any(n < 0 for n in counts.values()):
+        raise ValueError(f"example counts must be >= 0: {dict(counts)}")
+    if not group_by_task:
+        return sum(counts.values()) // global_batch
+    blocks = full_blocks(counts, global_batch) | dict(blocks_per_group or {})
+    return sum(blocks[g] for g in counts)
 
 
 def rank_slice(order: Sequence[int], rank: int, world_size: int) -> list[int]:

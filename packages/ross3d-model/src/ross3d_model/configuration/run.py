@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ross3d_benchmarks import TASKS
+from ross3d_data.core.ids import PREFIXED_DATASETS, SCANNET
+from ross3d_data.shards.sampling import epoch_steps
 
 from ross3d_model.configuration.variants import resolve_file
 
@@ -105,13 +107,18 @@ class DataConfig:
     ScanNet's scannetv2_train.txt); its clips that no instruction names are trained on without
     text (reconstruction losses only; the semi-supervised variant). A clip that any val/test
     instruction or split list names is never used so. None = no vision-only clips (the paper's
-    main recipe). `group_by_task`: every global batch from one task group (QA, caption,
+    main recipe). `vision_only_sources`: dataset name (`scannet`, `arkitscenes`, `3rscan`,
+    `multiscan`, `scannetpp`) -> share of the optimiser steps its text-free clips take, or null
+    for "as many batches as its clips fill"; every text-free clip of those datasets in the
+    shards trains the reconstruction losses only, each dataset in batches of its own (needs
+    `group_by_task`). `group_by_task`: every global batch from one task group (QA, caption,
     grounding, vision-only), the batches shuffled (the recipe's --group_by_task_length);
     False = one uniform permutation of all examples."""
 
     shards: str | None = None  # shard folder; the CLI's --shards overrides it
     tasks: list[str] | None = None
     vision_only_scenes: str | None = None
+    vision_only_sources: dict[str, float | None] | None = None
     group_by_task: bool = False
     split: str = "train"
 
@@ -121,10 +128,27 @@ class DataConfig:
             "data.vision_only_scenes must be a file path or null",
         )
         _check(isinstance(self.group_by_task, bool), "data.group_by_task must be true/false")
+        if self.vision_only_sources is not None:
+            self._check_sources(self.vision_only_sources)
         if self.tasks is not None:
             unknown = sorted(set(self.tasks) - set(TASKS))
             _check(not unknown, f"data.tasks has unknown tasks {unknown}; known: {TASKS}")
         _check(self.split in ("train", "val", "test"), "data.split must be train/val/test")
+
+    def _check_sources(self, sources: dict) -> None:
+        known = (SCANNET, *PREFIXED_DATASETS)
+        _check(isinstance(sources, dict), "data.vision_only_sources must map dataset -> share")
+        unknown = sorted(set(sources) - set(known))
+        _check(not unknown, f"data.vision_only_sources: unknown datasets {unknown}; known: {known}")
+        shares = [s for s in sources.values() if s is not None]
+        _check(
+            all(isinstance(s, int | float) and 0 < s < 1 for s in shares) and sum(shares) < 1,
+            f"data.vision_only_sources: shares must be in (0, 1) and sum below 1, got {sources}",
+        )
+        _check(
+            self.group_by_task or not shares,
+            "data.vision_only_sources: a share of the steps needs data.group_by_task true",
+        )
 
 
 @dataclass
@@ -261,8 +285,4 @@ def steps_per_epoch(counts: Mapping[str, int], global_batch: int, group_by_task:
     `n // global_batch` batches (its incomplete last block dropped); else all examples together
     give `N // global_batch`. The 7b recipe: QA 105,960, captions 36,665, grounding 80,503 at
     256 -> 413 + 143 + 314 = 870."""
-    _check(global_batch >= 1, f"global batch must be >= 1, got {global_batch}")
-    _check(all(n >= 0 for n in counts.values()), f"example counts must be >= 0: {dict(counts)}")
-    if group_by_task:
-        return sum(n // global_batch for n in counts.values())
-    return sum(counts.values()) // global_batch
+    return epoch_steps(counts, global_batch, group_by_task)

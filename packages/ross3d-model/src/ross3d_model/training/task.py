@@ -2,7 +2,8 @@
 
 Shards are read only through ``ross3d_data.shards.reader.ShardReader``. Items are ``(clip key,
 instruction | None)`` pairs: the split's instructions (``data.tasks`` only, if set) plus one
-vision-only item per usable clip of ``data.vision_only_scenes``. Epoch e's order is
+vision-only item per usable clip of ``data.vision_only_scenes`` and of the datasets in
+``data.vision_only_sources`` (each its own group, with its share of the steps). Epoch e's order is
 ``ross3d_data.shards.sampling.epoch_order`` from ``(seed, e)`` with the global batch (micro-batch x
 accumulation x world size) and ``data.group_by_task``; the trainer's ``micro_batches`` cuts it
 into micro-batches, and clips are decoded only when a micro-batch is collated.
@@ -18,11 +19,20 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
+from ross3d_data.core.ids import dataset_of
 from ross3d_data.shards.reader import ShardReader
-from ross3d_data.shards.sampling import epoch_order, task_group
+from ross3d_data.shards.sampling import (
+    epoch_order,
+    epoch_steps,
+    full_blocks,
+    is_vision_group,
+    source_blocks,
+    task_group,
+    vision_group,
+)
 
 from ross3d_model.configuration.model import Ross3DConfig
-from ross3d_model.configuration.run import DataConfig, steps_per_epoch
+from ross3d_model.configuration.run import DataConfig
 from ross3d_model.inputs.batch import collate_examples
 from ross3d_model.inputs.caches import ClipCaches
 from ross3d_model.inputs.shard_layout import check_shard_layout
@@ -80,8 +90,12 @@ class Ross3DTask:
         scenes = read_scene_ids(data.vision_only_scenes) if data.vision_only_scenes else []
         # held-out clips named by the list are refused by the reader (never trained without text)
         self.vision_only_refused = self.reader.vision_only(scenes)[1]
-        self.examples = self.reader.examples(data.split, data.tasks, vision_only=scenes)
-        self.groups = [task_group(instruction) for _, instruction in self.examples]
+        sources = data.vision_only_sources or {}
+        self.examples = self.reader.examples(
+            data.split, data.tasks, vision_only=scenes, vision_sources=sources
+        )
+        self.groups = [self._group(key, instruction) for key, instruction in self.examples]
+        self.blocks_per_group = self._source_blocks(sources)
         self.caches = ClipCaches.open(self.reader, model_cfg)  # the folder's per-clip caches
 
     @property
@@ -91,10 +105,33 @@ class Ross3DTask:
             self._tokenizer = load_tokenizer(self.cfg)
         return self._tokenizer
 
+    def _group(self, key: str, instruction: dict | None) -> str:
+        """Task group; with `data.vision_only_sources` each dataset's text-free clips are a
+        group of their own (`vision:<dataset>`), so its share of the steps can be set."""
+        if instruction is None and self.data.vision_only_sources:
+            return vision_group(dataset_of(key))
+        return task_group(instruction)
+
+    def _source_blocks(self, sources: dict[str, float | None]) -> dict[str, int]:
+        """Global batches per epoch of each vision-only source given a share of the steps."""
+        shares = {vision_group(d): s for d, s in sources.items() if s is not None}
+        if not shares:
+            return {}
+        blocks = full_blocks(Counter(self.groups), self.global_batch)
+        text = sum(n for g, n in blocks.items() if not is_vision_group(g))
+        return source_blocks(text, shares)
+
+    def steps_by_group(self) -> dict[str, int]:
+        """Optimiser steps of one epoch per task group (task-grouped order only)."""
+        blocks = full_blocks(Counter(self.groups), self.global_batch) | self.blocks_per_group
+        return dict(sorted(blocks.items()))
+
     def steps_per_epoch(self) -> int:
         """Optimiser steps of one epoch of this task's items (`epoch_items` / global batch)."""
         counts = Counter(self.groups)
-        return steps_per_epoch(counts, self.global_batch, self.data.group_by_task)
+        return epoch_steps(
+            counts, self.global_batch, self.data.group_by_task, self.blocks_per_group
+        )
 
     def build_model(self) -> Ross3DForCausalLM:
         model = from_config(self.cfg)
@@ -109,6 +146,7 @@ class Ross3DTask:
             epoch=epoch,
             global_batch=self.global_batch,
             group_by_task=self.data.group_by_task,
+            blocks_per_group=self.blocks_per_group,
         )
         return [self.examples[i] for i in order]
 
@@ -217,7 +255,8 @@ def train_from_config(
 def order_record(key: str, instruction: dict | None) -> dict:
     """One item of data_order.jsonl."""
     if instruction is None:
-        return {"scene_id": key, "task": VISION_TASK, "id": f"{VISION_TASK}/{key}"}
+        return {"scene_id": key, "task": VISION_TASK, "id": f"{VISION_TASK}/{key}",
+                "dataset": dataset_of(key)}  # fmt: skip
     return {"scene_id": key, "task": instruction["task"], "id": instruction["id"]}
 
 
@@ -257,4 +296,9 @@ def _report_steps(run, task: Ross3DTask) -> None:
         line = f"max_steps {given} (run config) = one epoch of this data"
     else:
         line = f"max_steps {given} (run config) != {derived} steps in one epoch of this data"
+    if run.data.group_by_task and derived:
+        mix = ", ".join(
+            f"{g} {n} ({100 * n / derived:.0f} %)" for g, n in task.steps_by_group().items()
+        )
+        line += f"; steps per group: {mix}"
     Console(stderr=True).print(f"[yellow]note:[/yellow] {line}", highlight=False)
