@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.scene import Scene
-from ross3d_data.datasets import arkitscenes, rscan, scannetpp
+from ross3d_data.datasets import arkitscenes, multiscan, rscan, scannetpp
 from ross3d_data.scannet import scene as scannet_scene
 
 
@@ -52,6 +52,13 @@ FORMATS: dict[str, DatasetFormat] = {
         rscan.load_scene,
         "3RScan: <scan_id>/mesh.refined.v2.obj, sequence.zip or sequence/_info.txt",
         rscan.scene_id_for,
+    ),
+    "multiscan": DatasetFormat(
+        "multiscan",
+        multiscan.is_scene_dir,
+        multiscan.load_scene,
+        "MultiScan: <scan>/<scan>.jsonl, <scan>.depth.zlib or <scan>.align.json",
+        multiscan.scene_id_for,
     ),
 }
 

@@ -66,7 +66,7 @@ def _read_vertices(path: Path, data: bytes, offset: int, el: dict) -> tuple[np.n
 def _read_faces(path: Path, data: bytes, offset: int, el: dict) -> np.ndarray:
     """Faces as int64 (F, 3); polygons with more than 3 corners are fan-triangulated."""
     if len(el["props"]) != 1 or el["props"][0][0] != "list":
-        raise SceneError(path, "face element must be a single 'list' property")
+        raise SceneError(path, "face properties besides one vertex list are not supported")
     cnt_t, idx_t = (_PLY_TYPES[t] for t in el["props"][0][1:3])
     n = el["count"]
     tri = np.dtype([("n", "<" + cnt_t), ("i", "<" + idx_t, 3)])
