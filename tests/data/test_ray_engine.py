@@ -67,7 +67,9 @@ def _cfg(scenes: Path, out: Path, **kw) -> ShardConfig:
 
 
 def _output_bytes(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.glob("shard-*.tar"))}
+    """Shards and manifest (no instruction files in these builds)."""
+    files = [*sorted(out.glob("shard-*.tar")), out / "manifest.json"]
+    return {p.name: p.read_bytes() for p in files}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +116,6 @@ def test_ray_shards_are_byte_identical_and_a_bad_scene_is_reported(
     assert summary.failed[BROKEN].startswith(f"{scenes}/{BROKEN}/intrinsic/intrinsic_depth.txt: ")
     assert summary.samples == 2 and len(summary.shards) == 2
     assert _output_bytes(tmp_path) == _output_bytes(local_out)
-    assert (tmp_path / "manifest.json").read_bytes() == (local_out / "manifest.json").read_bytes()
 
 
 def _killed_once(payload) -> str:

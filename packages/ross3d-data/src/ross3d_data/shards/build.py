@@ -113,7 +113,9 @@ class ShardSummary:
     jobs: JobSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "jobs"}
+        """What was built, not how (no ``reused``/``jobs``): a build resumed after a kill
+        writes the same manifest bytes as an uninterrupted one."""
+        return {k: v for k, v in asdict(self).items() if k not in ("jobs", "reused")}
 
     def table(self) -> Table:
         """Rich table of the counts (the per-scene job table is ``jobs.table()``)."""
