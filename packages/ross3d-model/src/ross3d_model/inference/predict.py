@@ -3,7 +3,7 @@
 
 Examples come from build-shards output through `ross3d_data.shards.reader.ShardReader`, in (clip, id)
 order, so consecutive questions share a clip and batches reuse its prefill (generation.py).
-Protocols (`--protocol`): "reference" is the public eval code's input (`ross3d/eval/model_*.py`:
+Protocols (`--inference-protocol`): "reference" is the public eval code's input (`ross3d/eval/model_*.py`:
 no spatial prompt, greedy, up to 512 new tokens); "ours" keeps the training prompt (spatial
 prompt) and the model config's `text.max_new_tokens`. Either way:
 
@@ -89,9 +89,9 @@ class PredictConfig:
             raise ValueError("with several benchmarks, --out must contain '{benchmark}'")
         if "scan2cap" in self.benchmarks and self.split != "train" and self.boxes is None:
             raise ValueError(
-                f"scan2cap at {self.split} needs --boxes (proposals): <coord> is queried with the "
+                f"scan2cap at {self.split} needs --proposals: <coord> is queried with the "
                 "proposal of highest IoU >= 0.5 with the GT box, never the GT box itself; pass "
-                "the GT boxes.json as --boxes for an oracle upper bound"
+                "the GT boxes.json as --proposals for an oracle upper bound"
             )
         self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
