@@ -4,6 +4,11 @@ Conventions (docs/contracts.md): poses are camera-to-frame 4x4 matrices (``T_ali
 OpenCV camera coordinates, x right / y down / z forward, into the aligned frame); a pixel
 ``(u, v)`` = (column, row) has its centre at integer coordinates, so pixel ``(u, v)`` at depth
 ``z`` back-projects to ``z * K^-1 [u, v, 1]``. Lengths are metres unless a name says ``_mm``.
+
+:func:`backproject_pixels` is the project's one definition of that back-projection (numpy:
+data preparation needs it without torch; the model needs it only through the grounding patch
+masks, which it takes from ``cache.patch_masks`` in its CPU collate); :func:`backproject_depth`
+is it in float64 with invalid pixels masked (view selection, overlap).
 """
 
 from __future__ import annotations
