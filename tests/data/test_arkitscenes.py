@@ -22,7 +22,8 @@ from layouts.arkitscenes import (
 )
 from PIL import Image
 from ross3d_data.bev.fusion import fuse_scene_points
-from ross3d_data.bev.render import BevConfig, render_bev_scenes
+from ross3d_data.bev.grid import BevConfig
+from ross3d_data.bev.render import render_bev_scenes
 from ross3d_data.cli import app
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.geometry import backproject_depth, depth_mm_to_m
