@@ -2,12 +2,15 @@
 
 Object k's feature = mean of the pre-pooling (27x27, projected) patch features whose 14x14-pixel
 patch has >= `min_inside_fraction` of its pixels inside box k (per-pixel aligned xyz from depth),
-plus the sine PE of the box centre. Which patches those are (the masks `in_box`) is decided by
-the one definition of that rule, `ross3d_data.cache.patch_masks.patches_in_boxes` (numpy): the
-data side needs it without torch (`cache-clips`), and the model needs it only in the collate on
-the CPU (`inputs.batch`), never per step on the GPU, so there is no torch copy here. The hidden state at `<ground>` is scored against every object
-and a learnable zero-target by cosine / temperature through two MLPs (Linear, ReLU, LayerNorm,
-Linear); the loss is InfoNCE with all target objects (or the zero-target) as positives.
+plus the sine PE of the box centre. The hidden state at `<ground>` is scored against every
+object and a learnable zero-target by cosine / temperature through two MLPs (Linear, ReLU,
+LayerNorm, Linear); the loss is InfoNCE with all target objects (or the zero-target) as
+positives.
+
+Which patches belong to a box (the masks `in_box`) is decided by the one definition of that rule,
+`ross3d_data.cache.patch_masks.patches_in_boxes` (numpy): the data side needs it without torch
+(`cache-clips`), and the model needs it only in the collate on the CPU (`inputs.batch`), never
+per step on the GPU, so there is no torch copy here.
 
 Switches (`GroundingConfig`, reference values from the public Ross3D code):
 - `patch_depth` (used by the mask rule): "any" (reference, `ross3d_arch.py` ~536-554: every
