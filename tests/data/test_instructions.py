@@ -317,7 +317,7 @@ def test_convert_instructions_cli(tmp_path):
     assert [i.id for i in read_jsonl(tmp_path / "o.jsonl")] == ["scanqa/val/val-scene0000-0"]
     assert "missing 'scene_id': 1" in res.output
     res = CliRunner().invoke(app, [*args[:-2], "--split", "nope"])
-    assert res.exit_code == 2 and "unknown split" in res.output
+    assert res.exit_code == 2 and "'nope' is not one of" in res.output
 
 
 def test_scanrefer_unique_multiple_with_the_18_scanrefer_classes(tmp_path):

@@ -127,7 +127,7 @@ def test_mesh_cli_commands(tiny_scene, tmp_path):
     assert r.exit_code == 0, r.output
     assert read_mesh(scannet.mesh_path(tmp_path / "s1")).faces_F3.shape == (4, 3)
     r = runner.invoke(app, ["export-mesh", str(scene_dir), "-o", "x.ply", "--source", "nope"])
-    assert r.exit_code == 2 and "source must be 'mesh' or 'fused'" in r.output
+    assert r.exit_code == 2 and "'nope' is not one of 'mesh'," in r.output
     r = runner.invoke(app, ["import-mesh", str(tmp_path / "m.obj"), str(tmp_path / "s1")])
     assert r.exit_code == 2 and "already there" in r.output
 
