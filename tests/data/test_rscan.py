@@ -160,10 +160,11 @@ def test_bad_inputs_name_the_file(scan, tmp_path):
     with pytest.raises(SceneError) as err:
         load_scene(broken)
     assert "_info.txt: missing" in _one_line(err)
-    zipped = _zipped_copy(broken, tmp_path / "z" / SCAN_ID)
-    with pytest.raises(SceneError) as err:
-        load_scene(zipped)
-    assert "sequence.zip/sequence/_info.txt: missing" in _one_line(err)
+    for prefix in ("", "sequence/"):
+        zipped = _zipped_copy(broken, tmp_path / f"z{len(prefix)}" / SCAN_ID, prefix)
+        with pytest.raises(SceneError) as err:
+            load_scene(zipped)
+        assert f"sequence.zip/{prefix}_info.txt: missing" in _one_line(err)
 
     info = info_text(6).replace("m_calibrationDepthIntrinsic", "m_calibrationDepthIntrinsics_x")
     (broken / "sequence" / "_info.txt").write_text(

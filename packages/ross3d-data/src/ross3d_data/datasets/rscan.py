@@ -93,8 +93,11 @@ class SequenceFiles:
             raise SceneError(folder, f"missing: neither {SEQUENCE_DIR}/ nor {SEQUENCE_ZIP} exists")
         self._zip: zipfile.ZipFile | None = None
         if self.zipped:
-            names = self._archive().namelist()
-            prefix = "" if INFO_FILE in names else f"{SEQUENCE_DIR}/"
+            names = [n for n in self._archive().namelist() if not n.endswith("/")]
+            # members at the zip root (as the official prepare script unzips it) or all under
+            # sequence/ (a zip of the folder)
+            inside = bool(names) and all(n.startswith(f"{SEQUENCE_DIR}/") for n in names)
+            prefix = f"{SEQUENCE_DIR}/" if inside else ""
             self._prefix = prefix
             self._names = {n[len(prefix) :] for n in names if n.startswith(prefix)}
         else:
