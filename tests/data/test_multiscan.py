@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from layouts.multiscan import raw_deflate, write_multiscan_scan
+from layouts.multiscan import raw_deflate, write_mp4, write_multiscan_scan
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.geometry import backproject_depth, depth_mm_to_m
 from ross3d_data.datasets import detect_format, find_scenes, load_scene
@@ -124,6 +124,11 @@ def test_frame_count_mismatch_is_one_line_naming_the_file(scan, tmp_path):
     with pytest.raises(SceneError) as err:
         load_scene(scan_dir)
     assert f"{SCAN}.depth.zlib: holds 10 depth frames but {SCAN}.jsonl has 9" in _one_line(err)
+    shutil.copy(scan.scan_dir / f"{SCAN}.jsonl", jsonl)
+    write_mp4(scan_dir / f"{SCAN}.mp4", scan.colors[:9])
+    with pytest.raises(SceneError) as err:
+        load_scene(scan_dir)
+    assert f"{SCAN}.mp4: holds 9 video frames but {SCAN}.jsonl has 10" in _one_line(err)
 
 
 def test_other_bad_inputs_name_the_file(scan, tmp_path):
