@@ -56,7 +56,8 @@ def test_answer_label_set(tiny_cfg, tiny_tokenizer, mixed_examples):
 def test_prompt_layout_is_the_public_one(tiny_cfg, tiny_tokenizer, mixed_examples):
     """train_3d.py ~1272-1274: `<image>\n{spatial}\n` + the raw text without `<image>`; the raw
     text is "<image> {question} ..." for QA / captions and "<image>Identify ..." for grounding
-    (scripts/3d/preprocessing/process_*.py). Without the spatial prompt: the raw text."""
+    (scripts/3d/preprocessing/process_*.py). Without the spatial prompt: `<image>\n` + the raw
+    text without `<image>` (the public eval input, tests/model/test_public_prompt.py)."""
     batch = collate_examples(mixed_examples, tiny_tokenizer, tiny_cfg, seed=0)
     qa = "What color is the chair? Answer the question simply."
     ground = "Identify the object according to the following description.\nthe brown chair"
@@ -72,8 +73,8 @@ def test_prompt_layout_is_the_public_one(tiny_cfg, tiny_tokenizer, mixed_example
     bare = collate_examples(
         mixed_examples, tiny_tokenizer, tiny_cfg, train=False, spatial_prompt=False
     )
-    assert f"<|im_start|>user\n<image> {qa}<|im_end|>" in _text(tiny_tokenizer, bare, 0)
-    assert f"<|im_start|>user\n<image>{ground}<|im_end|>" in _text(tiny_tokenizer, bare, 2)
+    assert f"<|im_start|>user\n<image>\n {qa}<|im_end|>" in _text(tiny_tokenizer, bare, 0)
+    assert f"<|im_start|>user\n<image>\n{ground}<|im_end|>" in _text(tiny_tokenizer, bare, 2)
     assert all(SPATIAL_PROMPT not in _text(tiny_tokenizer, bare, i) for i in range(5))
 
 

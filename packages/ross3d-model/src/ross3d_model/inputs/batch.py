@@ -4,8 +4,12 @@ Conversation (qwen_1_5): system turn, user turn, assistant turn = one answer (tr
 a seeded RNG) or `<ground>` (grounding tasks). The user turn is the public code's
 (`train_3d.py` ~1272-1274): `<image>\n{spatial prompt}\n` + the raw benchmark text without its
 `<image>`, whose separator is per task (`prompts.IMAGE_SEPARATOR`: " " for ScanQA, SQA3D and
-Scan2Cap, "" for the grounding tasks); without the spatial prompt (the public eval input) it is
-`<image>{separator}{prompt}`.
+Scan2Cap, "" for the grounding tasks). Without the spatial prompt it is the public eval input
+(`preprocess_qwen` of `ross3d/eval/model_*.py` ~54-62: the raw text split at `<image>`, the
+image id followed by a newline token): `<image>\n{separator}{prompt}`, i.e. `<image>\n {question}`
+and `<image>\nIdentify ...`; the grounding assistant turn is then `<ground><|im_end|>\n` as the
+public eval passes it (`model_scanrefer.py` ~152), which leaves the hidden state at `<ground>`
+unchanged (causal attention).
 
 Labels (`cfg.text.lm_labels`, training text tasks only): "turn-and-markers" = the public
 `preprocess_qwen` (`train_3d.py` ~612-680): the whole assistant turn
@@ -48,7 +52,7 @@ def user_text(instruction: dict | None, cfg: Ross3DConfig, spatial_prompt: bool 
         return IMAGE_TOKEN
     text = IMAGE_SEPARATOR[instruction["task"]] + instruction["prompt"]
     if not spatial_prompt:
-        return IMAGE_TOKEN + text
+        return f"{IMAGE_TOKEN}\n{text}"
     return f"{IMAGE_TOKEN}\n{cfg.text.spatial_prompt}\n{text}"
 
 
@@ -94,7 +98,8 @@ def _tokenize(
     if answer is None:
         return ids, [IGNORE_INDEX] * len(ids)
     if instruction["task"] in GROUNDING_TASKS:
-        answer_ids = tok(answer, add_special_tokens=False).input_ids
+        closed = answer if spatial_prompt else answer + IM_END + "\n"  # public eval turn
+        answer_ids = tok(closed, add_special_tokens=False).input_ids
         return ids + answer_ids, [IGNORE_INDEX] * (len(ids) + len(answer_ids))
     if cfg.text.lm_labels == "answer":
         answer_ids = tok(answer + IM_END, add_special_tokens=False).input_ids
@@ -157,8 +162,8 @@ def collate_examples(
     spatial_prompt: bool = True,
 ) -> dict:
     """Stack loader examples into one model batch (see module docstring; keys in docs).
-    `spatial_prompt=False` builds the user turn without the spatial prompt (the public eval
-    code's input, predict's reference protocol)."""
+    `spatial_prompt=False` builds the public eval code's input (module docstring; predict's
+    reference protocol)."""
     if not examples:
         raise ValueError("collate_examples needs at least one example")
     rng = random.Random(cfg.seed if seed is None else seed)
