@@ -147,7 +147,7 @@ def test_worker_killed_mid_scene_is_retried_to_the_same_bytes(
 
 
 DRIVER = """
-import sys, time
+import os, sys, time
 from pathlib import Path
 from rich.console import Console
 from ross3d_data.shards import build as shards_mod
@@ -158,6 +158,7 @@ real = shards_mod._prepare_job
 
 def slow_after_first(payload):  # pickled by value (defined in __main__)
     if payload[3] == "demo0001_00":
+        Path(payload[2]).parents[2].joinpath("slow.pid").write_text(str(os.getpid()))
         time.sleep(60)  # the driver is killed while this scene runs
     return real(payload)
 
@@ -169,6 +170,14 @@ build_shards(ShardConfig(scenes=(Path(scenes),), out=Path(out), sample=SampleCon
 """
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.mark.slow
 def test_driver_killed_then_rerun_gives_the_same_bytes(ray_address, scenes, local_build, tmp_path):
     out = tmp_path / "out"
@@ -176,11 +185,17 @@ def test_driver_killed_then_rerun_gives_the_same_bytes(ray_address, scenes, loca
         [sys.executable, "-c", textwrap.dedent(DRIVER), str(scenes), str(out), ray_address]
     )
     deadline = time.monotonic() + 120
-    while not list(out.glob(".cache/*/demo0000_00.tar")):
+    while not (tmp_path / "slow.pid").exists():  # demo0000_00 done, demo0001_00 running
         assert driver.poll() is None and time.monotonic() < deadline, "driver never got going"
         time.sleep(0.2)
+    time.sleep(0.5)  # the pid file is complete
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
+    worker = int((tmp_path / "slow.pid").read_text())
+    while _alive(worker):  # Ray stops the tasks of a dead driver
+        assert time.monotonic() < deadline, "the dead driver's task kept running"
+        time.sleep(0.2)
+    assert list(out.glob(".cache/*/demo0000_00.tar"))
     assert not (out / "manifest.json").exists() and not list(out.glob("shard-*.tar"))
     summary = build_shards(_cfg(scenes, out, engine="ray", workers=2), _quiet())
     assert summary.reused == 1  # the scene finished before the kill is not redone
