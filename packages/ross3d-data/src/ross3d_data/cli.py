@@ -43,6 +43,7 @@ BEV_BACKENDS = ("jit", "raster", "open3d")  # ross3d_data.bev.grid.BACKENDS
 PATCH_DEPTHS = ("any", "valid")  # ross3d_data.cache.patch_masks.PATCH_DEPTH_RULES
 UP_AXES = ("z", "y")  # ross3d_data.mesh_io.import_mesh
 MESH_SOURCES = ("mesh", "fused")  # ross3d_data.mesh_io.export_scene_geometry
+SCENE_FORMATS = ("scannet", "arkitscenes", "scannetpp", "3rscan", "multiscan")  # datasets.FORMATS
 
 Scenes = Annotated[list[Path], typer.Argument(help="scene folders, or folders of scenes")]
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="parallel scene processes")]
@@ -152,6 +153,48 @@ def preview_cmd(
         f"mean coverage {float(data.coverage_V.mean()):.2f}",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
+
+
+@app.command("inspect")
+def inspect_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the .rrd recordings")],
+    scenes: Annotated[
+        list[Path] | None, typer.Argument(help="scene folders, or folders of scenes")
+    ] = None,
+    views: Annotated[int, typer.Option("--views", min=1, help="views per scene")] = 16,
+    method: Method = "uniform",
+    fmt: Annotated[
+        Literal[SCENE_FORMATS] | None,
+        typer.Option("--format", help="dataset format (default: detected per folder)"),
+    ] = None,
+    bev_dir: Annotated[
+        Path | None, typer.Option("--bev-dir", help="read BEV_DIR/<scene_id>/bev.png, else render")
+    ] = None,
+    shards: Annotated[
+        Path | None, typer.Option("--shards", help="build-shards folder (with --clip)")
+    ] = None,
+    clip: Annotated[
+        list[str] | None, typer.Option("--clip", help="clip key in --shards (repeatable)")
+    ] = None,
+) -> None:
+    """Rerun recordings to look at: OUT/<scene_id>.rrd per scene (mesh, boxes, posed views,
+    trajectory, BEV, 3D tokens), or OUT/<key>.clip.rrd per shard clip (--shards, --clip).
+    Open them with `rerun OUT/<name>.rrd`."""
+    from ross3d_data.inspect import inspect_clip, inspect_scene
+
+    if bool(scenes) == bool(shards or clip):
+        raise ValueError("give scene folders, or --shards with --clip, not both or neither")
+    if scenes:
+        from ross3d_data.datasets import find_scenes
+
+        folders = [d for s in scenes for d in find_scenes(s, fmt)]
+        paths = [inspect_scene(d, out, views=views, method=method, fmt=fmt, bev_dir=bev_dir)
+                 for d in folders]  # fmt: skip
+    else:
+        shards = required(shards, "--shards")
+        paths = [inspect_clip(shards, key, out) for key in required(clip, "--clip")]
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
 @app.command("convert-instructions")
