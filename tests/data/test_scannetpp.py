@@ -118,6 +118,14 @@ def test_depth_encodings_decode_to_the_same_depth(written, tmp_path):
     stream = DepthStream(tmp_path / "depth.bin")
     assert stream.encoding == "stream" and stream.count(wanted={2, 9}) == N_FRAMES
     assert all(np.array_equal(stream.read(i), depth[i]) for i in (2, 9, N_FRAMES - 1))
+    scene_dir = tmp_path / "data" / "0c0ffee0ab"
+    shutil.copytree(written[LZ4_ID].scene_dir, scene_dir)
+    shutil.copy(tmp_path / "depth.bin", scene_dir / "iphone" / "depth.bin")
+    scene = load_scene(scene_dir)
+    assert scene.frame_source.metadata["depth_encoding"] == "stream"
+    assert scene.frame_ids() == list(written[LZ4_ID].registered)
+    f = scene.frame_ids()[-1]
+    assert np.array_equal(scene.load_frame(f).depth_mm_HW, depth[f])
 
 
 def _lz4_with_bad_record(depth: np.ndarray) -> bytes:
@@ -214,3 +222,25 @@ def test_images_txt_by_hand(tmp_path):
     path.write_text("1 1 0 0 0 0 0 0 1 image_one.jpg\n\n")
     with pytest.raises(SceneError, match="line 1"):
         read_images_txt(path)
+
+
+def test_aligned_pose_in_opengl_axes_is_named_in_the_warning(tmp_path):
+    """The aligned_pose camera convention is unverified: a file in OpenGL camera axes must be
+    flagged (and recognised), never silently used."""
+    import json
+
+    from ross3d_data.datasets.scannetpp import check_aligned_poses
+
+    T = np.eye(4)
+    T[:3, 3] = (1.0, 2.0, 0.5)
+    gl = T @ np.diag([1.0, -1.0, -1.0, 1.0])
+    path = tmp_path / "pose_intrinsic_imu.json"
+    path.write_text(json.dumps({"frame_000003": {"aligned_pose": gl.tolist()}}))
+    check = check_aligned_poses(path, {3: T, 4: T})
+    assert (check["checked"], check["missing"], check["disagreeing"]) == (1, 1, 1)
+    assert check["max_rotation_deg"] == pytest.approx(180.0)
+    (warning,) = check["warnings"]
+    assert "OpenGL" in warning and "1 of 1" in warning
+    assert check_aligned_poses(tmp_path / "none.json", {3: T})["warnings"] == [
+        "none.json missing: COLMAP poses not cross-checked"
+    ]
