@@ -278,7 +278,10 @@ def test_every_documented_command_line_parses_without_deprecation():
     assert len(commands) >= 20
     for name, tool, (command, *args) in commands:
         click_command = typer.main.get_command(apps[tool]).commands[command]
-        ctx = click_command.make_context(command, list(args))  # raises on a bad option/value
+        try:
+            ctx = click_command.make_context(command, list(args))
+        except Exception as err:  # an unknown option or a bad value: name the line
+            pytest.fail(f"{name}: `{tool} {command} {' '.join(args)}`: {err}")
         hidden = {p.name for p in click_command.params if getattr(p, "hidden", False)}
         used = {k for k, v in ctx.params.items() if k in hidden and v not in (None, False)}
         assert not used, (name, tool, command, args, used)
