@@ -194,7 +194,7 @@ class LatentTokenizer(nn.Module):
     @torch.no_grad()
     def view_moments(self, images_BV3SS: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent mean and std (before shift/scale and the even resize) float32
-        [B, V, C_lat, h, w] of views: what ``ross3d-model cache-latents --views`` stores."""
+        [B, V, C_lat, h, w] of views: what ``ross3d-model cache-latents --view-latents`` stores."""
         _check_uint8_images(images_BV3SS, ndim=5, name="images")
         b, v = images_BV3SS.shape[:2]
         dist = self._distribution(images_BV3SS.flatten(0, 1), self.cfg.view_size)
