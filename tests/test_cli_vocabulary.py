@@ -75,7 +75,7 @@ CHOICES = [
     (model_app, [*PREDICT, "--benchmark", "scanqa", "--split", "dev"], _q(SPLITS)),
     (model_app, [*PREDICT, "--benchmark", "scanqa", "--inference-protocol", "leo"],
      _q(("reference", "ours"))),
-    (model_app, [*PREDICT, "--benchmark", "scanqa", "--dtype", "fp16"], _q(("auto", "bf16", "fp32"))),
+    (model_app, [*PREDICT, "--benchmark", "scanqa", "--dtype", "fp8"], _q(("auto", "bf16", "fp16", "fp32"))),
     (model_app, [*PREDICT, "--benchmark", "scanqa", "--device", "tpu"],
      _q(("auto", "cpu", "cuda", "cuda:N"))),
     (model_app, ["cache-latents", "--config", "tiny", "--device", "gpu"],

@@ -223,6 +223,53 @@ def test_the_protocol_is_recorded_beside_the_predictions(demo_data, exported, tm
     assert ref.new_tokens(16) == 512 and not ref.spatial_prompt
 
 
+def test_dump_inputs_shows_the_public_eval_input(demo_data, exported, tmp_path):
+    """--dump-inputs: one line per item with the decoded input; the reference protocol's user
+    turn starts with `<image>\n` and holds no spatial prompt, "ours" holds it."""
+    from ross3d_model.configuration.model import SPATIAL_PROMPT
+
+    benches = ["scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer"]
+    dump = tmp_path / "inputs.jsonl"
+    out = tmp_path / "{benchmark}.jsonl"
+    run_predict(_config(demo_data, exported, out, benches, limit=2, dump_inputs=dump))
+    lines = [json.loads(x) for x in dump.read_text().splitlines()]
+    assert [(x["benchmark"], x.keys()) for x in lines] == [
+        (b, {"id", "benchmark", "text"}) for b in benches for _ in range(2)
+    ]
+    for x in lines:
+        assert x["text"].startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
+        assert "<|im_start|>user\n<image>\n" in x["text"] and x["text"].count("<image>") == 1
+        assert SPATIAL_PROMPT not in x["text"]
+    ours = tmp_path / "ours.jsonl"
+    cfg = _config(demo_data, exported, tmp_path / "o.jsonl", ["scanqa"], limit=1, protocol="ours",
+                  dump_inputs=ours)  # fmt: skip
+    run_predict(cfg)
+    text = json.loads(ours.read_text())["text"]
+    assert f"<|im_start|>user\n<image>\n{SPATIAL_PROMPT}\n " in text
+
+
+def test_fp16_rounds_boxes_as_the_public_half_casts(demo_data, exported, tmp_path):
+    """dtype fp16: candidates reach the model (and the reported box) as fp16 values (the public
+    `video_dict[k].half()`); 10.0123 is not an fp16 value (nearest: 10.015625)."""
+    import torch
+    from ross3d_model.inference.predict import fp16_values
+
+    assert fp16_values(torch.tensor([10.0123])).item() == 10.015625
+    proposals = {
+        scene: {k: [b[0] + 10.0123, *b[1:]] for k, b in objs.items()}
+        for scene, objs in _gt_boxes(demo_data).items()
+    }
+    path = tmp_path / "proposals.json"
+    path.write_text(json.dumps(proposals))
+    out = tmp_path / "scanrefer.jsonl"
+    run_predict(_config(demo_data, exported, out, ["scanrefer"], boxes=path, limit=2, dtype="fp16"))
+    for line in out.read_text().splitlines():
+        rec = json.loads(line)
+        half = [fp16_values(torch.tensor(b)).tolist() for b in proposals[rec["scene_id"]].values()]
+        assert rec["box"] in half
+        assert rec["box"] not in list(proposals[rec["scene_id"]].values())
+
+
 TORCHRUN_BENCHMARKS = ("scanqa", "scan2cap", "multi3drefer")  # text, <coord>, <ground>
 
 
@@ -258,7 +305,8 @@ def test_two_processes_write_the_same_files_as_one(demo_data, exported, tmp_path
 
 @pytest.mark.gpu
 def test_cuda_predictions_do_not_depend_on_the_batch_size(demo_data, exported, tmp_path):
-    """fp32 on the GPU: batch 1 == batch 8 with prefix reuse; bf16 (the default) runs."""
+    """fp32 on the GPU: batch 1 == batch 8 with prefix reuse; fp16 (the reference protocol's
+    default, as published) runs; bf16 is the default of "ours"."""
     import torch
 
     if not torch.cuda.is_available():
@@ -270,8 +318,10 @@ def test_cuda_predictions_do_not_depend_on_the_batch_size(demo_data, exported, t
                       batch_size=batch)  # fmt: skip
         files.append([s.path.read_text() for s in run_predict(cfg)])
     assert files[0] == files[1]
-    cfg = _config(demo_data, exported, tmp_path / "bf16" / "{benchmark}.jsonl", TORCHRUN_BENCHMARKS)
-    assert cfg.dtype == "bf16"
+    cfg = _config(demo_data, exported, tmp_path / "fp16" / "{benchmark}.jsonl", TORCHRUN_BENCHMARKS)
+    assert cfg.dtype == "fp16"
+    ours = _config(demo_data, exported, tmp_path / "o.jsonl", ["scanqa"], protocol="ours")
+    assert ours.dtype == "bf16"
     assert [s.written for s in run_predict(cfg)] == [
         _val_count(demo_data, b) for b in TORCHRUN_BENCHMARKS
     ]

@@ -33,7 +33,7 @@ console = Console(stderr=True)
 
 # choices (tests/test_cli_vocabulary.py checks them against ross3d_model.inference.predict)
 INFERENCE_PROTOCOLS = ("reference", "ours")  # predict.PROTOCOLS
-DTYPES = ("auto", "bf16", "fp32")  # auto + predict.DTYPES
+DTYPES = ("auto", "bf16", "fp16", "fp32")  # auto + predict.DTYPES
 Benchmark = Enum("Benchmark", {task: task for task in TASKS}, type=str)  # repeatable option
 RunConfig = Annotated[str, typer.Option("--config", help="run config: tiny | 7b | JSON path")]
 
@@ -112,8 +112,10 @@ def predict(
         Path | None,
         typer.Option(
             "--proposals",
-            help="proposal boxes.json {scene: {id: [6]}}: grounding candidates and Scan2Cap "
-            "queries (required for scan2cap outside train)",
+            help="proposal boxes: our boxes.json {scene: {id: [6]}} or the published "
+            "scannet_{val,test}_pred_box.json {scannet/scene: [[6], ...]}: grounding candidates "
+            "and Scan2Cap queries (required for scan2cap outside train; without it grounding "
+            "scores the GT boxes, an oracle)",
         ),
     ] = None,
     inference_protocol: Annotated[
@@ -129,13 +131,23 @@ def predict(
     ] = None,
     device: Device = "auto",
     dtype: Annotated[
-        Literal[DTYPES], typer.Option("--dtype", help="auto: bf16 on cuda, else fp32")
+        Literal[DTYPES],
+        typer.Option(
+            "--dtype", help="auto: on cuda fp16 (reference, as published) or bf16 (ours), else fp32"
+        ),
     ] = "auto",
     prefix_reuse: Annotated[
         bool, typer.Option(help="one prefill of prompt + frames per clip and batch")
     ] = True,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="first N items per benchmark")
+    ] = None,
+    dump_inputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--dump-inputs",
+            help="JSON lines {id, benchmark, text}: each item's decoded model input",
+        ),
     ] = None,
     boxes: Annotated[Path | None, old_option("--boxes")] = None,
     protocol: Annotated[Literal[INFERENCE_PROTOCOLS] | None, old_option("--protocol")] = None,
@@ -151,7 +163,7 @@ def predict(
     cfg = PredictConfig(
         checkpoint, shards, names, out, split, batch_size, proposals, max_new_tokens, limit,
         inference_protocol, None if device == "auto" else device,
-        None if dtype == "auto" else dtype, prefix_reuse,
+        None if dtype == "auto" else dtype, prefix_reuse, dump_inputs,
     )  # fmt: skip
     summaries = run_predict(cfg, progress=_print_summary, show_progress=True)
     if not any(s.items for s in summaries):

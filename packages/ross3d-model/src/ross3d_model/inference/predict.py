@@ -5,11 +5,19 @@ Examples come from build-shards output through `ross3d_data.shards.reader.ShardR
 order, so consecutive questions share a clip and batches reuse its prefill (generation.py).
 Protocols (`--inference-protocol`): "reference" is the public eval code's input (`ross3d/eval/model_*.py`:
 no spatial prompt, greedy, up to 512 new tokens); "ours" keeps the training prompt (spatial
-prompt) and the model config's `text.max_new_tokens`. Either way:
+prompt) and the model config's `text.max_new_tokens`. On CUDA "reference" runs in fp16 as the
+public eval does (`ross3d/model/builder.py` ~27-36 loads the model with torch_dtype float16;
+`model_*.py` casts every video_dict entry, world coordinates and boxes included, with
+`.half()`), "ours" in bf16; `dtype` overrides either. In fp16 the token-cell coordinates, the
+candidate boxes and the Scan2Cap query box are rounded to fp16 values before the model sees
+them (the Scan2Cap proposal is matched to the GT box in float32 first, as the public question
+files are made offline). `dump_inputs` writes each item's decoded model input. Either way:
 
-* grounding candidates are the scene's GT boxes stored in the shards unless `boxes` (a
-  `{scene_id: {object_id: [cx, cy, cz, dx, dy, dz]}}` boxes.json, e.g. Mask3D proposals as the
-  paper uses) is given;
+* grounding candidates are the scene's GT boxes stored in the shards (an oracle upper bound)
+  unless `boxes` is given: our boxes.json `{scene_id: {object_id: [cx, cy, cz, dx, dy, dz]}}`
+  or the published Mask3D proposals `scannet_{val,test}_pred_box.json` (`{"scannet/<scene>":
+  [[cx, cy, cz, dx, dy, dz], ...]}`, ids = list positions; `ross3d_benchmarks.read_boxes_json`
+  reads both, `ross3d-data proposals` makes the latter from LEO's Mask3D masks);
 * Scan2Cap never sees the GT box outside the train split: `<coord>` is queried with the proposal
   of highest IoU >= 0.5 with the GT box and that proposal's box is reported; an object without
   one gets the empty caption (and its best proposal's box, or zeros) without running the model.
@@ -21,6 +29,7 @@ Output is appended batch by batch; ids already predicted are skipped, so a kille
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -52,7 +61,8 @@ BENCHMARKS = TASKS
 PROTOCOLS = ("reference", "ours")
 REFERENCE_MAX_NEW_TOKENS = 512  # public eval code (model_*.py)
 SCAN2CAP_MIN_IOU = 0.5  # proposal matched to the GT box (public eval code)
-DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+CUDA_DTYPE = {"reference": "fp16", "ours": "bf16"}  # builder.py ~27-36: the public eval's fp16
 
 __all__ = ["BENCHMARKS", "PredictConfig", "instruction_key", "run_predict"]
 
@@ -70,8 +80,9 @@ class PredictConfig:
     limit: int | None = None  # at most this many examples per benchmark (smoke runs)
     protocol: str = "reference"
     device: str | None = None  # None: cuda when available, else cpu
-    dtype: str | None = None  # bf16 | fp32; None: bf16 on cuda, fp32 on cpu
+    dtype: str | None = None  # bf16 | fp16 | fp32; None: CUDA_DTYPE[protocol] on cuda, else fp32
     prefix_reuse: bool = True  # one prefill of the system prompt + frames per clip and batch
+    dump_inputs: Path | None = None  # JSON lines {id, benchmark, text}: each decoded model input
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.benchmarks) - set(BENCHMARKS))
@@ -96,13 +107,19 @@ class PredictConfig:
         self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} asked for but CUDA is not available")
-        self.dtype = self.dtype or ("bf16" if self.device.startswith("cuda") else "fp32")
+        on_cuda = self.device.startswith("cuda")
+        self.dtype = self.dtype or (CUDA_DTYPE[self.protocol] if on_cuda else "fp32")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
 
     @property
     def spatial_prompt(self) -> bool:
         return self.protocol == "ours"
+
+    @property
+    def fp16_inputs(self) -> bool:
+        """Coordinates and boxes rounded to fp16 values (the public `.half()` casts)."""
+        return self.dtype == "fp16"
 
     def new_tokens(self, model_default: int) -> int:
         if self.max_new_tokens is not None:
@@ -244,6 +261,10 @@ class _Predictor:
             instruction = {**instruction, "boxes": [example["boxes"][matched].tolist()]}
         if instruction["task"] in GROUNDING_TASKS and len(example["boxes"]) == 0:
             return {"record": _no_candidates(example["scene_id"], instruction)}
+        if self.cfg.fp16_inputs:
+            example["boxes"] = fp16_values(torch.as_tensor(example["boxes"]))
+            boxes = [fp16_values(torch.tensor(b)).tolist() for b in instruction["boxes"]]
+            instruction = {**instruction, "boxes": boxes}
         example["instruction"] = instruction
         return example
 
@@ -255,19 +276,51 @@ class _Predictor:
 
         examples = [self.example(item) for item in items]
         todo = [ex for ex in examples if "record" not in ex]
-        out = iter([])
+        out, texts = iter([]), []
         if todo:
             batch = collate_examples(
                 todo, self.tokenizer, self.model.cfg, train=False,
                 spatial_prompt=self.cfg.spatial_prompt,
             )  # fmt: skip
+            if self.cfg.fp16_inputs:  # after the collate's own cell rule (camera-centre fill)
+                batch["coords"] = fp16_values(batch["coords"])
+            texts = decoded_inputs(batch, self.tokenizer)
             batch = _to_device(batch, self.cfg.device)
             records = predict(
                 self.model, batch, self.tokenizer, self.max_new_tokens,
                 self.cfg.prefix_reuse, self.prefix_cache,
             )  # fmt: skip
             out = iter(records)
+        if self.cfg.dump_inputs is not None:
+            _dump_inputs(self.cfg.dump_inputs, items, examples, iter(texts))
         return [ex["record"] if "record" in ex else next(out) for ex in examples]
+
+
+def fp16_values(x: torch.Tensor) -> torch.Tensor:
+    """`x` (float32) rounded to the nearest fp16 values, as the public `.half()` casts do."""
+    return x.to(torch.float32).half().to(torch.float32)
+
+
+def decoded_inputs(batch: dict, tokenizer) -> list[str]:
+    """Each row's exact model input as text: chat template included, `<image>` standing for the
+    visual tokens, padding left out."""
+    return [
+        tokenizer.decode(
+            ids[mask.bool()].tolist(), skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+        for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)
+    ]
+
+
+def _dump_inputs(path: Path, items: list[Item], examples: list[dict], texts) -> None:
+    """Append one `{"id", "benchmark", "text"}` line per item; `text` is null for an item the
+    model is not run on (a Scan2Cap object without a matched proposal, a scene without
+    candidates)."""
+    with open(path, "a", encoding="utf-8") as f:
+        for item, ex in zip(items, examples, strict=True):
+            text = None if "record" in ex else next(texts)
+            line = {"id": item.instruction["id"], "benchmark": item.instruction["task"]}
+            f.write(json.dumps({**line, "text": text}) + "\n")
 
 
 def _empty_caption(scene_id: str, instruction: dict, box_6: torch.Tensor) -> dict:
@@ -416,6 +469,11 @@ def run_predict(cfg: PredictConfig, progress=None, show_progress: bool = False):
     torchrun: rank 0's summaries are summed over ranks). `progress(summary)` is called after
     each benchmark (rank 0 only); `show_progress` draws a progress bar on rank 0."""
     dist = _Dist.from_env()
+    if cfg.dump_inputs is not None:
+        if dist.world_size > 1:
+            raise ValueError("--dump-inputs runs in one process (not under torchrun)")
+        Path(cfg.dump_inputs).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.dump_inputs).write_text("")  # this run's inputs only
     if dist.world_size > 1 and cfg.device == "cuda":
         cfg.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     torch.manual_seed(0)
