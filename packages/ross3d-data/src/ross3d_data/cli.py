@@ -45,10 +45,16 @@ UP_AXES = ("z", "y")  # ross3d_data.mesh_io.import_mesh
 MESH_SOURCES = ("mesh", "fused")  # ross3d_data.mesh_io.export_scene_geometry
 SCENE_FORMATS = ("scannet", "arkitscenes", "scannetpp", "3rscan", "multiscan")  # datasets.FORMATS
 
-Scenes = Annotated[list[Path], typer.Argument(help="scene folders, or folders of scenes")]
+Scenes = Annotated[
+    list[Path], typer.Argument(help="scene folders, folders of scenes or dataset roots")
+]
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="parallel scene processes")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="redo scenes whose output exists")]
 Method = Annotated[Literal[VIEW_METHODS], typer.Option("--method", help="view selection")]
+SceneFormat = Annotated[
+    Literal[SCENE_FORMATS] | None,
+    typer.Option("--format", help="read every folder as this dataset (default: detect each)"),
+]
 
 
 def _finish(summary, what: str) -> None:
@@ -96,11 +102,18 @@ def export_frames_cmd(
     scenes: Annotated[list[Path], typer.Argument(help="scan folders, or folders of scan folders")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output root: OUT/<scene_id>/...")],
     every: Annotated[int, typer.Option("--every", min=1, help="keep every Nth frame")] = 10,
+    fmt: SceneFormat = None,
     workers: Workers = 1,
     overwrite: Overwrite = False,
 ) -> None:
-    """Export .sens streams to color/ depth/ pose/ intrinsic/ folders (resumable)."""
+    """Export .sens streams to color/ depth/ pose/ intrinsic/ folders (resumable; ScanNet only)."""
     from ross3d_data.scannet.export import ExportConfig, export_frames
+
+    if fmt not in (None, "scannet"):
+        raise ValueError(
+            f"export-frames applies to ScanNet .sens scans only, not --format {fmt} "
+            "(its frames are read where they are published)"
+        )
 
     cfg = ExportConfig(out=out, every=every, workers=workers, overwrite=overwrite)
     _finish(export_frames(scenes, cfg), "exported")
@@ -119,6 +132,7 @@ def render_bev_cmd(
         Literal[BEV_BACKENDS], typer.Option("--backend", help="mesh renderer")
     ] = "jit",
     supersample: Annotated[int, typer.Option("--supersample", min=1, help="anti-aliasing")] = 1,
+    fmt: SceneFormat = None,
     workers: Workers = 1,
     overwrite: Overwrite = False,
 ) -> None:
@@ -129,7 +143,8 @@ def render_bev_cmd(
     cfg = BevConfig(
         size_px=size, ceiling_above_floor_m=ceiling, backend=backend, supersample=supersample
     )
-    _finish(render_bev_scenes(scenes, out, cfg, workers=workers, overwrite=overwrite), "rendered")
+    summary = render_bev_scenes(scenes, out, cfg, workers=workers, overwrite=overwrite, fmt=fmt)
+    _finish(summary, "rendered")
 
 
 @app.command("preview")
@@ -141,11 +156,13 @@ def preview_cmd(
     bev_dir: Annotated[
         Path | None, typer.Option("--bev-dir", help="read BEV_DIR/<scene_id>/bev.png if there")
     ] = None,
+    fmt: SceneFormat = None,
 ) -> None:
     """Picture of the chosen views, their overlap matrix and the cameras on the BEV."""
     from ross3d_data.preview import PreviewConfig, write_preview
 
-    data = write_preview(scene, out, PreviewConfig(views=views, method=method, bev_dir=bev_dir))
+    cfg = PreviewConfig(views=views, method=method, bev_dir=bev_dir, scene_format=fmt)
+    data = write_preview(scene, out, cfg)
     for text in data.notes:
         note(text)
     console.print(
@@ -260,6 +277,7 @@ def build_shards_cmd(
     ] = None,
     views: Annotated[int, typer.Option("--views", min=1, help="views per clip")] = 32,
     method: Method = "uniform",
+    fmt: SceneFormat = None,
     max_shard_bytes: Annotated[
         int, typer.Option("--max-shard-bytes", help="shard size limit in bytes")
     ] = 1 << 30,
@@ -286,6 +304,7 @@ def build_shards_cmd(
         frames_dir=frames_dir,
         sample=SampleConfig(views=views, method=method), max_shard_bytes=max_shard_bytes,
         workers=workers, overwrite=overwrite, split_lists=_split_lists(split_list or []),
+        scene_format=fmt,
     )  # fmt: skip
     built = None if overwrite else _finished_shards(out)
     if built is not None:
@@ -403,10 +422,11 @@ def export_mesh_cmd(
         Literal[MESH_SOURCES],
         typer.Option("--source", help="mesh: the aligned scan mesh; fused: RGB-D points"),
     ] = "mesh",
+    fmt: SceneFormat = None,
 ) -> None:
     """Write a scene's axis-aligned mesh, or the fused RGB-D points its BEV is rendered from,
     for inspection in a mesh viewer."""
     from ross3d_data.mesh_io import export_scene_geometry
 
-    path = export_scene_geometry(scene_dir, out, source)
+    path = export_scene_geometry(scene_dir, out, source, fmt)
     console.print(f"wrote {path}", highlight=False, soft_wrap=True)

@@ -77,14 +77,17 @@ def import_mesh(src: str | Path, scene_dir: str | Path, up: str = "z", overwrite
     return out
 
 
-def export_scene_geometry(scene_dir: str | Path, out: str | Path, source: str = "mesh") -> Path:
+def export_scene_geometry(
+    scene_dir: str | Path, out: str | Path, source: str = "mesh", fmt: str | None = None
+) -> Path:
     """The scene's aligned mesh (``source="mesh"``) or its fused RGB-D points in the aligned
-    frame (``"fused"``, the BEV fusion's points) written to ``out`` by its suffix."""
+    frame (``"fused"``, the BEV fusion's points) written to ``out`` by its suffix. ``fmt``: a
+    ``datasets.FORMATS`` name to read the folder as (None: detected)."""
     from ross3d_data.bev.fusion import fuse_scene_points
     from ross3d_data.bev.grid import BevConfig
     from ross3d_data.datasets import load_scene
 
-    scene = load_scene(Path(scene_dir))
+    scene = load_scene(Path(scene_dir), fmt=fmt)
     if source == "mesh":
         mesh = scene.mesh_aligned()
         if mesh is None:

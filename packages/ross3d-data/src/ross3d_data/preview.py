@@ -27,7 +27,8 @@ from ross3d_data.views.selection import VIEW_METHODS, choose_views
 
 @dataclass(frozen=True)
 class PreviewConfig:
-    """What to draw. ``frustum_depth_m``: how far the drawn frustums reach."""
+    """What to draw. ``frustum_depth_m``: how far the drawn frustums reach; ``scene_format``: a
+    ``datasets.FORMATS`` name to read the folder as (None: detected)."""
 
     views: int = 16
     method: str = "uniform"
@@ -36,8 +37,12 @@ class PreviewConfig:
     height_px: int = 720
     dpi: int = 100
     frustum_depth_m: float = 0.6
+    scene_format: str | None = None
 
     def __post_init__(self) -> None:
+        from ross3d_data.datasets.registry import check_format
+
+        check_format(self.scene_format)
         if self.views < 1:
             raise ValueError(f"views must be >= 1, got {self.views}")
         if self.method not in VIEW_METHODS:
@@ -193,6 +198,6 @@ def write_preview(scene_dir: Path, out_png: Path, cfg: PreviewConfig) -> Preview
     """Load ``scene_dir``, collect its views and write the preview PNG; returns what was drawn."""
     from ross3d_data.datasets import load_scene
 
-    data = collect_preview(load_scene(Path(scene_dir)), cfg)
+    data = collect_preview(load_scene(Path(scene_dir), fmt=cfg.scene_format), cfg)
     draw_preview(data, cfg, out_png)
     return data

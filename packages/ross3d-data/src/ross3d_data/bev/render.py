@@ -143,10 +143,10 @@ def is_bev_done(out_dir: Path, scene_id: str) -> bool:
     return (folder / "bev.png").is_file() and (folder / "bev.json").is_file()
 
 
-def _bev_job(payload: tuple[Path, Path, BevConfig]) -> str:
+def _bev_job(payload: tuple[Path, Path, BevConfig, str | None]) -> str:
     """Render and write one scene; returns a one-line note for the summary."""
-    scene_dir, out_dir, cfg = payload
-    scene = load_scene(scene_dir)
+    scene_dir, out_dir, cfg, fmt = payload
+    scene = load_scene(scene_dir, fmt=fmt)
     result = render_bev(scene, cfg)
     write_bev(result, scene.scene_id, out_dir)
     covered = float(result.image_HW3.any(axis=2).mean())
@@ -164,22 +164,24 @@ def render_bev_scenes(
     overwrite: bool = False,
     engine: Engine = "local",
     ray_address: str | None = None,
+    fmt: str | None = None,
 ) -> JobSummary:
     """Render ``out_dir/<scene_id>/bev.{png,json}`` for every scene under ``scene_paths``.
 
-    Each path is a scene folder or a folder of scene folders (``find_scenes``). Finished
+    Each path is a scene folder, a folder of scene folders or a dataset root (``find_scenes``;
+    ``fmt``: a ``datasets.FORMATS`` name forced on every folder, None: detect). Finished
     scenes are skipped unless ``overwrite``; a failing scene is reported in the summary and the
     others continue. ``engine``/``ray_address``: where the scenes run (``core.engines``).
     """
     check_engine(engine, ray_address)
     out_dir = make_out_dir(out_dir)
     items = [
-        (scene_id_of(scene_dir), (scene_dir, out_dir, cfg))
+        (scene_id_of(scene_dir, fmt), (scene_dir, out_dir, cfg, fmt))
         for path in scene_paths
-        for scene_dir in find_scenes(path)
+        for scene_dir in find_scenes(path, fmt)
     ]
     return run_scene_jobs(
         items, _bev_job, workers=workers, desc="render BEV",
-        is_done=lambda payload: is_bev_done(out_dir, scene_id_of(payload[0])), overwrite=overwrite,
+        is_done=lambda payload: is_bev_done(out_dir, scene_id_of(payload[0], fmt)), overwrite=overwrite,
         engine=engine, ray_address=ray_address, resources=TaskResources(cpus=1.0, memory_gib=2.0),
     )  # fmt: skip

@@ -71,10 +71,14 @@ class ShardConfig:
     # (split, file of scene ids) e.g. ("val", scannetv2_val.txt): recorded per clip in the
     # manifest, so a clip of a held-out split is never trained on without text
     split_lists: tuple[tuple[str, Path], ...] = ()
+    scene_format: str | None = None  # a datasets.FORMATS name forced on every folder; None: detect
 
     def __post_init__(self) -> None:
+        from ross3d_data.datasets.registry import check_format
+
         if not self.scenes:
             raise ValueError("no scene folders given")
+        check_format(self.scene_format)
         check_engine(self.engine, self.ray_address)
         for split, path in self.split_lists:
             if split not in ("train", "val", "test"):
@@ -91,9 +95,10 @@ class ShardConfig:
 
     def fingerprint(self) -> str:
         """Hash of what a prepared sample depends on (cache entries are keyed by it)."""
-        key = json.dumps(
-            [FORMAT, asdict(self.sample), str(self.bev_dir), str(self.frames_dir)], sort_keys=True
-        )
+        parts = [FORMAT, asdict(self.sample), str(self.bev_dir), str(self.frames_dir)]
+        if self.scene_format is not None:  # a forced format may read a folder differently
+            parts.append(self.scene_format)
+        key = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -165,7 +170,7 @@ def read_tar(path: Path) -> list[tuple[str, bytes]]:
 def _prepare_job(payload: tuple[Path, ShardConfig, Path, str]) -> str:
     """Worker: prepare one scene and cache its sample (members named ``<key>.<name>``)."""
     scene_dir, cfg, cache_dir, scene_id = payload
-    clip = prepare_clip(scene_dir, cfg.sample, cfg.bev_dir, cfg.frames_dir)
+    clip = prepare_clip(scene_dir, cfg.sample, cfg.bev_dir, cfg.frames_dir, cfg.scene_format)
     if clip.scene_id != scene_id or "." in clip.scene_id:
         raise ValueError(f"{scene_dir}: scene id {clip.scene_id!r} is not a usable sample key")
     members = [(f"{clip.scene_id}.{name}", data) for name, data in encode_clip(clip)]
@@ -178,9 +183,10 @@ def _prepare_all(cfg: ShardConfig, cache_dir: Path, console: Console) -> JobSumm
     from ross3d_data.datasets import find_scenes
     from ross3d_data.datasets.registry import scene_id_of
 
-    dirs = sorted({d for root in cfg.scenes for d in find_scenes(Path(root))})
+    fmt = cfg.scene_format
+    dirs = sorted({d for root in cfg.scenes for d in find_scenes(Path(root), fmt)})
     # the id load_scene gives (ScanNet: the folder name; 3rscan-<id>, arkitscenes-<id>, ...)
-    items = [(sid, (d, cfg, cache_dir, sid)) for d in dirs for sid in [scene_id_of(d)]]
+    items = [(sid, (d, cfg, cache_dir, sid)) for d in dirs for sid in [scene_id_of(d, fmt)]]
     ids = [i for i, _ in items]
     dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
     if dupes:

@@ -152,16 +152,21 @@ def load_views(
 
 
 def prepare_clip(
-    scene_dir: Path, cfg: SampleConfig, bev_dir: Path | None, frames_dir: Path | None = None
+    scene_dir: Path,
+    cfg: SampleConfig,
+    bev_dir: Path | None,
+    frames_dir: Path | None = None,
+    fmt: str | None = None,
 ) -> Clip:
     """Load a scene, choose and prepare its views, compute overlaps, attach BEV and boxes.
 
-    ``frames_dir``: exported posed frames kept apart from the scan (``load_scene``'s argument).
+    ``frames_dir``: exported posed frames kept apart from the scan (``load_scene``'s argument);
+    ``fmt``: a ``datasets.FORMATS`` name to force (None: detected from the folder).
     """
     from ross3d_data.bev.files import load_or_render_bev
     from ross3d_data.datasets import load_scene
 
-    scene = load_scene(Path(scene_dir), frames_dir)
+    scene = load_scene(Path(scene_dir), frames_dir, fmt)
     bad: Counter = Counter()
     if scene.skipped_frame_ids():
         bad["invalid pose"] += len(scene.skipped_frame_ids())
