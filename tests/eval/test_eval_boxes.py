@@ -1,5 +1,7 @@
 """Axis-aligned IoU and Hungarian-matched F1 with hand-computed answers."""
 
+import json
+
 import numpy as np
 import pytest
 from ross3d_eval.boxes import box_iou_matrix, box_iou_pairs, f1_scores, matched_true_positives
@@ -69,3 +71,41 @@ def test_threshold_is_inclusive():
     gts = np.array([interval(0, 1)])
     preds = np.array([interval(0, 2)])  # IoU exactly 0.5
     assert f1_scores(preds, gts, (0.5,)) == [1.0]
+
+
+def test_box_files_of_both_layouts_read_to_the_same_table(tmp_path):
+    """One reader (ross3d_benchmarks.read_boxes_json): our boxes.json and the published
+    scannet_val_pred_box.json layout ({"scannet/<scene>": [box, ...]}, ids = list positions)."""
+    from ross3d_benchmarks import read_boxes_json, write_boxes_json
+
+    a, b = [1.0, 2.0, 3.0, 0.5, 0.5, 0.5], [0.0, 0.0, 1.0, 2.0, 2.0, 2.0]
+    ours, published = tmp_path / "boxes.json", tmp_path / "scannet_val_pred_box.json"
+    ours.write_text(json.dumps({"scene0011_00": {"0": a, "1": b}, "scene0012_00": {}}))
+    published.write_text(json.dumps({"scannet/scene0011_00": [a, b], "scannet/scene0012_00": []}))
+    expected = {"scene0011_00": {0: a, 1: b}, "scene0012_00": {}}
+    assert read_boxes_json(ours) == read_boxes_json(published) == expected
+    written = tmp_path / "again.json"
+    write_boxes_json(expected, written, layout="published")
+    assert json.loads(written.read_text()) == json.loads(published.read_text())
+    with pytest.raises(ValueError, match=r"not 0\.\.1"):
+        write_boxes_json({"s": {0: a, 5: b}}, written, layout="published")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"scannet/s": [[1, 2, 3]]}, r"scene scannet/s object 0: box must be a list of 6"),
+        ({"scannet/s": [[0, 0, 0, -1, 1, 1]]}, r"scene scannet/s object 0: .*negative size"),
+        ({"a": {"0": [0, 0, 0, 1, 1, 1]}, "scannet/b": []}, r"not a mix"),
+        ({"scannet/s": [], "other/s": []}, r"scene s appears twice"),
+        ({"s": 3}, r"not a mix or anything else"),
+    ],
+)
+def test_bad_box_files_name_the_file_and_entry(tmp_path, data, message):
+    from ross3d_benchmarks import read_boxes_json
+
+    path = tmp_path / "pred_box.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message) as err:
+        read_boxes_json(path)
+    assert "pred_box.json" in str(err.value)

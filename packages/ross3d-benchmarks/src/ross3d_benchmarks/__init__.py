@@ -2,6 +2,7 @@
 
 from ross3d_benchmarks.errors import EvalInputError, read_json
 from ross3d_benchmarks.rules import (
+    BOX_LAYOUTS,
     GROUNDING_TASKS,
     MULTI3DREFER_EVAL_TYPES,
     OTHERS,
@@ -23,6 +24,7 @@ from ross3d_benchmarks.rules import (
 )
 
 __all__ = [
+    "BOX_LAYOUTS",
     "GROUNDING_TASKS",
     "MULTI3DREFER_EVAL_TYPES",
     "OTHERS",

@@ -126,37 +126,71 @@ def eval_types(
     }
 
 
+BOX_LAYOUTS = ("ours", "published")
+
+
 def read_boxes_json(path: Path) -> BoxTable:
-    """A boxes.json `{scene_id: {object_id: [cx, cy, cz, dx, dy, dz]}}`; EvalInputError (a
-    ValueError) naming the file and the entry on anything else (not 6 finite numbers, a negative
-    size, a non-integer object id)."""
+    """A box table in either layout, detected from the file:
+
+    * "ours" (boxes.json): `{scene_id: {object_id: [cx, cy, cz, dx, dy, dz]}}`;
+    * "published": Ross3D's `scannet_{val,test}_pred_box.json` (Mask3D proposals,
+      `scripts/3d/preprocessing/extract_pred_box.py` lines 86-89 and 97-100):
+      `{"scannet/<scene_id>": [[cx, cy, cz, dx, dy, dz], ...]}`; the object ids are the list
+      positions (the public eval indexes `video_dict['objects']` by them) and the scene id is
+      the key after its last "/".
+
+    EvalInputError (a ValueError) naming the file and the entry on anything else (not 6
+    finite numbers, a negative size, a non-integer object id, the two layouts mixed)."""
     path = Path(path)
     data = read_json(path)
     if not isinstance(data, dict):
-        raise EvalInputError(path, "expected an object {scene_id: {object_id: [6 numbers]}}")
+        raise EvalInputError(
+            path, "expected an object {scene_id: {object_id: box}} or {scene: [box, ...]}"
+        )
+    kinds = {type(v) for v in data.values()}
+    if not kinds <= {dict, list} or len(kinds) > 1:
+        raise EvalInputError(
+            path, "every scene must map to {object_id: box} (boxes.json) or to a list of boxes "
+            "(the published scannet_*_pred_box.json), not a mix or anything else"
+        )  # fmt: skip
     out: BoxTable = {}
-    for scene_id, table in data.items():
-        if not isinstance(table, dict):
-            raise EvalInputError(path, f"scene {scene_id}: expected an object {{object_id: box}}")
+    for key, table in data.items():
+        scene_id = key.rsplit("/", 1)[-1] if isinstance(table, list) else key
+        if scene_id in out:
+            raise EvalInputError(path, f"scene {scene_id} appears twice ({key!r})")
+        entries = enumerate(table) if isinstance(table, list) else table.items()
         out[scene_id] = {}
-        for object_id, box in table.items():
+        for object_id, box in entries:
             why = _box_problem(box)
             if why is None and not str(object_id).lstrip("-").isdigit():
                 why = "object id is not an integer"
             if why is not None:
-                raise EvalInputError(path, f"scene {scene_id} object {object_id}: {why}")
+                raise EvalInputError(path, f"scene {key} object {object_id}: {why}")
             out[scene_id][int(object_id)] = [float(v) for v in box]
     return out
 
 
-def write_boxes_json(boxes: BoxTable, path: Path) -> None:
-    """Write a box table as boxes.json (scenes and object ids sorted)."""
+def write_boxes_json(
+    boxes: BoxTable, path: Path, layout: str = "ours", scene_prefix: str = "scannet/"
+) -> None:
+    """Write a box table (scenes and object ids sorted) as our boxes.json, or with
+    `layout="published"` as Ross3D's pred_box file (`{scene_prefix + scene_id: [box, ...]}`,
+    which needs the object ids of each scene to be 0..K-1: they become list positions)."""
+    if layout not in BOX_LAYOUTS:
+        raise ValueError(f"layout must be one of {BOX_LAYOUTS}, got {layout!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        s: {str(o): [float(v) for v in b] for o, b in sorted(t.items())}
-        for s, t in sorted(boxes.items())
-    }
+    if layout == "ours":
+        data = {
+            s: {str(o): [float(v) for v in b] for o, b in sorted(t.items())}
+            for s, t in sorted(boxes.items())
+        }
+    else:
+        data = {}
+        for s, t in sorted(boxes.items()):
+            if sorted(t) != list(range(len(t))):
+                raise ValueError(f"scene {s}: object ids {sorted(t)} are not 0..{len(t) - 1}")
+            data[scene_prefix + s] = [[float(v) for v in t[o]] for o in range(len(t))]
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
