@@ -69,6 +69,44 @@ def score(
 
 
 @app.command()
+def inspect(
+    predictions: Annotated[Path, typer.Option("--predictions", help="predictions JSONL")],
+    annotations: Annotated[Path, typer.Option("--annotations", help="official annotation file")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder: one <scene_id>.rrd per scene")],
+    benchmark: Annotated[Benchmark | None, typer.Option("--benchmark", help="required")] = None,
+    boxes: Annotated[
+        Path | None, typer.Option("--boxes", help="GT boxes.json {scene_id: {object_id: [6]}}")
+    ] = None,
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="SQA3D balanced questions file")
+    ] = None,
+    scenes: Annotated[
+        Path | None,
+        typer.Option("--scenes", help="ScanNet scene root: meshes from <id>/<id>_vh_clean_2.ply"),
+    ] = None,
+    only_failures: Annotated[
+        bool, typer.Option("--only-failures", help="only items below the top score")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="at most this many items")
+    ] = None,
+) -> None:
+    """Rerun recordings of predictions: per scene, each item's GT and predicted boxes (green
+    IoU >= 0.5, yellow >= 0.25, red below), query, prediction, references and scores.
+    Open them with `rerun OUT/<scene_id>.rrd`."""
+    from ross3d_eval.inspect import inspect_predictions
+
+    paths = inspect_predictions(
+        required(benchmark, "--benchmark"), predictions, annotations, boxes, out, scenes,
+        only_failures=only_failures, limit=limit, questions=questions,
+    )  # fmt: skip
+    if not paths:
+        console.print("no items to show (nothing failed?)")
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
+@app.command()
 def report(
     results: Annotated[list[Path], typer.Argument(help="RESULT.json files from `score`")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write the markdown here")] = None,
