@@ -430,3 +430,28 @@ def export_mesh_cmd(
 
     path = export_scene_geometry(scene_dir, out, source, fmt)
     console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+@app.command("proposals")
+def proposals_cmd(
+    scenes: Scenes,
+    masks: Annotated[
+        Path, typer.Option("--masks", help="LEO's Mask3D masks: MASKS/<scene_id>.mask.npz")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="proposals file: scannet_{val,test}_pred_box.json")
+    ],
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="first N masks of each scene (published: 50)")
+    ] = 50,
+    fmt: SceneFormat = None,
+) -> None:
+    """Mask3D proposal boxes as Ross3D evaluates with them (extract_pred_box.py): the min/max box
+    of each of the first --top masks, in the published {"scannet/<scene>": [box, ...]} layout
+    that `ross3d-model predict --proposals` reads."""
+    from ross3d_data.proposals import ProposalsConfig, make_proposals
+
+    summary = make_proposals(scenes, ProposalsConfig(masks, out, top, fmt))
+    summary.print(console)
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
+    raise typer.Exit(summary.exit_code)
