@@ -69,6 +69,14 @@ def test_a_few_predictions_per_benchmark_are_accepted_by_ross3d_eval(demo_data, 
     (tmp_path / "scanqa_result.json").write_text(json.dumps(scores["scanqa"]))
     report = write_report([tmp_path / "scanqa_result.json"])
     assert "scanqa_result (ross3d; inference: reference)" in report
+    (tmp_path / "scanrefer_result.json").write_text(json.dumps(scores["scanrefer"]))
+    report = write_report([tmp_path / "scanrefer_result.json"])
+    assert "(ross3d; inference: reference; boxes: proposals boxes.json)" in report
+    oracle = {**scores["scanrefer"], "inference": {**scores["scanrefer"]["inference"]}}
+    oracle["inference"]["proposals"] = None  # predict without --proposals
+    (tmp_path / "oracle_result.json").write_text(json.dumps(oracle))
+    report = write_report([tmp_path / "oracle_result.json"])
+    assert "(ross3d; inference: reference; boxes: GT boxes (oracle))" in report
     boxes = _gt_boxes(demo_data)
     for line in (tmp_path / "scanrefer.jsonl").read_text().splitlines():
         rec = json.loads(line)
@@ -169,6 +177,27 @@ def test_eval_time_proposals_replace_the_gt_candidates(demo_data, exported, tmp_
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"proposals\.json"):
         run_predict(_config(demo_data, exported, tmp_path / "x.jsonl", ["scanrefer"], boxes=path))
+
+
+def test_the_published_proposals_layout_is_read(demo_data, exported, tmp_path):
+    """scannet_val_pred_box.json: {"scannet/<scene>": [box, ...]}, ids = list positions."""
+    published = {
+        f"scannet/{scene}": [[b[0] + 10.0, *b[1:]] for b in objs.values()]
+        for scene, objs in _gt_boxes(demo_data).items()
+    }
+    path = tmp_path / "scannet_val_pred_box.json"
+    path.write_text(json.dumps(published))
+    out = tmp_path / "{benchmark}.jsonl"
+    cfg = _config(demo_data, exported, out, ["scanrefer", "multi3drefer"], boxes=path, limit=2)
+    assert [s.written for s in run_predict(cfg)] == [2, 2]
+    for line in (tmp_path / "scanrefer.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        candidates = published[f"scannet/{rec['scene_id']}"]
+        assert any(rec["box"] == pytest.approx(b, abs=1e-5) for b in candidates)
+    for line in (tmp_path / "multi3drefer.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        candidates = published[f"scannet/{rec['scene_id']}"]
+        assert all(any(b == pytest.approx(c, abs=1e-5) for c in candidates) for b in rec["boxes"])
 
 
 def test_scenes_without_proposals_get_empty_predictions(demo_data, exported, tmp_path):

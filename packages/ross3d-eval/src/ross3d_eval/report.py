@@ -38,6 +38,20 @@ class LoadedResult:
     protocol: str
     metrics: dict[str, float]
     inference: str | None = None  # predict's protocol (the predictions' sidecar), if recorded
+    boxes: str | None = None  # the boxes predict grounded / captioned with, if recorded
+
+
+BOX_TASKS = ("scan2cap", "scanrefer", "multi3drefer")  # predictions made with boxes
+
+
+def boxes_used(benchmark: str, inference: dict) -> str | None:
+    """Which boxes a sidecar says predict used: the proposals file's name, or the GT boxes (an
+    oracle upper bound, not the published protocol); None for QA or without a sidecar."""
+    if benchmark not in BOX_TASKS or "proposals" not in inference:
+        return None
+    if inference["proposals"] is None:
+        return "GT boxes (oracle)"
+    return f"proposals {Path(inference['proposals']).name}"
 
 
 def load_result(path: Path) -> LoadedResult:
@@ -52,15 +66,20 @@ def load_result(path: Path) -> LoadedResult:
         raise EvalInputError(path, '"metrics" must be an object')
     inference = data.get("inference") or {}
     return LoadedResult(
-        path.stem, data["benchmark"], data["protocol"], data["metrics"], inference.get("protocol")
-    )
+        path.stem, data["benchmark"], data["protocol"], data["metrics"], inference.get("protocol"),
+        boxes_used(data["benchmark"], inference),
+    )  # fmt: skip
 
 
 def _protocols(res: LoadedResult) -> str:
-    """Scoring protocol, and predict's inference protocol when the result records it."""
-    if res.inference is None:
-        return res.protocol
-    return f"{res.protocol}; inference: {res.inference}"
+    """Scoring protocol, and predict's inference protocol and boxes when the result records
+    them."""
+    parts = [res.protocol]
+    if res.inference is not None:
+        parts.append(f"inference: {res.inference}")
+    if res.boxes is not None:
+        parts.append(f"boxes: {res.boxes}")
+    return "; ".join(parts)
 
 
 def _fmt(value: float | None) -> str:
