@@ -87,7 +87,9 @@ CHOICES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("app", "args", "choices"), CHOICES, ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(
+    ("app", "args", "choices"), CHOICES, ids=[" ".join(args) for _, args, _ in CHOICES]
+)
 def test_a_bad_choice_is_refused_and_the_choices_are_listed(app, args, choices):
     r = runner.invoke(app, args)
     assert r.exit_code == 2, r.output
