@@ -4,7 +4,7 @@ Each command builds a config, calls one library function and exits non-zero when
 failed (see ``ross3d_data.core.jobs``). Option names follow docs/cli.md: reuse the
 ``Annotated`` option types below in new commands; a deprecated spelling is a hidden parameter
 (``old_option`` / ``old_argument``) resolved with ``renamed``. Expected errors become one red
-line on stderr and exit code 2 (``cli_common.CliApp``); all messages go to stderr. A resumable
+line on stderr and exit code 2 (``ross3d_benchmarks.cli.CliApp``); all messages go to stderr. A resumable
 command re-run on finished output exits 0 and says there is nothing to do.
 """
 
@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from ross3d_benchmarks import SPLITS, TASKS
 
-from ross3d_data.cli_common import (
+from ross3d_benchmarks.cli import (
     CliApp,
     note,
     nothing_to_do,
@@ -176,14 +176,12 @@ def preview_cmd(
 def inspect_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the .rrd recordings")],
     scenes: Annotated[
-        list[Path] | None, typer.Argument(help="scene folders, or folders of scenes")
+        list[Path] | None,
+        typer.Argument(help="scene folders, folders of scenes or dataset roots"),
     ] = None,
     views: Annotated[int, typer.Option("--views", min=1, help="views per scene")] = 16,
     method: Method = "uniform",
-    fmt: Annotated[
-        Literal[SCENE_FORMATS] | None,
-        typer.Option("--format", help="dataset format (default: detected per folder)"),
-    ] = None,
+    fmt: SceneFormat = None,
     bev_dir: Annotated[
         Path | None, typer.Option("--bev-dir", help="read BEV_DIR/<scene_id>/bev.png, else render")
     ] = None,
