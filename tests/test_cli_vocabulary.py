@@ -7,7 +7,6 @@ test sees exactly what the CLI passed on without building a model."""
 
 from __future__ import annotations
 
-import filecmp
 import shlex
 from pathlib import Path
 from types import SimpleNamespace
@@ -45,12 +44,6 @@ def test_choices_are_the_libraries_own():
     assert data_cli.PATCH_DEPTHS == PATCH_DEPTH_RULES
     assert model_cli.INFERENCE_PROTOCOLS == predict.PROTOCOLS
     assert ("auto", *predict.DTYPES) == model_cli.DTYPES
-
-
-def test_the_two_cli_common_copies_are_the_same_file():
-    src = ROOT / "packages"
-    data = src / "ross3d-data/src/ross3d_data/cli_common.py"
-    assert filecmp.cmp(data, src / "ross3d-eval/src/ross3d_eval/cli_common.py", shallow=False)
 
 
 def _q(values) -> list[str]:
@@ -225,7 +218,7 @@ def test_missing_required_option_and_errors_are_one_line_on_stderr(tmp_path):
 def test_cli_app_error_path():
     """Expected errors: one line naming the file, exit 2; a bug keeps its traceback."""
     import typer
-    from ross3d_data.cli_common import CliApp
+    from ross3d_benchmarks.cli import CliApp
     from ross3d_data.core.errors import SceneError
 
     app = CliApp(expected=(SceneError,))

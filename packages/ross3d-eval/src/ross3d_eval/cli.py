@@ -2,7 +2,7 @@
 
 Option names follow docs/cli.md. Messages (the score table, "wrote ...", errors) go to
 stderr; stdout carries only `report`'s markdown. Expected errors become one red line on
-stderr and exit code 2 (`cli_common.CliApp`).
+stderr and exit code 2 (`ross3d_benchmarks.cli.CliApp`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from ross3d_benchmarks import TASKS
 
-from ross3d_eval.cli_common import CliApp, old_argument, renamed, required
+from ross3d_benchmarks.cli import CliApp, old_argument, renamed, required
 from ross3d_eval.errors import JavaNotFoundError
 from ross3d_eval.result import PROTOCOLS
 

@@ -2,7 +2,7 @@
 
 Option names follow docs/cli.md; a deprecated spelling is a hidden parameter resolved with
 `renamed`. Messages go to stderr (stdout: `check-init --json` only); expected errors become one
-red line on stderr and exit code 2 (`ross3d_data.cli_common.CliApp`).
+red line on stderr and exit code 2 (`ross3d_benchmarks.cli.CliApp`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 from ross3d_benchmarks import SPLITS, TASKS
-from ross3d_data.cli_common import (
+from ross3d_benchmarks.cli import (
     CliApp,
     Device,
     nothing_to_do,

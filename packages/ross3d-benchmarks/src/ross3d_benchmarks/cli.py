@@ -11,8 +11,9 @@
   meant for piping (``ross3d-eval report``'s markdown, ``check-init --json``).
 * :data:`Device` is the ``--device`` option: auto | cpu | cuda | cuda:N.
 
-ross3d_data and ross3d_eval each hold a copy of this file (neither depends on the other and
-ross3d_benchmarks is stdlib-only); tests/test_cli_vocabulary.py checks the copies are equal.
+Shared by the three CLIs through this package's ``cli`` extra (``ross3d-benchmarks[cli]``:
+typer and rich), so the rules modules stay stdlib-only and neither data nor eval depends on the
+other.
 """
 
 from __future__ import annotations
