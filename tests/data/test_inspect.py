@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from layouts.arkitscenes import SENSOR_K, write_arkit_video
 from ross3d_data.cli import SCENE_FORMATS, app
-from ross3d_data.datasets import FORMATS, load_scene
+from ross3d_data.datasets import FORMATS, find_scenes, load_scene
 from ross3d_data.inspect import rerun_intrinsics, token_cell_colors
 from ross3d_data.instructions import Instruction, write_jsonl
 from ross3d_data.shards.build import ShardConfig, build_shards
@@ -121,6 +121,31 @@ def test_an_arkitscenes_video_is_inspected_through_the_same_registry(tmp_path):
     assert len(rec["/world/trajectory"]["LineStrips3D:strips"][0]) == len(truth.T_world_cam)
     assert "arkitscenes" in rec["/info"]["TextDocument:text"][0]
     assert SENSOR_K.width == 256  # the stored frames are 256x192 sensor images, not crops
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    from mixed_roots import write_roots
+
+    return write_roots(tmp_path_factory.mktemp("roots"), scannet_frames=8)
+
+
+@pytest.mark.parametrize("fmt", ["scannetpp", "3rscan", "multiscan"])
+def test_every_other_format_gives_mesh_posed_views_trajectory_and_bev(roots, fmt, tmp_path):
+    path = runner_inspect([str(roots[fmt]), "--out", str(tmp_path), "--views", "2"])
+    (scene_dir,) = find_scenes(roots[fmt])
+    scene = load_scene(scene_dir)
+    assert path.name == f"{scene.scene_id}.rrd" and scene.dataset == fmt
+    rec = read_recording(path)
+    n_vertices = len(scene.mesh_aligned().vertices_N3)
+    assert len(rec["/world/mesh"]["Mesh3D:vertex_positions"]) == n_vertices
+    assert len(views_of(rec)) == 2
+    for view in views_of(rec):
+        assert {f"{view}/rgb", f"{view}/depth"} <= set(rec)
+        assert rec[view]["Pinhole:resolution"] == [[384, 384]]
+    assert len(rec["/world/trajectory"]["LineStrips3D:strips"][0]) == len(scene.frame_ids())
+    assert "/bev" in rec and f"**dataset**: {fmt}" in rec["/info"]["TextDocument:text"][0]
+    assert ("/world/boxes" in rec) == bool(scene.objects)
 
 
 def test_a_shard_clip_shows_its_views_boxes_bev_and_instructions(demo_scenes, tmp_path):

@@ -277,8 +277,11 @@ def _log_scene(rec, scene: Scene, cfg: InspectConfig, notes: list[str]) -> ViewS
         log_mesh(rec, mesh)
     else:
         notes.append("no mesh in this scene")
-    boxes = np.array([o.box_6 for o in scene.objects], np.float64).reshape(-1, 6)
-    log_boxes(rec, boxes, _object_labels(scene.objects))
+    if scene.objects:
+        boxes = np.array([o.box_6 for o in scene.objects], np.float64).reshape(-1, 6)
+        log_boxes(rec, boxes, _object_labels(scene.objects))
+    else:
+        notes.append("no annotated objects: no boxes")
     views = None
     if scene.frame_ids():
         views = _scene_views(scene, choose_views(scene, cfg.views, cfg.method), notes)
