@@ -163,10 +163,10 @@ def test_7b_run_config_is_one_epoch_of_the_public_recipe():
     for name in ("7b", "7b-plus"):
         run = load_run_config(name)
         assert run.model == name and (run.train.max_steps, run.train.epochs) == (None, 1)
-        global_batch = run.train.micro_batch_size * run.train.grad_accum * 8
+        global_batch = run.train.global_batch_size  # grad_accum derived: 32 on 8 GPUs
         derived = run.train.epochs * steps_per_epoch(counts, global_batch, run.data.group_by_task)
         assert derived == steps == 870
         # micro-batch 1: the CE mean over a micro-batch's labelled tokens is the per-sample
         # mean of the public code (one sample per device step)
-        assert (run.train.micro_batch_size, run.train.grad_accum) == (1, 32)
+        assert (run.train.micro_batch_size, run.train.for_world(8).grad_accum) == (1, 32)
         assert (run.train.lr, run.train.warmup_ratio, run.train.weight_decay) == (1e-5, 0.03, 0.0)

@@ -177,7 +177,9 @@ PREVIOUS_7B_DATA = {
 
 
 def test_run_variants_resolve_to_the_previous_files():
-    train = {**PREVIOUS_7B_TRAIN, "max_steps": None, "epochs": 1}
+    # the global batch is the recipe now; grad_accum 32 is derived on 8 GPUs
+    train = {**PREVIOUS_7B_TRAIN, "max_steps": None, "epochs": 1, "grad_accum": None,
+             "global_batch_size": 256}  # fmt: skip
     plus = {"model": "7b-plus", "train": train, "data": PREVIOUS_7B_DATA}
     assert load_run_config("7b-plus") == RunConfig.from_dict(plus)
     # 7b-semi now also names the vision-only datasets beyond ScanNet (issue 17), shares by count

@@ -45,9 +45,11 @@ def _config(tmp_path: Path, group_by_task: bool, vision: Path | None = None) -> 
     return path
 
 
-def _dry_run(config: Path, shards: Path, out: Path, note: str = "") -> list[dict]:
+def _dry_run(
+    config: Path, shards: Path, out: Path, note: str = "", world: int = WORLD
+) -> list[dict]:
     args = ["train", "--config", str(config), "--shards", str(shards), "--output-dir", str(out),
-            "--dry-run", "--world-size", str(WORLD)]  # fmt: skip
+            "--dry-run", "--world-size", str(world)]  # fmt: skip
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert note in " ".join(res.output.split())
@@ -135,3 +137,45 @@ def test_listed_vision_only_clips_form_their_own_batches_and_held_out_ones_never
     assert len(vision_steps) == 1  # 4 textless clips = one batch of 4
     assert sorted(it["scene_id"] for it in vision_steps[0]["items"]) == many["textless"]
     assert not {it["scene_id"] for s in steps for it in s["items"]} & set(many["val"])
+
+
+def _global_batch_config(tmp_path: Path, **train) -> Path:
+    run = {"model": "tiny", "data": {"group_by_task": True},
+           "train": {"micro_batch_size": 1, "global_batch_size": 8, "seed": 7, **train}}  # fmt: skip
+    path = tmp_path / "global.json"
+    path.write_text(json.dumps(run))
+    return path
+
+
+def test_global_batch_size_gives_the_same_steps_on_any_world_size(many, tmp_path):
+    """The recipe's invariant: global batch 8 on 2 processes (accumulation 4) and on 4
+    (accumulation 2) trains the same items in the same steps, as many steps."""
+    config = _global_batch_config(tmp_path)
+    two = _dry_run(config, many["shards"], tmp_path / "w2", "accumulation 4 x 2 processes", 2)
+    four = _dry_run(config, many["shards"], tmp_path / "w4", "accumulation 2 x 4 processes", 4)
+    train = sum(1 for i in many["instructions"] if i.split == "train")
+    assert len(two) == len(four) > train // 8 - 3  # one incomplete block per task group dropped
+    assert all(len(s["items"]) == 8 for s in two + four)
+    assert two == four  # same items, same order, same step count
+    # rank r of W trains micro-batches r, r + W, ...: the ranks of either layout tile each step
+    task2 = build_task(load_run_config(config), many["shards"], 2)
+    task4 = build_task(load_run_config(config), many["shards"], 4)
+    assert task2.global_batch == task4.global_batch == 8
+    assert task2.epoch_items(0) == task4.epoch_items(0)
+
+
+def test_an_indivisible_world_size_or_a_contradicting_grad_accum_is_one_line(many, tmp_path):
+    args = ["train", "--config", str(_global_batch_config(tmp_path)), "--shards",
+            str(many["shards"]), "--out", str(tmp_path / "o"), "--dry-run", "--world-size", "3"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2
+    line = " ".join(res.output.split())
+    assert "global_batch_size 8 cannot be split over 3 processes x micro-batch 1" in line
+    assert "world sizes 1, 2, 4, 8 at micro-batch 1" in line and "global_batch_size 6 / 9" in line
+    args[2] = str(_global_batch_config(tmp_path, grad_accum=2))  # 1 x 2 x 2 = 4 != 8
+    args[-1] = "2"
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2
+    assert "set only global_batch_size (grad_accum 4 is derived)" in " ".join(res.output.split())
+    args[-1] = "4"  # 1 x 2 x 4 = 8: both set and consistent is accepted
+    assert CliRunner().invoke(app, args).exit_code == 0

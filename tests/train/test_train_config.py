@@ -21,7 +21,8 @@ def test_shipped_run_configs_load_and_name_real_model_configs():
     assert tiny.train.deepspeed is None and not tiny.train.bf16
     assert big.train.deepspeed == "zero3" and big.train.bf16 and big.train.gradient_checkpointing
     # REFERENCE 3: global batch 256 = 1 x 32 x 8, lr 1e-5, warm-up 3 % of one epoch.
-    assert big.train.micro_batch_size * big.train.grad_accum * 8 == 256
+    assert big.train.global_batch_size == 256 and big.train.grad_accum is None
+    assert big.train.for_world(8).grad_accum == 32 and big.train.for_world(16).grad_accum == 16
     # max_steps is derived from the data at run start (870 on the recipe's: test_config.py)
     assert big.train.lr == 1e-5 and big.train.max_steps is None
     assert dataclasses.replace(big.train, max_steps=870).warmup_steps == 27
@@ -104,7 +105,7 @@ def test_deepspeed_config_contradicting_the_run_is_refused():
          "the run's train.micro_batch_size=1"),
         (("bf16", "enabled"), False, "bf16.enabled=False contradicts the run's train.bf16=True"),
         (("train_batch_size",), 64, "train_batch_size=64 contradicts the run's "
-         "train.micro_batch_size x train.grad_accum x world size 8=256"),
+         "train.micro_batch_size x accumulation x world size 8=256"),
     ],
 )  # fmt: skip
 def test_a_deepspeed_literal_that_contradicts_the_run_is_refused(key, literal, message):
@@ -211,3 +212,27 @@ def test_train_cli_errors_are_clear(tmp_path):
     assert result.exit_code == 2 and "no shards" in result.output
     result = runner.invoke(app, ["train", "--config", "nope", "--shards", str(tmp_path)])
     assert result.exit_code == 2 and "no such run config" in result.output
+
+
+def test_relative_pretrained_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    from ross3d_model.configuration.model import load_config
+
+    folder = tmp_path / "cfgs"
+    (folder / "ckpt").mkdir(parents=True)
+    (folder / "ckpt" / "denoiser.bin").write_bytes(b"x")
+    model = {"base": "tiny", "reconstruction": {"pretrained_denoiser": "ckpt/denoiser.bin"},
+             "vae": {"pretrained": "black-forest-labs/FLUX.1-dev"},
+             "tokenizer": "./tok"}  # fmt: skip
+    (folder / "model.json").write_text(json.dumps(model))
+    (folder / "run.json").write_text(json.dumps({"model": "model.json"}))
+    monkeypatch.chdir(tmp_path)  # another working directory than the configs'
+    run = load_run_config(folder / "run.json")
+    assert run.model == str(folder / "model.json")
+    cfg = load_config(run.model)
+    assert cfg.reconstruction.pretrained_denoiser == str(folder / "ckpt" / "denoiser.bin")
+    assert cfg.tokenizer == str(folder / "tok")  # explicit ./ even when missing
+    assert cfg.vae.pretrained == "black-forest-labs/FLUX.1-dev"  # a hub id is kept
+    # the shipped 7b keeps its working-directory-relative denoiser path
+    assert (
+        load_config("7b").reconstruction.pretrained_denoiser == "checkpoints/mm_inv_projector.bin"
+    )

@@ -2,8 +2,11 @@
 
 import json
 import math
+import os
+import signal
 
 import pytest
+import torch
 from ross3d_model.configuration.run import RunConfig, TrainConfig
 from ross3d_model.training import checkpointing as ckpt
 from ross3d_model.training.metrics import TIMING_KEYS, read_metrics
@@ -184,3 +187,98 @@ def test_resume_with_changed_data_is_refused(tmp_path):
     train(_run(steps=3), ToyTask(toy_examples(10)), tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"toy:10 shard-manifest fingerprint.*this run has toy:12"):
         train(_run(steps=5), ToyTask(toy_examples(12)), tmp_path, resume=True, progress=False)
+
+
+class NoBuildTask(ToyTask):
+    """A task whose model must not be built (the refusal has to come first)."""
+
+    def build_model(self, dtype=None):
+        raise AssertionError("the model was built before the refusal")
+
+
+def test_a_changed_max_steps_on_resume_is_refused_before_the_model_is_built(tmp_path):
+    examples = toy_examples(10)
+    train(_run(steps=3), ToyTask(examples), tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"max_steps 3, this run has 5.*--allow-schedule-change"):
+        train(_run(steps=5), NoBuildTask(examples), tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="4 examples per step"):  # layout: also before the build
+        train(_run(steps=3, grad_accum=1), NoBuildTask(examples), tmp_path, resume=True)
+    allowed = train(_run(steps=5), ToyTask(examples), tmp_path, resume=True, progress=False,
+                    allow_schedule_change=True)  # fmt: skip
+    assert [r["step"] for r in allowed.records] == [1, 2, 3, 4, 5]
+    # the new schedule: warm-up ceil(0.2 x 5) = 1, step 5 uses the rate after 4 updates:
+    # 1e-2 x 0.5 x (1 + cos(pi x (4 - 1) / (5 - 1)))
+    assert allowed.records[-1]["lr"] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(0.75 * math.pi)))
+
+
+class SignalledTask(ToyTask):
+    """Sends `signum` to its own process while collating global micro-batch `at` (inline
+    collation: prefetch 0), as a scheduler's preemption notice arriving mid-step."""
+
+    def __init__(self, examples, at: int, signum):
+        super().__init__(examples)
+        self.at, self.signum, self.calls = at, signum, 0
+
+    def collate(self, examples, seed):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), self.signum)
+        return super().collate(examples, seed)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_stop_signal_finishes_the_step_checkpoints_and_resume_is_exact(tmp_path, signum):
+    examples = toy_examples(10)
+    reference = train(_run(prefetch=0), ToyTask(examples), tmp_path / "ref", progress=False)
+    # 2 micro-batches per step: the signal arrives inside step 2, which still completes
+    task = SignalledTask(examples, at=3, signum=signum)
+    before = signal.getsignal(signum)
+    stopped = train(_run(prefetch=0), task, tmp_path / "run", progress=False)
+    assert signal.getsignal(signum) == before  # the previous handler is back
+    assert stopped.stopped_by == signum.name and stopped.steps == 2
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "run")] == [2]
+    assert not stopped.export_dir.exists()  # no export of an unfinished run
+    resumed = train(_run(prefetch=0), ToyTask(examples), tmp_path / "run", resume=True,
+                    progress=False)  # fmt: skip
+    strip = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in resumed.records]
+    expect = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in reference.records]
+    assert strip == expect and resumed.stopped_by is None
+
+
+def test_save_every_minutes_checkpoints_beside_save_every(tmp_path):
+    run = _run(steps=3, save_every=100, save_every_minutes=1e-9)  # always due
+    train(run, ToyTask(toy_examples(10)), tmp_path / "a", progress=False)
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "a")] == [1, 2, 3]
+    train(_run(steps=3, save_every=100), ToyTask(toy_examples(10)), tmp_path / "b", progress=False)
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "b")] == [3]  # only the end
+
+
+def test_plain_progress_lines_are_periodic_with_the_first_and_last_step():
+    import io
+
+    from ross3d_model.training.trainer import _plain_progress
+
+    out = io.StringIO()
+    advance = _plain_progress(start=2, total=6, every_s=3600, out=out)
+    for _ in range(4):
+        advance({"loss": 0.5, "lm": None, "lr": 1e-3})
+    lines = out.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["3/6", "6/6"]
+    assert "loss=0.5000" in lines[0] and "lm=" not in lines[0] and "lr=0.001" in lines[0]
+
+
+class DtypeTask(ToyTask):
+    def build_model(self, dtype=None):
+        self.built_in = dtype
+        return super().build_model(dtype)
+
+
+def test_the_model_is_built_in_bf16_when_deepspeed_trains_in_bf16(tmp_path):
+    from ross3d_model.training.trainer import build_dtype
+
+    assert build_dtype(TrainConfig(bf16=True, deepspeed="zero2")) == torch.bfloat16
+    assert build_dtype(TrainConfig(bf16=True)) is None  # plain: fp32 weights, bf16 autocast
+    assert build_dtype(TrainConfig(deepspeed="zero2")) is None
+    task = DtypeTask(toy_examples(10))
+    train(_run("zero2", steps=1, bf16=True), task, tmp_path, progress=False)
+    assert task.built_in == torch.bfloat16

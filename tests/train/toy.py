@@ -76,8 +76,9 @@ class ToyTask:
     def __init__(self, examples: list[dict]):
         self.examples = examples
 
-    def build_model(self) -> nn.Module:
-        return ToyModel(self.hidden_size)
+    def build_model(self, dtype: torch.dtype | None = None) -> nn.Module:
+        model = ToyModel(self.hidden_size)
+        return model if dtype is None else model.to(dtype)
 
     def epoch_items(self, epoch: int):
         return iter(self.examples)
@@ -108,6 +109,9 @@ class ToyTask:
 
     def data_fingerprint(self) -> str:
         return f"toy:{len(self.examples)}"
+
+    def pretrained_files(self) -> dict[str, str]:
+        return {}
 
     def export(self, model, state_dict, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,12 @@ def train(
     world_size: Annotated[
         int, typer.Option("--world-size", min=1, help="processes assumed by --dry-run")
     ] = 1,
+    allow_schedule_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-schedule-change", help="resume with another --max-steps (reshapes the cosine)"
+        ),
+    ] = False,
     output_dir: Annotated[Path | None, old_option("--output-dir")] = None,
 ) -> None:
     """Train (CPU: plain or under torchrun with gloo; CUDA: DeepSpeed ZeRO-2/3 as configured)."""
@@ -75,7 +81,13 @@ def train(
         path = write_data_order(run, out, shards=shards, world_size=world_size)
         console.print(f"data order: {path}")
         return
-    result = train_from_config(run, out, shards=shards, resume=resume)
+    result = train_from_config(
+        run, out, shards=shards, resume=resume, allow_schedule_change=allow_schedule_change
+    )
+    if result.is_main and result.stopped_by:  # exit 0: a requeued job resumes
+        console.print(f"{result.stopped_by}: checkpoint of step {result.steps} saved in {out}; "
+                      "continue with --resume")  # fmt: skip
+        return
     if result.is_main:  # under torchrun only rank 0 reports
         console.print(f"metrics: {result.metrics_path}\nloss curve: {result.curve_path}")
         console.print(f"model: {result.export_dir}")

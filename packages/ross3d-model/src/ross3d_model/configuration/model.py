@@ -264,11 +264,46 @@ class Ross3DConfig:
         """A model config file; a `"base"` key names the model config it overrides
         (`configuration.variants`)."""
         path = Path(path)
-        data = resolve_file(path, "model config", shipped_configs())
+        data = resolve_file(path, "model config", shipped_configs(), localize_paths)
         try:
             return cls.from_dict(data)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: {err}") from err
+
+
+SOURCE_FIELDS = (
+    ("init_from",), ("tokenizer",), ("vision", "pretrained"), ("llm", "pretrained"),
+    ("vae", "pretrained"), ("reconstruction", "pretrained_denoiser"),
+)  # fmt: skip
+LOCAL_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".json")  # a file, never a hub id
+
+
+def localize_paths(data: dict, folder: Path) -> dict:
+    """`data` (one model config file's keys) with every relative local path of a pretrained
+    source made absolute against `folder`, the file's own folder, so a run finds it from any
+    working directory and on every node: a path that exists there, starts with `.` or names a
+    checkpoint file (LOCAL_SUFFIXES). Hub ids (`org/name`) and absolute paths are kept. The
+    shipped configs are not rewritten: their relative paths (`checkpoints/...`) stay relative
+    to the working directory."""
+    out = dict(data)
+    for keys in SOURCE_FIELDS:
+        node = out
+        for key in keys[:-1]:
+            if not isinstance(node.get(key), dict):
+                break
+            node[key] = node = dict(node[key])
+        else:
+            value = node.get(keys[-1])
+            if isinstance(value, str) and _is_relative_local(value, folder):
+                node[keys[-1]] = str((folder / value).resolve())
+    return out
+
+
+def _is_relative_local(value: str, folder: Path) -> bool:
+    path = Path(value)
+    if path.is_absolute():
+        return False
+    return (folder / path).exists() or value.startswith(".") or path.suffix in LOCAL_SUFFIXES
 
 
 def derived_size_mismatches(cfg: Ross3DConfig) -> list[str]:

@@ -37,8 +37,13 @@ def _check(ok: bool, message: str) -> None:
 
 @dataclass
 class TrainConfig:
-    """Optimisation and bookkeeping. Batch sizes are per process; the global batch is
-    micro_batch_size * grad_accum * world_size (REFERENCE 3: 1 x 32 x 8 = 256).
+    """Optimisation and bookkeeping. `global_batch_size` (examples per optimiser step over all
+    processes) is the recipe: the accumulation is derived from it when the run starts,
+    `grad_accum = global_batch_size / (micro_batch_size x world size)` (REFERENCE 3: 256 = 1 x
+    32 x 8, or 1 x 16 x 16 on two nodes), so the data order and the step count do not depend
+    on the world size (`for_world`; an indivisible combination is refused naming the options).
+    Without it, `grad_accum` (default 1) is fixed and the global batch follows the world size;
+    both set must agree at the run's world size.
 
     `max_steps` null = `epochs` epochs of the run's data: derived when the run starts from the
     shard data, the world size and `data.group_by_task` (`steps_per_epoch`;
@@ -47,7 +52,8 @@ class TrainConfig:
     max_steps: int | None = 100  # optimiser steps; None = epochs x steps_per_epoch of the data
     epochs: int = 1
     micro_batch_size: int = 1
-    grad_accum: int = 1
+    global_batch_size: int | None = None  # the recipe's invariant; None: grad_accum is fixed
+    grad_accum: int | None = None  # None: derived from global_batch_size (else 1)
     lr: float = 1e-5
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
@@ -64,10 +70,13 @@ class TrainConfig:
     seed: int = 0
     prefetch: int = 2  # micro-batches collated ahead in a background thread; 0 = inline
     max_bad_fraction: float = 0.01  # of the run's micro-batches skipped for data errors
+    save_every_minutes: float | None = None  # also checkpoint when this much time has passed
+    collective_timeout_s: float = 1800.0  # process-group timeout (saves and exports are long)
 
     def __post_init__(self) -> None:
-        names = ("epochs", "micro_batch_size", "grad_accum", "save_every", "log_every")
-        for name in names + (() if self.max_steps is None else ("max_steps",)):
+        names = ("epochs", "micro_batch_size", "save_every", "log_every")
+        optional = ("max_steps", "grad_accum", "global_batch_size")
+        for name in names + tuple(n for n in optional if getattr(self, n) is not None):
             value = getattr(self, name)
             _check(
                 isinstance(value, int) and not isinstance(value, bool) and value >= 1,
@@ -80,6 +89,19 @@ class TrainConfig:
         _check(self.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0")
         _check(self.prefetch >= 0, "train.prefetch must be >= 0")
         _check(0 <= self.max_bad_fraction < 1, "train.max_bad_fraction must be in [0, 1)")
+        _check(
+            self.save_every_minutes is None or self.save_every_minutes > 0,
+            "train.save_every_minutes must be > 0 or null",
+        )
+        _check(self.collective_timeout_s > 0, "train.collective_timeout_s must be > 0")
+        if self.global_batch_size is not None and self.grad_accum is not None:
+            per_process = self.micro_batch_size * self.grad_accum
+            _check(
+                self.global_batch_size % per_process == 0,
+                f"train.global_batch_size {self.global_batch_size} is not a multiple of "
+                f"train.micro_batch_size x train.grad_accum = {per_process}: no world size "
+                "fits both (set only global_batch_size)",
+            )
         self.adam_betas = tuple(float(b) for b in self.adam_betas)
         _check(
             len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
@@ -88,6 +110,57 @@ class TrainConfig:
         if self.deepspeed is not None:  # fail early: unknown name, missing file, contradiction
             ds = load_deepspeed_config(self.deepspeed)
             check_deepspeed_config(ds, self, where=f"DeepSpeed config {self.deepspeed}")
+
+    def accumulation(self, world_size: int) -> int:
+        """Micro-batches per optimiser step on each of `world_size` processes: derived from
+        `global_batch_size` when set, else `grad_accum` (1 when null). ValueError (one line,
+        naming the options) when the global batch does not split evenly."""
+        if self.global_batch_size is None:
+            return 1 if self.grad_accum is None else self.grad_accum
+        per_pass = self.micro_batch_size * world_size
+        if self.global_batch_size % per_pass:
+            raise ValueError(self._indivisible(world_size))
+        accum = self.global_batch_size // per_pass
+        _check(
+            self.grad_accum is None or self.grad_accum == accum,
+            f"train.global_batch_size {self.global_batch_size} != train.micro_batch_size "
+            f"{self.micro_batch_size} x train.grad_accum {self.grad_accum} x {world_size} "
+            f"processes; set only global_batch_size (grad_accum {accum} is derived)",
+        )
+        return accum
+
+    def _indivisible(self, world_size: int) -> str:
+        g, m = self.global_batch_size, self.micro_batch_size
+        worlds = [w for w in range(1, g // m + 1) if g % (m * w) == 0]
+        micros = [b for b in range(1, g // world_size + 1) if g % (b * world_size) == 0]
+        step = m * world_size
+        near = (g - g % step, g - g % step + step)
+        return (
+            f"train.global_batch_size {g} cannot be split over {world_size} processes x "
+            f"micro-batch {m}; options: world sizes {_short(worlds)} at micro-batch {m}, "
+            f"micro_batch_size {_short(micros) or 'none'} at {world_size} processes, or "
+            f"global_batch_size {' / '.join(str(n) for n in near if n > 0)}"
+        )
+
+    def for_world(self, world_size: int) -> TrainConfig:
+        """This config resolved for `world_size` processes: `grad_accum` (`accumulation`) and
+        `global_batch_size` both set, as the run saves it (idempotent at the same world size;
+        another world size is then refused as a contradiction)."""
+        _check(world_size >= 1, f"world size must be >= 1, got {world_size}")
+        accum = self.accumulation(world_size)
+        return dataclasses.replace(
+            self,
+            grad_accum=accum,
+            global_batch_size=self.micro_batch_size * accum * world_size,
+        )
+
+    def batch_line(self, world_size: int) -> str:
+        """The global batch and how it is split, for the start of a run and the dry run."""
+        accum = self.accumulation(world_size)
+        return (
+            f"global batch {self.micro_batch_size * accum * world_size} = micro-batch "
+            f"{self.micro_batch_size} x accumulation {accum} x {world_size} processes"
+        )
 
     @property
     def warmup_steps(self) -> int:
@@ -181,6 +254,11 @@ class RunConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
+def _short(values: list[int], most: int = 12) -> str:
+    shown = ", ".join(str(v) for v in values[:most])
+    return shown + (", ..." if len(values) > most else "")
+
+
 def _sub(cls: type, data: dict, where: str):
     _check(isinstance(data, dict), f"{where}: expected a JSON object")
     names = {f.name for f in dataclasses.fields(cls)}
@@ -203,8 +281,17 @@ def load_run_config(name_or_path: str | Path) -> RunConfig:
     path = shipped.get(str(name_or_path), Path(name_or_path))
     if not path.is_file():
         raise ValueError(f"{path}: no such run config (shipped run configs: {sorted(shipped)})")
-    data = resolve_file(path, "run config", shipped)
+    data = resolve_file(path, "run config", shipped, _localize_model)
     return RunConfig.from_dict(data, where=str(path))
+
+
+def _localize_model(data: dict, folder: Path) -> dict:
+    """A relative `model` path that names a file beside the run config is made absolute
+    (found from any working directory); shipped model config names are kept."""
+    model = data.get("model")
+    if isinstance(model, str) and not Path(model).is_absolute() and (folder / model).is_file():
+        return {**data, "model": str((folder / model).resolve())}
+    return data
 
 
 def deepspeed_config_path(name_or_path: str) -> Path:
@@ -229,10 +316,12 @@ def load_deepspeed_config(name_or_path: str) -> dict:
 
 def deepspeed_run_values(train: TrainConfig, world_size: int | None = None) -> dict[str, tuple]:
     """DeepSpeed key (dotted) -> (the run config field it must equal, that field's value): the
-    keys whose "auto" the run fills. `train_batch_size` only with a world size."""
+    keys whose "auto" the run fills. With a world size the accumulation is the derived one
+    (`TrainConfig.accumulation`) and `train_batch_size` the global batch; without one,
+    `train_batch_size` is checked only against `train.global_batch_size` and the accumulation
+    only when `train.grad_accum` is set."""
     values = {
         "train_micro_batch_size_per_gpu": ("train.micro_batch_size", train.micro_batch_size),
-        "gradient_accumulation_steps": ("train.grad_accum", train.grad_accum),
         "gradient_clipping": ("train.max_grad_norm", train.max_grad_norm),
         "bf16.enabled": ("train.bf16", train.bf16),
         "fp16.enabled": ("fp16 (never used: the run trains bf16 or fp32)", False),
@@ -242,11 +331,20 @@ def deepspeed_run_values(train: TrainConfig, world_size: int | None = None) -> d
         "optimizer.params.weight_decay": ("train.weight_decay", train.weight_decay),
     }
     if world_size is not None:
-        batch = train.micro_batch_size * train.grad_accum * world_size
+        accum = train.accumulation(world_size)
+        values["gradient_accumulation_steps"] = (
+            f"accumulation at world size {world_size}" if train.global_batch_size else
+            "train.grad_accum", accum,
+        )  # fmt: skip
         values["train_batch_size"] = (
-            f"train.micro_batch_size x train.grad_accum x world size {world_size}",
-            batch,
+            f"train.micro_batch_size x accumulation x world size {world_size}",
+            train.micro_batch_size * accum * world_size,
         )
+    else:
+        if train.grad_accum is not None:
+            values["gradient_accumulation_steps"] = ("train.grad_accum", train.grad_accum)
+        if train.global_batch_size is not None:
+            values["train_batch_size"] = ("train.global_batch_size", train.global_batch_size)
     return values
 
 

@@ -10,6 +10,7 @@ is a one-line ValueError naming the file.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 BASE_KEY = "base"
@@ -38,10 +39,17 @@ def read_json_object(path: Path, kind: str) -> dict:
     return data
 
 
-def resolve_file(path: Path, kind: str, shipped: dict[str, Path]) -> dict:
+def resolve_file(
+    path: Path,
+    kind: str,
+    shipped: dict[str, Path],
+    localize: Callable[[dict, Path], dict] | None = None,
+) -> dict:
     """The config dict of `path` with its chain of bases merged in (`base` key removed).
     `kind` ("run config" / "model config") words the errors; `shipped` maps the names a base
-    may use to their files."""
+    may use to their files. `localize(data, folder)`, when given, rewrites the keys of each
+    file that is not shipped before the merge (relative paths made absolute against the
+    file's own folder)."""
     chain: list[Path] = []
     layers: list[dict] = []
     current = path
@@ -53,7 +61,8 @@ def resolve_file(path: Path, kind: str, shipped: dict[str, Path]) -> dict:
         chain.append(resolved)
         data = read_json_object(current, kind)
         base = data.pop(BASE_KEY, None)
-        layers.append(data)
+        shipped_file = resolved in {p.resolve() for p in shipped.values()}
+        layers.append(data if localize is None or shipped_file else localize(data, current.parent))
         if base is None:
             break
         current = _base_path(base, current, kind, shipped)

@@ -22,6 +22,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ross3d_model.training.ranks import join_process_group
+from ross3d_model.training.ranks import world_size_from_env as world_size_from_env
+
 DS_TAG = "ds"
 MODEL_FILE, OPTIMIZER_FILE, SCHEDULER_FILE = "model.pt", "optimizer.pt", "scheduler.pt"
 
@@ -58,8 +61,12 @@ class Engine:
 
     def any_rank(self, flag: bool) -> bool:
         """True when `flag` holds on any process (a host-side all-reduce)."""
-        tensor = torch.tensor([int(flag)], dtype=torch.int32)
-        return bool(self.all_reduce_sum(tensor, cpu=True)[0])
+        return self.any_rank_each(flag)[0]
+
+    def any_rank_each(self, *flags: bool) -> list[bool]:
+        """For each flag: True when it holds on any process (one host-side all-reduce)."""
+        tensor = torch.tensor([int(f) for f in flags], dtype=torch.int32)
+        return [bool(v) for v in self.all_reduce_sum(tensor, cpu=True)]
 
     def barrier(self) -> None:
         if self.world_size > 1:
@@ -242,13 +249,9 @@ def _unhook_frozen(model: torch.nn.Module, offload) -> None:
             handle.remove()
 
 
-def world_size_from_env() -> int:
-    """Processes of this run: torchrun's WORLD_SIZE, else 1."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def make_engine(run, model: torch.nn.Module, hidden_size: int) -> Engine:
-    """Joins (or starts) the process group torchrun describes, then wraps the built model."""
+    """Joins (or starts) the process group torchrun describes (`ranks.join_process_group`;
+    the trainer has joined it before building the model), then wraps the built model."""
     from ross3d_model.configuration.run import load_deepspeed_config
 
     tcfg = run.train
@@ -260,9 +263,7 @@ def make_engine(run, model: torch.nn.Module, hidden_size: int) -> Engine:
         if tcfg.tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-    world = world_size_from_env()
-    if (world > 1 or tcfg.deepspeed is not None) and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
+    join_process_group(tcfg.collective_timeout_s, tcfg.deepspeed is not None)
     if tcfg.deepspeed is None:
         return PlainEngine(run, model, device)
     world = dist.get_world_size()

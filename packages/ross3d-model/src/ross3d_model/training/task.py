@@ -31,7 +31,7 @@ from ross3d_data.shards.sampling import (
     vision_group,
 )
 
-from ross3d_model.configuration.model import Ross3DConfig
+from ross3d_model.configuration.model import LOCAL_SUFFIXES, Ross3DConfig
 from ross3d_model.configuration.run import DataConfig
 from ross3d_model.inputs.batch import collate_examples
 from ross3d_model.inputs.caches import ClipCaches
@@ -133,8 +133,10 @@ class Ross3DTask:
             counts, self.global_batch, self.data.group_by_task, self.blocks_per_group
         )
 
-    def build_model(self) -> Ross3DForCausalLM:
-        model = from_config(self.cfg)
+    def build_model(self, dtype: torch.dtype | None = None) -> Ross3DForCausalLM:
+        """The model with its pretrained parts; `dtype` None = float32 (the trainer passes
+        bf16 when DeepSpeed trains in bf16: half the host memory at start-up)."""
+        model = from_config(self.cfg, dtype=dtype)
         model.set_special_ids(special_token_ids(self.tokenizer))
         return model
 
@@ -190,6 +192,11 @@ class Ross3DTask:
         }
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
+    def pretrained_files(self) -> dict[str, str]:
+        """What this node sees of each pretrained source (`pretrained_sources`): every rank
+        of a run must see the same (the trainer compares them before building the model)."""
+        return pretrained_sources(self.cfg)
+
     def enable_gradient_checkpointing(self, model) -> None:
         # Non-reentrant: reentrant checkpointing breaks DDP's find_unused_parameters.
         model.gradient_checkpointing_enable({"use_reentrant": False})
@@ -197,6 +204,43 @@ class Ross3DTask:
     def export(self, model, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None:
         """A folder `predict` reads: config.json + safetensors + tokenizer/."""
         write_model_folder(model, state_dict, self.tokenizer, out_dir)
+
+
+PRETRAINED_FIELDS = (
+    "init_from", "tokenizer", "vision.pretrained", "llm.pretrained", "vae.pretrained",
+    "reconstruction.pretrained_denoiser",
+)  # fmt: skip
+
+
+def pretrained_sources(cfg: Ross3DConfig) -> dict[str, str]:
+    """Field -> what this machine has of the source it names: a local file or folder as its
+    absolute path and size in bytes, a hub id as the revision in the local hub cache (or "not
+    cached": downloaded when the model is built), a missing local path as "missing"."""
+    out = {}
+    for name in PRETRAINED_FIELDS:
+        node = cfg
+        for part in name.split("."):
+            node = getattr(node, part)
+        if node is not None:
+            out[name] = _describe_source(str(node))
+    return out
+
+
+def _describe_source(where: str) -> str:
+    path = Path(where)
+    if path.is_file():
+        return f"{path.resolve()} ({path.stat().st_size} bytes)"
+    if path.is_dir():
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return f"{path.resolve()} ({size} bytes)"
+    if path.is_absolute() or where.startswith(".") or path.suffix in LOCAL_SUFFIXES:
+        return f"{path.resolve()} missing"
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    ref = Path(HF_HUB_CACHE) / f"models--{where.replace('/', '--')}" / "refs" / "main"
+    return (
+        f"hub {where} @ {ref.read_text().strip()}" if ref.is_file() else f"hub {where} not cached"
+    )
 
 
 def build_task(run, shards: str | Path | None, world_size: int) -> Ross3DTask:
@@ -208,13 +252,13 @@ def build_task(run, shards: str | Path | None, world_size: int) -> Ross3DTask:
         raise ValueError("no shards: pass --shards DIR or set data.shards in the run config")
     if not Path(source).is_dir():
         raise ValueError(f"{source}: shard folder not found")
-    tcfg = run.train
+    tcfg = run.train.for_world(world_size)  # refuses an indivisible global batch
     task = Ross3DTask(
         load_config(run.model),
         source,
         run.data,
         seed=tcfg.seed,
-        global_batch=tcfg.micro_batch_size * tcfg.grad_accum * world_size,
+        global_batch=tcfg.global_batch_size,
     )
     if task.vision_only_refused:
         refused = task.vision_only_refused
@@ -242,14 +286,24 @@ def train_from_config(
     shards: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    allow_schedule_change: bool = False,
 ):
     """`ross3d-model train`: the Ross3D task over `shards` (else run.data.shards), trained by
     `training.trainer.train`. Returns its TrainResult."""
     from ross3d_model.training.trainer import train
 
-    task = build_task(run, shards, world_size_from_env())
+    world = world_size_from_env()
+    run = dataclasses.replace(run, train=run.train.for_world(world))
+    task = build_task(run, shards, world)
     run = with_derived_steps(run, task)
-    return train(run, task, output_dir, resume=resume, progress=progress)
+    return train(
+        run,
+        task,
+        output_dir,
+        resume=resume,
+        progress=progress,
+        allow_schedule_change=allow_schedule_change,
+    )
 
 
 def order_record(key: str, instruction: dict | None) -> dict:
@@ -269,7 +323,9 @@ def write_data_order(
     step). Returns the file."""
     if world_size < 1:
         raise ValueError(f"world size must be >= 1, got {world_size}")
+    run = dataclasses.replace(run, train=run.train.for_world(world_size))
     task = build_task(run, shards, world_size)
+    Console(stderr=True).print(f"[yellow]note:[/yellow] {run.train.batch_line(world_size)}")
     _report_steps(run, task)
     per_step = run.train.grad_accum * world_size  # micro-batches per optimiser step
     stream = micro_batches(
