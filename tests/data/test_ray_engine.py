@@ -19,8 +19,14 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from ross3d_data.bev.grid import BevConfig
+from ross3d_data.bev.render import render_bev_scenes
+from ross3d_data.cache.patch_masks import KIND, PatchMaskParams, cache_patch_masks
+from ross3d_data.cache.store import cache_path
+from ross3d_data.core.engines import EngineError, TaskResources
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.jobs import run_scene_jobs
+from ross3d_data.scannet.export import ExportConfig, export_frames
 from ross3d_data.shards import build as shards_mod
 from ross3d_data.shards.build import ShardConfig, build_shards
 from ross3d_data.shards.sample import SampleConfig
@@ -116,6 +122,49 @@ def test_ray_shards_are_byte_identical_and_a_bad_scene_is_reported(
     assert summary.failed[BROKEN].startswith(f"{scenes}/{BROKEN}/intrinsic/intrinsic_depth.txt: ")
     assert summary.samples == 2 and len(summary.shards) == 2
     assert _output_bytes(tmp_path) == _output_bytes(local_out)
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_export_bev_and_patch_masks_are_the_same_on_ray(
+    ray_address, demo_scenes, local_build, tmp_path
+):
+    root = demo_scenes[0].parent
+    for engine, workers in (("local", 1), ("ray", 2)):
+        out = tmp_path / engine
+        cfg = ExportConfig(out=out / "posed", every=10, engine=engine, workers=workers)
+        assert export_frames([root], cfg).exit_code == 0
+        bev = render_bev_scenes([root], out / "bev", BevConfig(size_px=64), workers, False, engine)
+        assert bev.exit_code == 0
+        shutil.copytree(local_build[0], out / "shards", ignore=shutil.ignore_patterns(".cache"))
+        cache_patch_masks(out / "shards", PatchMaskParams(), workers=workers, engine=engine)
+    posed, bev = (_tree_bytes(tmp_path / "local" / d) for d in ("posed", "bev"))
+    assert len([n for n in posed if n.endswith(".jpg")]) == 14  # 7 frames per scene
+    assert sorted(bev) == [f"demo000{i}_00/bev.{x}" for i in (0, 1) for x in ("json", "png")]
+    assert _tree_bytes(tmp_path / "ray" / "posed") == posed
+    assert _tree_bytes(tmp_path / "ray" / "bev") == bev
+    local, remote = (_h5_clips(cache_path(tmp_path / e / "shards", KIND)) for e in ("local", "ray"))
+    assert sorted(local) == ["demo0000_00", "demo0001_00"] and remote == local
+
+
+def _h5_clips(path: Path) -> dict:
+    """clip key -> (fingerprint, {array name: bytes}) of a clip cache file."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {key: (g.attrs["fingerprint"], {n: g[n][()].tobytes() for n in g})
+                for key, g in f["clips"].items()}  # fmt: skip
+
+
+def test_a_task_no_node_can_hold_is_refused(ray_address):
+    huge = TaskResources(cpus=1.0, memory_gib=1e6)
+    with pytest.raises(EngineError, match="no Ray node can run a task needing 1 CPU and 1e"):
+        run_scene_jobs([("a", (0, os.devnull))], _square_or_fail, engine="ray",
+                       resources=huge, console=_quiet())  # fmt: skip
 
 
 def _killed_once(payload) -> str:
