@@ -178,7 +178,11 @@ def ray_session(cfg: EngineConfig):
         if cfg.ray_address is None:
             ray.init(num_cpus=math.ceil(cfg.workers * cfg.resources.cpus), **common)
         else:
-            ray.init(address=cfg.ray_address, **common)
+            try:
+                ray.init(address=cfg.ray_address, **common)
+            except ConnectionError as e:
+                msg = f"cannot connect to the Ray cluster at {cfg.ray_address!r}: {e}"
+                raise EngineError(msg.splitlines()[0]) from None
     try:
         yield ray
     finally:
