@@ -138,7 +138,8 @@ def test_export_bev_and_patch_masks_are_the_same_on_ray(
         out = tmp_path / engine
         cfg = ExportConfig(out=out / "posed", every=10, engine=engine, workers=workers)
         assert export_frames([root], cfg).exit_code == 0
-        bev = render_bev_scenes([root], out / "bev", BevConfig(size_px=64), workers, False, engine)
+        bev_cfg = BevConfig(size_px=64)
+        bev = render_bev_scenes([root], out / "bev", bev_cfg, workers=workers, engine=engine)
         assert bev.exit_code == 0
         shutil.copytree(local_build[0], out / "shards", ignore=shutil.ignore_patterns(".cache"))
         cache_patch_masks(out / "shards", PatchMaskParams(), workers=workers, engine=engine)
