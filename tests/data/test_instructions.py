@@ -399,3 +399,120 @@ def test_descriptions_are_capitalised_as_the_public_conversion():
         "The tv is on the wall. it is black."
     )
     assert capitalize_description("  a chair ") == "A chair"
+
+
+def _scanqa_val_rows(scene_ids):
+    """ScanQA_v1.0_val.json rows (the published keys), two questions per scene."""
+    return [
+        {"question_id": f"val-{s[:9]}-{k}", "scene_id": s, "question": "What is it?",
+         "answers": ["a chair"], "object_ids": [1], "object_names": ["chair"]}
+        for s in scene_ids for k in range(2)
+    ]  # fmt: skip
+
+
+def _convert_cli(tmp_path, benchmark, rows, *options):
+    from ross3d_data.cli import app
+    from typer.testing import CliRunner
+
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(rows))
+    args = ["convert-instructions", "--benchmark", benchmark, "--annotations", str(path),
+            "--split", "val", "--out", str(tmp_path / "o.jsonl"), *options]  # fmt: skip
+    return CliRunner().invoke(app, args)
+
+
+def test_a_file_of_another_benchmark_is_one_line_naming_the_expected_keys(tmp_path):
+    res = _convert_cli(tmp_path, "scanqa", _scanrefer_rows())
+    assert res.exit_code == 2 and not (tmp_path / "o.jsonl").exists()
+    assert res.stderr.splitlines() == [
+        f"error: {tmp_path / 'in.json'}: not a ScanQA file: no row has the keys question_id, "
+        "scene_id, question (its first row has: ann_id, description, object_id, object_name, "
+        "scene_id); it looks like a ScanRefer or Scan2Cap file: pass --benchmark scanrefer or "
+        "--benchmark scan2cap"
+    ]
+    m3d = [{"scene_id": "scene0000_00", "ann_id": 0, "object_name": "chair", "description": "x",
+            "object_ids": [1], "eval_type": "st_w_d"}]  # fmt: skip
+    res = _convert_cli(tmp_path, "scanrefer", m3d)
+    assert res.exit_code == 2 and len(res.stderr.splitlines()) == 1
+    assert "not a ScanRefer file: no row has the keys scene_id, object_id, object_name" in (
+        res.stderr
+    )
+    assert res.stderr.rstrip().endswith("pass --benchmark multi3drefer")
+    res = _convert_cli(tmp_path, "multi3drefer", _scanqa_val_rows(["scene0000_00"]))
+    assert "it looks like a ScanQA file: pass --benchmark scanqa" in res.stderr
+    res = _convert_cli(tmp_path, "scanqa", {"questions": []})
+    assert res.stderr.rstrip().endswith(
+        "expected a JSON list of rows, got dict; it looks like an SQA3D file: "
+        "pass --benchmark sqa3d"
+    )
+    res = _convert_cli(tmp_path, "scanqa", [])
+    assert res.exit_code == 2 and "an empty list, no ScanQA rows to convert" in res.stderr
+
+
+def test_sqa3d_files_swapped_or_of_another_benchmark(tmp_path):
+    questions, _ = _sqa_files()
+    (tmp_path / "q.json").write_text(json.dumps(questions))
+    res = _convert_cli(tmp_path, "sqa3d", questions, "--questions", str(tmp_path / "q.json"))
+    assert res.exit_code == 2 and res.stderr.rstrip().endswith(
+        "it is a questions file: pass it as --questions, the annotations as --annotations"
+    )
+    res = _convert_cli(tmp_path, "sqa3d", _scanqa_val_rows(["scene0000_00"]),
+                       "--questions", str(tmp_path / "q.json"))  # fmt: skip
+    assert res.exit_code == 2 and "pass --benchmark scanqa" in res.stderr
+
+
+def test_zero_instructions_is_an_error_with_reasons_examples_and_absent_scenes(tmp_path):
+    # the published val file against a box table of other scenes: every row is skipped
+    write_boxes_json(BOXES, tmp_path / "boxes.json")
+    scenes = [f"scene{n:04d}_00" for n in range(11, 18)]
+    res = _convert_cli(tmp_path, "scanqa", _scanqa_val_rows(scenes),
+                       "--boxes", str(tmp_path / "boxes.json"))  # fmt: skip
+    assert res.exit_code == 2 and not (tmp_path / "o.jsonl").exists()
+    assert res.stderr.splitlines() == [
+        f"error: {tmp_path / 'in.json'}: 0 of 14 scanqa rows converted (scene not in box table: "
+        "14 (e.g. val-scene0011-0, val-scene0011-1, val-scene0012-0)); 7 of its scenes "
+        "(scene0011_00, scene0012_00, scene0013_00, scene0014_00, scene0015_00, ... (2 more)) "
+        f"are not in --boxes {tmp_path / 'boxes.json'}: point it at the scene root that holds them"
+    ]
+    rows = _scanqa_val_rows(["scene0000_00"])
+    for row in rows:
+        del row["answers"]
+    res = _convert_cli(tmp_path, "scanqa", rows, "--boxes", str(tmp_path / "boxes.json"))
+    assert res.exit_code == 2 and res.stderr.rstrip().endswith(
+        "0 of 2 scanqa rows converted (missing 'answers': 2 (e.g. val-scene0000-0, "
+        "val-scene0000-1)); test files have no answers: pass --split test"
+    )
+
+
+def test_scenes_absent_from_the_box_table_are_a_warning_listing_them(tmp_path):
+    write_boxes_json(BOXES, tmp_path / "boxes.json")
+    rows = _scanqa_val_rows(["scene0000_00", "scene0011_00", "scene0012_00"])
+    rows.append({"question_id": "val-scene0013-0", "scene_id": "scene0013_00",
+                 "question": "Where?", "answers": ["here"], "object_ids": []})  # fmt: skip
+    res = _convert_cli(tmp_path, "scanqa", rows, "--boxes", str(tmp_path / "boxes.json"))
+    assert res.exit_code == 0, res.output
+    # scene0013_00's question has no objects: converted (no boxes needed) but still listed
+    assert [i.id for i in read_jsonl(tmp_path / "o.jsonl")] == [
+        "scanqa/val/val-scene0000-0", "scanqa/val/val-scene0000-1", "scanqa/val/val-scene0013-0"
+    ]  # fmt: skip
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: 3 scenes named in {tmp_path / 'in.json'} are not in --boxes "
+        f"{tmp_path / 'boxes.json'} (4 rows skipped for it): scene0011_00, scene0012_00, "
+        "scene0013_00"
+    ]
+
+
+def test_converting_without_boxes_warns_except_for_sqa3d(tmp_path):
+    res = _convert_cli(tmp_path, "scanqa", _scanqa_val_rows(["scene0000_00"]))
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: no --scenes or --boxes: instructions keep object ids but have no boxes "
+        "(grounding and Scan2Cap need them); pass --scenes SCENE_ROOT or --boxes boxes.json"
+    ]
+    assert read_jsonl(tmp_path / "o.jsonl")[0].boxes == []
+    questions, annotations = _sqa_files()
+    (tmp_path / "q.json").write_text(json.dumps(questions))
+    res = _convert_cli(tmp_path, "sqa3d", annotations, "--questions", str(tmp_path / "q.json"))
+    assert res.exit_code == 0 and "warning" not in res.stderr

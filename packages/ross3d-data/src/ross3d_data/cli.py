@@ -256,6 +256,8 @@ def convert_instructions_cmd(
                         boxes_json=boxes, boxes_out=boxes_out, label_map=label_map)  # fmt: skip
     result = convert_instructions(cfg)
     console.print(summary_table([result]))
+    for text in result.warnings:
+        note(text, "warning")
     console.print(f"wrote {len(result.instructions)} instructions to {out}", highlight=False)
 
 

@@ -20,7 +20,7 @@ from ross3d_data.instructions.common import (
     SourceFiles,
     get,
     get_int,
-    load_json_list,
+    load_rows,
     lookup_boxes,
     run_rows,
 )
@@ -59,4 +59,4 @@ def convert(rows: list[Any], split: str, boxes: BoxTable | None = None) -> Conve
 
 
 def convert_files(src: SourceFiles, split: str, boxes: BoxTable | None = None) -> ConvertResult:
-    return convert(load_json_list(src.input), split, boxes)
+    return convert(load_rows(src.input, "multi3drefer"), split, boxes)

@@ -19,6 +19,8 @@ from ross3d_data.instructions.common import (
 )
 from ross3d_data.instructions.schema import SPLITS, TASKS, write_jsonl
 
+MAX_LISTED = 5  # scene ids listed in a warning or an error
+
 Converter = Callable[[SourceFiles, str, BoxTable | None], ConvertResult]
 
 CONVERTERS: dict[str, Converter] = {
@@ -79,12 +81,74 @@ def load_box_table(cfg: ConvertConfig) -> BoxTable | None:
 
 
 def convert_instructions(cfg: ConvertConfig) -> ConvertResult:
-    """Convert one official benchmark file to instruction JSON lines at ``cfg.out``."""
+    """Convert one official benchmark file to instruction JSON lines at ``cfg.out``.
+
+    A file of another benchmark, or one of which no row converts, raises ValueError (one
+    line: the skip reasons counted, a few example rows, what to do) and writes nothing.
+    What is converted but worth a look is in ``result.warnings``: scenes the file names that
+    the box table lacks (their rows are skipped when they need boxes), or no box table at all.
+    """
     boxes = load_box_table(cfg)
     src = SourceFiles(Path(cfg.input), cfg.questions, cfg.label_map)
     result = CONVERTERS[cfg.task](src, cfg.split, boxes)
+    if boxes is not None:
+        for inst in result.instructions:
+            if inst.scene_id not in boxes:  # converted without boxes (no object ids)
+                result.absent_scenes[inst.scene_id] += 1
+    if not result.instructions:
+        raise ValueError(nothing_converted(cfg, result))
+    result.warnings += conversion_warnings(cfg, result, boxes)
     write_jsonl(result.instructions, cfg.out)
     return result
+
+
+def _box_source(cfg: ConvertConfig) -> str:
+    return f"--scenes {cfg.scenes}" if cfg.scenes is not None else f"--boxes {cfg.boxes_json}"
+
+
+def _first(names: Iterable[str], n: int = MAX_LISTED) -> str:
+    names = list(names)
+    more = f", ... ({len(names) - n} more)" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
+def nothing_converted(cfg: ConvertConfig, result: ConvertResult) -> str:
+    """The one-line error when no row of the file became an instruction."""
+    reasons = "; ".join(
+        f"{reason}: {n} (e.g. {', '.join(result.examples.get(reason, []))})"
+        for reason, n in result.skipped.most_common()
+    )
+    text = f"{cfg.input}: 0 of {result.rows} {cfg.task} rows converted ({reasons or 'no rows'})"
+    if result.absent_scenes:
+        n = len(result.absent_scenes)
+        text += (
+            f"; {n} of its scenes ({_first(result.absent_scenes)}) {'is' if n == 1 else 'are'} "
+            f"not in {_box_source(cfg)}: point it at the scene root that holds them"
+        )
+    elif result.skipped.get("missing 'answers'") == result.rows and cfg.split != "test":
+        text += "; test files have no answers: pass --split test"
+    return text
+
+
+def conversion_warnings(
+    cfg: ConvertConfig, result: ConvertResult, boxes: BoxTable | None
+) -> list[str]:
+    """Warnings about a conversion that wrote instructions (see ``convert_instructions``)."""
+    out = []
+    if result.absent_scenes:
+        skipped = result.skipped.get("scene not in box table", 0)
+        n = len(result.absent_scenes)
+        out.append(
+            f"{n} scene{'s' * (n != 1)} named in {cfg.input} {'is' if n == 1 else 'are'} not "
+            f"in {_box_source(cfg)} ({skipped} rows skipped for it): "
+            f"{_first(result.absent_scenes)}"
+        )
+    if boxes is None and cfg.task != "sqa3d":
+        out.append(
+            "no --scenes or --boxes: instructions keep object ids but have no boxes "
+            "(grounding and Scan2Cap need them); pass --scenes SCENE_ROOT or --boxes boxes.json"
+        )
+    return out
 
 
 def summary_table(results: Iterable[ConvertResult]) -> Table:

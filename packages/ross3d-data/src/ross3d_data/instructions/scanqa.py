@@ -20,7 +20,7 @@ from ross3d_data.instructions.common import (
     RowError,
     SourceFiles,
     get,
-    load_json_list,
+    load_rows,
     lookup_boxes,
     run_rows,
 )
@@ -64,4 +64,4 @@ def convert(rows: list[Any], split: str, boxes: BoxTable | None = None) -> Conve
 
 
 def convert_files(src: SourceFiles, split: str, boxes: BoxTable | None = None) -> ConvertResult:
-    return convert(load_json_list(src.input), split, boxes)
+    return convert(load_rows(src.input, "scanqa"), split, boxes)

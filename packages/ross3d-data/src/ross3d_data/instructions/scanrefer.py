@@ -25,7 +25,7 @@ from ross3d_data.instructions.common import (
     SourceFiles,
     get,
     get_int,
-    load_json_list,
+    load_rows,
     lookup_boxes,
     run_rows,
 )
@@ -99,4 +99,4 @@ def convert(
 
 def convert_files(src: SourceFiles, split: str, boxes: BoxTable | None = None) -> ConvertResult:
     label_map = read_label_map(src.label_map) if src.label_map is not None else None
-    return convert(load_json_list(src.input), split, boxes, label_map)
+    return convert(load_rows(src.input, "scanrefer"), split, boxes, label_map)

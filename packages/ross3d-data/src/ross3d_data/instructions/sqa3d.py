@@ -20,6 +20,7 @@ from ross3d_data.instructions.common import (
     RowError,
     SourceFiles,
     get,
+    guess_hint,
     load_json,
     run_rows,
 )
@@ -78,9 +79,14 @@ def convert(
 def convert_files(src: SourceFiles, split: str, boxes: BoxTable | None = None) -> ConvertResult:
     if src.questions is None:
         raise ValueError("sqa3d needs --questions (v1_balanced_questions_<split>_scannetv2.json)")
-    try:
-        return convert(load_json(src.input), load_json(src.questions), split, src.questions)
-    except ValueError as e:
-        if str(e).startswith("expected {'annotations'"):
-            raise ValueError(f"{src.input}: {e}") from e
-        raise
+    annotations = load_json(src.input)
+    if not isinstance(annotations, dict) or not isinstance(annotations.get("annotations"), list):
+        hint = guess_hint(annotations, "sqa3d")
+        if isinstance(annotations, dict) and "questions" in annotations:
+            hint = (
+                "; it is a questions file: pass it as --questions, the annotations as --annotations"
+            )
+        raise ValueError(
+            f"{src.input}: not an SQA3D annotations file: expected {{'annotations': [...]}}{hint}"
+        )
+    return convert(annotations, load_json(src.questions), split, src.questions)
