@@ -75,13 +75,32 @@ def _assert_same_losses(a: list[dict], b: list[dict], rel: float) -> None:
         assert rb["lr"] == pytest.approx(ra["lr"])
 
 
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def _kill_after_checkpoint(proc: subprocess.Popen, run_dir: Path, step: int) -> None:
+    """SIGKILL the training workers (each in the session torchrun gave it, so killing
+    torchrun's group alone leaves them running to the end), then torchrun."""
     deadline = time.time() + 900
     while time.time() < deadline and proc.poll() is None:
         if [s for s, _ in list_checkpoints(run_dir)] == [step]:
             break
         time.sleep(0.2)
     assert proc.poll() is None, "training finished before it could be killed"
+    workers = _children(proc.pid)
+    assert len(workers) == 2, workers
+    for pid in workers:
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
 
@@ -102,7 +121,11 @@ def test_two_processes_plain_ddp_zero2_kill_resume_and_export(demo_data, tmp_pat
     _kill_after_checkpoint(
         _torchrun(_train_args(config, shards, z2, "--deepspeed", "zero2")), z2, 2
     )
+    assert [r["step"] for r in _records(z2)][-1] < STEPS and not (z2 / "model").exists()
     out = _finish(_torchrun(_train_args(config, shards, z2, "--deepspeed", "zero2", "--resume")))
+    # the resumed run trained steps 3 and 4 itself (its progress lines) and equals the
+    # uninterrupted run
+    assert "step 3/4" in out and "step 4/4" in out and "step 1/4" not in out
     _assert_same_losses(ddp, _records(z2), rel=5e-3)  # one row per step: rank 0 alone logs
     assert out.count("micro-batches skipped for data errors: 0") == 1  # rank 0 alone reports
     shards_of = sorted(p.name[:14] for p in (checkpoint_dir(z2, 4) / "ds").glob("*optim_states*"))

@@ -282,3 +282,24 @@ def test_the_model_is_built_in_bf16_when_deepspeed_trains_in_bf16(tmp_path):
     task = DtypeTask(toy_examples(10))
     train(_run("zero2", steps=1, bf16=True), task, tmp_path, progress=False)
     assert task.built_in == torch.bfloat16
+
+
+def test_a_bf16_build_equals_the_fp32_build_cast_as_deepspeed_casts():
+    """Building in bf16 (half the host memory at start-up) changes no value: the randomly
+    initialised parts are drawn in float32 and cast, as DeepSpeed's bf16 cast the fp32-built
+    model's parameters; buffers (rotary, position tables) stay float32 either way."""
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.weights.build import from_config
+
+    cfg = load_config("tiny")
+    torch.manual_seed(0)
+    fp32 = from_config(cfg)
+    torch.manual_seed(0)
+    bf16 = from_config(cfg, dtype=torch.bfloat16)
+    params = dict(bf16.named_parameters())
+    assert {p.dtype for p in params.values()} == {torch.bfloat16}
+    assert all(torch.equal(p.bfloat16(), params[k]) for k, p in fp32.named_parameters())
+    buffers = dict(bf16.named_buffers())
+    for name, buf in fp32.named_buffers():
+        assert buffers[name].dtype == buf.dtype and torch.equal(buffers[name], buf), name
+    assert any(b.dtype == torch.float32 for b in buffers.values())

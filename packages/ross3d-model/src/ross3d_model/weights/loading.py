@@ -105,7 +105,8 @@ class Checkpoint:
 class RemoteCheckpoint(Checkpoint):
     """Keys, shapes and dtypes of a hub repo's safetensors files (under `subfolder`, else at the
     root) from their headers alone (HTTP range requests: nothing is downloaded); `check-init`
-    uses it, reading tensors is an error."""
+    uses it, reading tensors is an error. Hub errors propagate as raised
+    (`availability.open_part` names a status for each); no safetensors file is a ValueError."""
 
     def __init__(self, repo_id: str, subfolder: str | None = None) -> None:
         from huggingface_hub import HfApi, parse_safetensors_file_metadata
@@ -113,19 +114,12 @@ class RemoteCheckpoint(Checkpoint):
         self.path = Path(repo_id)
         self._torch = None
         prefix = "" if subfolder is None else subfolder.rstrip("/") + "/"
-        try:
-            files = [
-                f
-                for f in HfApi().list_repo_files(repo_id)
-                if f.endswith(".safetensors")
-                and f.startswith(prefix)
-                and "/" not in f[len(prefix) :]
-            ]
-            metas = [parse_safetensors_file_metadata(repo_id, f) for f in files]
-        except Exception as err:  # hub errors have many types; the message names the repo
-            raise ValueError(
-                f"{repo_id}: cannot read safetensors headers from the hub: {err}"
-            ) from err
+        files = [
+            f
+            for f in HfApi().list_repo_files(repo_id)
+            if f.endswith(".safetensors") and f.startswith(prefix) and "/" not in f[len(prefix) :]
+        ]
+        metas = [parse_safetensors_file_metadata(repo_id, f) for f in files]
         if not files:
             raise ValueError(f"{repo_id}: no safetensors files under '{prefix or '/'}'")
         self._header = {
@@ -351,6 +345,17 @@ def assign_links(
             module._buffers[attr] = tensor
 
 
+def _cast_parameters(module: nn.Module | nn.Parameter, dtype: torch.dtype | None):
+    """Floating parameters of `module` (a module or one parameter) cast to `dtype` one at a
+    time (buffers keep theirs)."""
+    if dtype is not None:
+        params = [module] if isinstance(module, nn.Parameter) else module.parameters()
+        for param in params:
+            if param.is_floating_point() and param.dtype != dtype:
+                param.data = param.data.to(dtype)
+    return module
+
+
 def meta_tensors(model: nn.Module) -> list[str]:
     """Names of parameters (and buffers) still on the meta device."""
     named = [*model.named_parameters(), *model.named_buffers()]
@@ -376,19 +381,21 @@ def build_from_sources(
     """Build `cls(config, inference=inference)` leanly: a meta skeleton, the plan of which
     source gives each tensor (ValueError naming `where` if anything is missing, unexpected or
     mismatched), real builds of only the components some tensor of which no source gives
-    (random init in `dtype` on `device`, as a plain build would), then every planned tensor read
-    and assigned. `cls` builds each component from its config alone
-    (`model.component_builders()`): no checkpoint is read but the planned ones."""
+    (random init in float32 on `device`, as a plain build would, then their parameters cast to
+    `dtype`: the same values as a float32 build cast afterwards, which is what DeepSpeed's bf16
+    did to a float32 model), then every planned tensor read and assigned. `cls` builds each
+    component from its config alone (`model.component_builders()`): no checkpoint is read but
+    the planned ones."""
     device = torch.device(device) if device is not None else None
     model = meta_skeleton(cls, config, inference)
     targets = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     chosen, report = plan_links(sources, targets)
     report.raise_if_bad(where)
-    with placement(False, dtype, device):
+    with placement(False, None, device):
         for name, build in model.component_builders().items():
             names = [n for n in targets if n == name or n.startswith(name + ".")]
             if not all(n in chosen for n in names):
-                setattr(model, name, build())
+                setattr(model, name, _cast_parameters(build(), dtype))
     assign_links(model, chosen, dtype, device)
     left = meta_tensors(model)
     if left:
