@@ -107,6 +107,16 @@ def test_export_frames_refuses_other_formats(roots, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_export_frames_on_the_scannet_root(roots, tmp_path):
+    result = _run("export-frames", roots["scannet"], "--out", tmp_path, "--every", "8",
+                  "--format", "scannet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == list(SCANNET_IDS)
+    for scene in SCANNET_IDS:  # raw frames 0, 8, 16 of 24 (none of them has a -inf pose)
+        names = sorted(p.stem for p in (tmp_path / scene / "pose").iterdir())
+        assert names == ["0", "16", "8"], names
+
+
 def _distance_to_mesh_m(mesh, points_N3: np.ndarray) -> np.ndarray:
     o3d = import_open3d()
     scene = o3d.t.geometry.RaycastingScene()

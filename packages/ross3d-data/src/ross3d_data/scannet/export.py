@@ -19,13 +19,10 @@ from ross3d_data.core.engines import Engine, TaskResources, check_engine
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.jobs import JobSummary, make_out_dir, run_scene_jobs
 from ross3d_data.core.records import pose_is_valid
-from ross3d_data.core.scene import find_scene_dirs
 from ross3d_data.scannet import files as scannet
 from ross3d_data.scannet import posed, sens
-from ross3d_data.scannet.scene import is_scene_dir
 
 MANIFEST = "export.json"
-LOOKS_FOR = "ScanNet scan folders: <id>.sens (or <id>_vh_clean_2.ply, or a posed folder)"
 EXPORT_TASK = TaskResources(cpus=1.0, memory_gib=1.0)  # one .sens streamed frame by frame
 
 
@@ -130,13 +127,16 @@ def _out_dir(payload: tuple[Path, Path, int]) -> Path:
 def export_frames(scene_paths: list[Path], cfg: ExportConfig) -> JobSummary:
     """Export every scene found under ``scene_paths`` to ``cfg.out/<scene_id>`` in parallel.
 
-    Scenes already exported are skipped unless ``cfg.overwrite``; a failing scene is reported in
-    the summary and the others continue.
+    Each path is a ScanNet scan folder, a folder of them or the dataset root (``scans/`` is
+    descended: ``datasets.find_scenes(path, "scannet")``). Scenes already exported are skipped
+    unless ``cfg.overwrite``; a failing scene is reported in the summary and the others continue.
     """
+    from ross3d_data.datasets import find_scenes
+
     make_out_dir(cfg.out)
     items, seen = [], {}
     for p in scene_paths:
-        for scene_dir in find_scene_dirs(p, is_scene_dir, LOOKS_FOR):
+        for scene_dir in find_scenes(p, "scannet"):
             if scene_dir.name in seen:  # both would write OUT/<scene_id>
                 raise SceneError(scene_dir, f"scene id also found at {seen[scene_dir.name]}")
             seen[scene_dir.name] = scene_dir
