@@ -99,7 +99,9 @@ def make_demo_cmd(
 
 @app.command("export-frames")
 def export_frames_cmd(
-    scenes: Annotated[list[Path], typer.Argument(help="scan folders, or folders of scan folders")],
+    scenes: Annotated[
+        list[Path], typer.Argument(help="ScanNet scan folders, folders of them or the ScanNet root")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="output root: OUT/<scene_id>/...")],
     every: Annotated[int, typer.Option("--every", min=1, help="keep every Nth frame")] = 10,
     fmt: SceneFormat = None,
