@@ -98,6 +98,11 @@ REFERENCE_7B = {
     ("position", "max_xyz"): (15.0, 15.0, 5.0),
     ("vae", "antialias"): False,  # ross3d_arch.py ~1105 F.interpolate(mode='bilinear')
     ("vae", "bev_valid_rule"): "bilinear-mean",  # ross3d_arch.py ~1250-1251
+    ("vae", "bev_resize"): "crop-4:3",  # video_utils.py ~327-343: 576x432, centre crop 432
+    # denoiser_dit_multi.py 179/190 Parameter(requires_grad=False), train_3d.py 1791-1794 True
+    ("reconstruction", "position_tables"): "trainable",
+    ("text", "max_length"): 32768,  # train_ross3d.sh line 55 --model_max_length 32768
+    ("text", "overflow"): "truncate",  # ross3d_arch.py 951-955 x[:tokenizer_model_max_length]
     ("vae", "latent_mode"): "sample",  # posterior.sample(), ross3d_arch.py ~1116
     ("vae", "view_size"): 216,  # decode_image_size = 384 // 14 * 8, ross3d_arch.py ~138
     ("reconstruction", "compute_dtype"): "float32",  # autocast float32, ross3d_arch.py ~1124
@@ -127,10 +132,14 @@ def test_7b_plus_differs_from_7b_only_in_documented_switches():
         ("position", "invalid_depth"),
         ("vae", "antialias"),
         ("vae", "bev_valid_rule"),
+        ("vae", "bev_resize"),
         ("grounding", "patch_depth"),
         ("reconstruction", "conditioning"),
         ("reconstruction", "denoiser_init"),
         ("reconstruction", "pretrained_denoiser"),
+        ("reconstruction", "position_tables"),
+        ("text", "max_length"),
+        ("text", "overflow"),
     }
     assert changed and changed <= documented
     arch = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()

@@ -271,7 +271,12 @@ def build_shards_cmd(
         list[Path] | None, typer.Option("--instructions", help="instruction .jsonl (repeatable)")
     ] = None,
     bev_dir: Annotated[
-        Path | None, typer.Option("--bev-dir", help="read BEV_DIR/<scene_id>/bev.png, else render")
+        Path | None,
+        typer.Option(
+            "--bev-dir",
+            help="read BEV_DIR/<scene_id>/bev.png (ours) or view_0.jpg (Ross3D's released "
+            "renders: pass their scans/ folder), else render",
+        ),
     ] = None,
     frames_dir: Annotated[
         Path | None,

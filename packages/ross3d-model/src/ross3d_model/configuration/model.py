@@ -184,6 +184,7 @@ class GroundingConfig:
 
 
 LM_LABEL_SETS = ("turn-and-markers", "answer")
+OVERFLOWS = ("error", "truncate")
 
 
 @dataclass
@@ -193,16 +194,23 @@ class TextConfig:
     `lm_labels` (training CE targets, batch.py): "turn-and-markers" = the public code's
     `preprocess_qwen` (the whole assistant turn `<|im_start|>assistant\n ... <|im_end|>\n` plus
     every newline, `<|im_start|>` and `<|im_end|>` token of the sequence); "answer" = the answer
-    tokens and the closing `<|im_end|>` only."""
+    tokens and the closing `<|im_end|>` only.
+
+    `overflow` (batch.py): a sequence of more than `max_length` tokens (visual tokens counted)
+    is an "error", or is "truncate"d to its first `max_length` tokens as the public code cuts
+    the spliced embeddings and labels (`ross3d_arch.py` lines 951-955,
+    `tokenizer_model_max_length` = `--model_max_length 32768` of `train_ross3d.sh` line 55)."""
 
     spatial_prompt: str = SPATIAL_PROMPT
     system_prompt: str = "You are a helpful assistant."
     max_length: int = 8192
     max_new_tokens: int = 64
     lm_labels: str = "turn-and-markers"
+    overflow: str = "error"
 
     def __post_init__(self) -> None:
         _choice("text.lm_labels", self.lm_labels, LM_LABEL_SETS)
+        _choice("text.overflow", self.overflow, OVERFLOWS)
         _positive("max_length", self.max_length)
         _positive("max_new_tokens", self.max_new_tokens)
 

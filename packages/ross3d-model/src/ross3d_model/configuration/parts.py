@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 LATENT_MODES = ("sample", "mean")
 BEV_VALID_RULES = ("bilinear-mean", "block")
+BEV_RESIZES = ("square", "crop-4:3")
+POSITION_TABLES = ("frozen", "trainable")
 DENOISER_INITS = ("reference", "adaln-zero")
 MASK_METHODS = ("random", "overlap-aware")
 CONDITIONINGS = ("visible-pooled", "per-target")
@@ -58,10 +60,14 @@ class VaeConfig:
     bev_min_valid_fraction: float = 0.0
     antialias: bool = False
     bev_valid_rule: str = "bilinear-mean"
+    # "square": the BEV image resized to bev_size x bev_size (our renders are square, the whole
+    # scene); "crop-4:3": the public rule for its released renders (modeling.latents.bev_target)
+    bev_resize: str = "square"
 
     def __post_init__(self) -> None:
         self.tiny_block_out_channels = list(self.tiny_block_out_channels)
         _check_choice("bev_valid_rule", self.bev_valid_rule, BEV_VALID_RULES)
+        _check_choice("bev_resize", self.bev_resize, BEV_RESIZES)
         if self.bev_min_valid_fraction and self.bev_valid_rule != "block":
             raise ValueError('bev_min_valid_fraction only applies to bev_valid_rule "block"')
         _check_choice("latent_mode", self.latent_mode, LATENT_MODES)
@@ -125,9 +131,13 @@ class ReconstructionConfig:
     # what it does not cover: "reference" (PyTorch defaults) or "adaln-zero" (DiT's init).
     pretrained_denoiser: str | None = None
     denoiser_init: str = "adaln-zero"
+    # the view / BEV 2D sin-cos position tables: "trainable" as the public code trains them
+    # (denoiser.Branch), "frozen" = fixed buffers
+    position_tables: str = "frozen"
 
     def __post_init__(self) -> None:
         _check_choice("denoiser_init", self.denoiser_init, DENOISER_INITS)
+        _check_choice("position_tables", self.position_tables, POSITION_TABLES)
         for name in ("width", "depth", "num_heads", "latent_channels", "view_grid", "bev_grid"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

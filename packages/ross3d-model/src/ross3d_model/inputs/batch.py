@@ -113,6 +113,22 @@ def _tokenize(
     return ids + answer_ids, labels + header + answer_ids
 
 
+def _fit_length(
+    seq: list[int], lab: list[int], n_visual: int, image_id: int, cfg: Ross3DConfig, scene: str
+) -> tuple[list[int], list[int]]:
+    """`seq`/`lab` within `text.max_length` tokens once `<image>` becomes `n_visual` tokens:
+    unchanged if they fit, else an error or (`text.overflow = "truncate"`) cut to the first
+    max_length tokens as the public code does; a cut through the visual tokens is an error."""
+    limit = cfg.text.max_length
+    total = len(seq) - 1 + n_visual
+    if total <= limit:
+        return seq, lab
+    keep = limit - n_visual + 1  # tokens of seq kept, `<image>` counted once
+    if cfg.text.overflow == "error" or keep <= seq.index(image_id):
+        raise ValueError(f"scene {scene}: {total} tokens exceed max_length {limit}")
+    return seq[:keep], lab[:keep]
+
+
 def _grounding_targets(example: dict, cfg: Ross3DConfig, train: bool) -> dict:
     """Candidate boxes (the example's GT boxes), their patch masks and the positive indices."""
     instruction = example["instruction"]
@@ -174,11 +190,7 @@ def collate_examples(
         if seq.count(special["image"]) != 1:
             raise ValueError(f"scene {ex['scene_id']}: prompt must hold exactly one {IMAGE_TOKEN}")
         n_visual = len(ex["frame_ids"]) * cfg.tokens_per_frame
-        if len(seq) - 1 + n_visual > cfg.text.max_length:
-            raise ValueError(
-                f"scene {ex['scene_id']}: {len(seq) - 1 + n_visual} tokens exceed max_length "
-                f"{cfg.text.max_length}"
-            )
+        seq, lab = _fit_length(seq, lab, n_visual, special["image"], cfg, ex["scene_id"])
         ids.append(seq)
         labels.append(lab)
         task = None if ex["instruction"] is None else ex["instruction"]["task"]

@@ -62,6 +62,8 @@ def latent_params(vae: VaeConfig, kind: str) -> dict:
         "antialias": vae.antialias,
         "dtype": "float32",
     }
+    if kind == BEV_KIND and vae.bev_resize != "square":  # square: the keys of older caches
+        params["bev_resize"] = vae.bev_resize
     if vae.pretrained is None:
         params.update(
             tiny_block_out_channels=list(vae.tiny_block_out_channels),

@@ -114,16 +114,31 @@ class FinalLayer(nn.Module):
 
 
 class Branch(nn.Module):
-    """Per-target-kind parts: input embedder, fixed position table, conditioning pooling."""
+    """Per-target-kind parts: input embedder, position table, conditioning pooling.
+
+    The 2D sin-cos position table is a trained parameter with `trainable_table` (the public
+    code: its `pos_embed_{view,bev}` are `nn.Parameter(requires_grad=False)` in
+    `denoiser_dit_multi.py` lines 179 and 190, then `train_3d.py` line 1791-1794 sets
+    `requires_grad_(True)` on every `mm_inv_projector` parameter), else a fixed buffer. The
+    state-dict key is `pos_embed` either way."""
 
     def __init__(
-        self, grid: int, channels: int, width: int, cond_features: int, pool_heads: int
+        self,
+        grid: int,
+        channels: int,
+        width: int,
+        cond_features: int,
+        pool_heads: int,
+        trainable_table: bool = False,
     ) -> None:
         super().__init__()
         self.grid = grid
         self.x_embedder = nn.Linear(channels, width)
-        table = get_2d_sincos_pos_embed(width, grid, base_size=grid, output_type="pt")
-        self.register_buffer("pos_embed", table.float())
+        table = get_2d_sincos_pos_embed(width, grid, base_size=grid, output_type="pt").float()
+        if trainable_table:
+            self.pos_embed = nn.Parameter(table)
+        else:
+            self.register_buffer("pos_embed", table)
         self.pooling = AttentionPooling(cond_features, width, grid * grid, pool_heads)
 
 
@@ -142,6 +157,7 @@ class Denoiser(nn.Module):
         grids: dict[str, int],
         pool_heads: int,
         init: str = "adaln-zero",
+        trainable_tables: bool = False,
     ) -> None:
         super().__init__()
         if init not in DENOISER_INITS:
@@ -149,7 +165,7 @@ class Denoiser(nn.Module):
         self.channels = channels
         self.branches = nn.ModuleDict(
             {
-                name: Branch(grid, channels, width, cond_features, pool_heads)
+                name: Branch(grid, channels, width, cond_features, pool_heads, trainable_tables)
                 for name, grid in grids.items()
             }
         )

@@ -23,10 +23,19 @@ BEV validity (``bev_valid_rule``): which latent cells the BEV loss averages over
   background); a cell covers the block of pixels ``adaptive_avg_pool2d`` assigns to it (16x16 at
   432 -> 27) and is valid when its non-void fraction is > ``bev_min_valid_fraction`` (0: at least
   one non-void pixel).
+
+BEV target image (``bev_resize``, :func:`bev_target`, before the VAE, the validity rule and the
+latent cache): ``"square"`` resizes the shard's BEV to ``bev_size`` x ``bev_size`` (our renders
+are square and hold the whole scene); ``"crop-4:3"`` is the public rule for its released renders
+(``video_utils.py`` ~327-343, strategy "center_crop"): PIL resize (bicubic, PIL's default) to
+``int(W * bev_size / H)`` x ``bev_size`` with W x H = 640 x 480, the *depth map's* size
+(``world_coords.shape``, ~286-287), i.e. 576 x 432, then the centre ``bev_size`` columns
+(left = 72): a square image is stretched 4:3 and loses its left and right eighths.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
@@ -102,6 +111,28 @@ def bev_valid_cells(
     return fraction > min_fraction
 
 
+DEPTH_WH = (640, 480)  # the ScanNet depth map whose shape sets the public BEV resize
+
+
+def bev_target(bev_B3HW: torch.Tensor, size: int, rule: str) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> the uint8 image the BEV target is encoded from (module docstring):
+    unchanged for "square" (the VAE input resize makes it size x size), the public resize and
+    centre crop for "crop-4:3" (PIL on the CPU, as the public data loader)."""
+    if rule == "square":
+        return bev_B3HW
+    if rule != "crop-4:3":
+        raise ValueError(f"unknown bev_resize {rule!r}")
+    from PIL import Image
+
+    width = int(DEPTH_WH[0] * (size / DEPTH_WH[1]))
+    left = (width - size) // 2
+    out = []
+    for image in bev_B3HW.permute(0, 2, 3, 1).cpu().numpy():
+        resized = Image.fromarray(image).resize((width, size), Image.Resampling.BICUBIC)
+        out.append(torch.from_numpy(np.array(resized.crop((left, 0, left + size, size)))))
+    return torch.stack(out).permute(0, 3, 1, 2).contiguous().to(bev_B3HW.device)
+
+
 class LatentTokenizer(nn.Module):
     """Frozen VAE encoder producing reconstruction targets (no gradients, always eval mode)."""
 
@@ -174,6 +205,7 @@ class LatentTokenizer(nn.Module):
         images, ``latent_cache``): no VAE call, the latent is drawn from them as the VAE's own
         ``sample`` draws it (same generator -> same values)."""
         _check_uint8_images(bev_B3HW, ndim=4, name="bev")
+        bev_B3HW = bev_target(bev_B3HW, self.cfg.bev_size, self.cfg.bev_resize)
         if moments is None:
             latents = self._encode(bev_B3HW, self.cfg.bev_size, generator)
         else:
@@ -188,6 +220,7 @@ class LatentTokenizer(nn.Module):
         """Latent mean and std (before shift/scale) float32 [B, C_lat, h, w] of BEV images:
         what ``ross3d-model cache-latents`` stores per clip."""
         _check_uint8_images(bev_B3HW, ndim=4, name="bev")
+        bev_B3HW = bev_target(bev_B3HW, self.cfg.bev_size, self.cfg.bev_resize)
         dist = self._distribution(bev_B3HW, self.cfg.bev_size)
         return dist.mean.float(), dist.std.float()
 

@@ -57,6 +57,7 @@ class Reconstructor(nn.Module):
             grids=grids,
             pool_heads=cfg.pool_heads,
             init=cfg.denoiser_init,
+            trainable_tables=cfg.position_tables == "trainable",
         )
         self.scheduler = DDPMScheduler(
             num_train_timesteps=cfg.num_train_timesteps,
