@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,11 +65,14 @@ class CaptionScorer:
     """BLEU-1..4 (option 'closest'), METEOR 1.5, ROUGE-L and CIDEr-D from pycocoevalcap.
 
     The METEOR Java process starts on first use and is reused for every later call (it is the
-    slow part); call `close()` (or use as a context manager) to stop it.
+    slow part: ~30 s for the 4,675 ScanQA val questions); call `close()` (or use as a context
+    manager) to stop it. `progress`, when given, receives one line as each `score` call starts
+    and one when it ends (the command line prints them, so a long wait is explained).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Callable[[str], None] | None = None) -> None:
         self._meteor = None
+        self._progress = progress
 
     def __enter__(self) -> CaptionScorer:
         return self
@@ -104,6 +108,9 @@ class CaptionScorer:
             raise ValueError("caption scoring needs the same, non-empty key set for gts and res")
         gts = {k: [_one_line(s) for s in v] for k, v in gts.items()}
         res = {k: [_one_line(s) for s in v] for k, v in res.items()}
+        start = time.monotonic()
+        starting = " (METEOR's Java process first loads its tables, ~20 s)" * (self._meteor is None)
+        self._say(f"caption metrics: {len(res)} items{starting} ...")
         meteor = self.meteor()
         box: dict[str, float | BaseException] = {}
         thread = threading.Thread(target=_run_meteor, args=(meteor, gts, res, box))
@@ -116,7 +123,12 @@ class CaptionScorer:
             raise box["METEOR"]
         out = {f"BLEU-{i + 1}": float(b) for i, b in enumerate(bleu)}
         out.update({"METEOR": float(box["METEOR"]), "ROUGE-L": float(rouge), "CIDEr": float(cider)})
+        self._say(f"caption metrics: {len(res)} items done in {time.monotonic() - start:.1f} s")
         return out
+
+    def _say(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress(text)
 
 
 def _run_meteor(meteor: _CachedMeteor, gts, res, box: dict) -> None:

@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 from ross3d_benchmarks import TASKS
+from ross3d_benchmarks.cli import CliApp, note, old_argument, renamed, required
 
-from ross3d_benchmarks.cli import CliApp, old_argument, renamed, required
 from ross3d_eval.errors import JavaNotFoundError
 from ross3d_eval.result import PROTOCOLS
 
@@ -52,17 +52,30 @@ def score(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="write the result JSON here")
     ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="an annotated item without a prediction is an error")
+    ] = False,
     benchmark_arg: Annotated[Benchmark | None, old_argument("BENCHMARK")] = None,
 ) -> None:
-    """Score PREDICTIONS against ANNOTATIONS; print a table, optionally write RESULT.json."""
+    """Score PREDICTIONS against ANNOTATIONS; print a table, optionally write RESULT.json.
+    Items without a prediction count as wrong and are listed (all of them in RESULT.json)."""
+    from ross3d_eval.captions import CaptionScorer
     from ross3d_eval.harness import score as run_score
+    from ross3d_eval.result import first_ids
 
     benchmark = renamed(benchmark, benchmark_arg, "the positional BENCHMARK", "--benchmark")
-    result = run_score(
-        required(benchmark, "--benchmark"), predictions, annotations, questions, boxes, protocol,
-        label_map=label_map,
-    )  # fmt: skip
+    with CaptionScorer(progress=console.print) as scorer:
+        result = run_score(
+            required(benchmark, "--benchmark"), predictions, annotations, questions, boxes,
+            protocol, caption_scorer=scorer, label_map=label_map, strict=strict,
+        )  # fmt: skip
     console.print(result.table())
+    if result.missing:
+        note(
+            f"{result.missing} of {result.count} items have no prediction in {predictions} "
+            f"(scored as wrong): {first_ids(result.missing_ids)}; --strict makes this an error",
+            "warning",
+        )
     if out is not None:
         result.write_json(out)
         console.print(f"wrote {out}")

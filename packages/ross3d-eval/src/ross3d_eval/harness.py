@@ -12,6 +12,7 @@ from ross3d_eval.result import (
     REQUIRED_FILES,
     SUPPORTED_PROTOCOLS,
     Result,
+    check_missing,
     read_prediction_meta,
 )
 
@@ -25,6 +26,7 @@ def score(
     protocol: str = "ross3d",
     caption_scorer=None,
     label_map: Path | str | None = None,
+    strict: bool = False,
 ) -> Result:
     """Score a predictions JSONL file against official annotation files.
 
@@ -32,6 +34,9 @@ def score(
     `caption_scorer` (a `CaptionScorer`) lets callers share one METEOR process across calls.
     `label_map` (scanrefer only) is ScanNet's scannetv2-labels.combined.tsv, used to derive
     unique / multiple exactly as ScanRefer when the annotations carry no `eval_type`.
+    An annotated item without a prediction is scored as wrong and listed in
+    `Result.missing_ids`; with `strict` it is an `EvalInputError` instead (raised before the
+    slow caption metrics).
     Raises `EvalInputError` (bad files) or `ValueError` (bad arguments).
     """
     if benchmark not in BENCHMARKS:
@@ -56,8 +61,10 @@ def score(
         Path(annotations),
         protocol=protocol,
         caption_scorer=caption_scorer,
+        strict=strict,
         **{k: Path(v) for k, v in given.items() if v is not None},
     )
+    check_missing(Path(predictions), result.count, result.missing_ids, strict)
     result.inference = read_prediction_meta(predictions)
     return result
 

@@ -52,6 +52,7 @@ class Result:
             "protocol": self.protocol,
             "count": self.count,
             "missing": self.missing,
+            "missing_ids": list(self.missing_ids),
             "metrics": dict(self.metrics),
         }
         if self.inference is not None:
@@ -72,6 +73,26 @@ class Result:
         for name, value in self.metrics.items():
             table.add_row(name, f"{value:.2f}")
         return table
+
+
+MAX_LISTED = 5  # missing ids named in a message (the result file records them all)
+
+
+def first_ids(ids: list[str], n: int = MAX_LISTED) -> str:
+    """'a, b, c' or 'a, b, c, ... (12 more)' for a message."""
+    more = f", ... ({len(ids) - n} more)" if len(ids) > n else ""
+    return ", ".join(ids[:n]) + more
+
+
+def check_missing(predictions: Path, count: int, missing_ids: list[str], strict: bool) -> None:
+    """With `strict`, an EvalInputError when any of the `count` annotated items has no
+    prediction (without it they are scored as wrong). Scorers call it before the slow metrics."""
+    if strict and missing_ids:
+        raise EvalInputError(
+            predictions,
+            f"{len(missing_ids)} of {count} items have no prediction ({first_ids(missing_ids)}); "
+            "predict every item, or score without --strict (missing items count as wrong)",
+        )
 
 
 def prediction_meta_path(predictions: Path | str) -> Path:

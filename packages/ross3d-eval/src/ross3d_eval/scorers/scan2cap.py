@@ -23,7 +23,7 @@ from ross3d_eval.inputs import (
     read_json_list,
     read_jsonl,
 )
-from ross3d_eval.result import Result, pct, with_scorer
+from ross3d_eval.result import Result, check_missing, pct, with_scorer
 from ross3d_eval.text import EMPTY_CAPTION, scan2cap_caption
 
 THRESHOLDS = (0.25, 0.5)
@@ -43,7 +43,13 @@ def load_references(annotations: Path) -> dict[tuple[str, str], list[str]]:
 
 
 def evaluate(
-    predictions: Path, annotations: Path, *, boxes: Path, caption_scorer=None, **_
+    predictions: Path,
+    annotations: Path,
+    *,
+    boxes: Path,
+    caption_scorer=None,
+    strict: bool = False,
+    **_,
 ) -> Result:
     refs = load_references(annotations)
     gt_boxes = load_boxes(boxes)
@@ -60,6 +66,8 @@ def evaluate(
     found = np.array([k in captions for k in keys])
     ious = np.where(found, box_iou_pairs(pred_N6, gt_N6), 0.0)
     names = ["|".join(k) for k in keys]
+    missing = [n for n, f in zip(names, found, strict=True) if not f]
+    check_missing(predictions, len(keys), missing, strict)
     gts = {n: [scan2cap_caption(d) for d in refs[k]] for n, k in zip(names, keys, strict=True)}
 
     def run(scorer) -> dict[str, float]:
@@ -75,5 +83,4 @@ def evaluate(
         return metrics
 
     metrics = with_scorer(caption_scorer, run)
-    missing = [n for n, f in zip(names, found, strict=True) if not f]
     return Result("scan2cap", "ross3d", len(keys), len(missing), metrics, missing)

@@ -15,7 +15,7 @@ from ross3d_eval.inputs import (
     read_json_list,
     read_jsonl,
 )
-from ross3d_eval.result import Result, pct, with_scorer
+from ross3d_eval.result import Result, check_missing, pct, with_scorer
 from ross3d_eval.text import clean_answer, match_leo
 
 
@@ -40,11 +40,18 @@ def load_predictions(path: Path, known: dict[str, list[str]]) -> dict[str, str]:
 
 
 def evaluate(
-    predictions: Path, annotations: Path, *, protocol: str = "ross3d", caption_scorer=None, **_
+    predictions: Path,
+    annotations: Path,
+    *,
+    protocol: str = "ross3d",
+    caption_scorer=None,
+    strict: bool = False,
+    **_,
 ) -> Result:
     answers = load_answers(annotations)
     preds = load_predictions(predictions, answers)
     missing = [qid for qid in answers if qid not in preds]
+    check_missing(predictions, len(answers), missing, strict)
     em, emr, hyps, refs = [], [], {}, {}
     for qid, gts in answers.items():
         pred = preds.get(qid)
