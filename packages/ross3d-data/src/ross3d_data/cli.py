@@ -16,7 +16,6 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 from ross3d_benchmarks import SPLITS, TASKS
-
 from ross3d_benchmarks.cli import (
     CliApp,
     note,
@@ -26,6 +25,7 @@ from ross3d_benchmarks.cli import (
     renamed,
     required,
 )
+
 from ross3d_data.core.errors import SceneError
 
 app = CliApp(
