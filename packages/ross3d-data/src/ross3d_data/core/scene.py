@@ -115,18 +115,3 @@ class Scene:
         if not pose_is_valid(T):
             raise SceneError(self.root, f"frame {frame_id} has an invalid (-inf/nan) pose")
         return self.T_aligned_world @ T
-
-
-def find_scene_dirs(path: Path, is_scene_dir: Callable[[Path], bool], looks_for: str) -> list[Path]:
-    """``[path]`` when ``is_scene_dir(path)``, else its sub-folders that are, sorted by name.
-    SceneError naming ``path`` and ``looks_for`` (what ``is_scene_dir`` checks, in words) when
-    it is not a directory or holds no scene folder."""
-    path = Path(path)
-    if not path.is_dir():
-        raise SceneError(path, "not a directory")
-    if is_scene_dir(path):
-        return [path]
-    found = sorted(p for p in path.iterdir() if p.is_dir() and is_scene_dir(p))
-    if not found:
-        raise SceneError(path, f"no scene folders found here; looked for {looks_for}")
-    return found
