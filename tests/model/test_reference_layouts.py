@@ -382,6 +382,8 @@ def test_check_init_reads_hub_checkpoints_from_headers_only(released, tmp_path, 
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", list_repo_files)
     monkeypatch.setattr(huggingface_hub, "parse_safetensors_file_metadata", parse)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", no_download)
-    report = check_init(_cfg(cfg, init_from="org/ross3d"))
+    from ross3d_model.weights.availability import HubAccess
+
+    report = check_init(_cfg(cfg, init_from="org/ross3d"), hub=HubAccess(online=True))
     assert report.ok, report
     assert report.loaded == {"init_from": len(state) + 4 * cfg.reconstruction.depth}

@@ -256,15 +256,19 @@ def check_init(
         str | None,
         typer.Option("--model-config", help="required: model config: tiny | mid | 7b | JSON path"),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON object on stdout (also on errors)")
+    ] = False,
     inference: Annotated[
         bool, typer.Option("--inference", help="as predict builds it: no VAE, no denoiser")
     ] = False,
     model_config_arg: Annotated[str | None, old_argument("MODEL_CONFIG")] = None,
 ) -> None:
-    """Match every pretrained part the config names against the model, from checkpoint headers
-    and a meta skeleton (nothing is built): missing / unexpected / mismatched tensors. Exit 0
-    iff all three are empty. Run it before renting GPUs."""
+    """One row per pretrained part the config names (found / missing / unreachable / needs a
+    token / local file absent / does not fit), then every tensor matched against the model from
+    checkpoint headers and a meta skeleton: nothing is built or downloaded. Offline
+    (HF_HUB_OFFLINE, or the hub does not answer one probe) nothing waits on the hub. Exit 0 iff
+    everything loads. Run it before renting GPUs."""
     import json
 
     from ross3d_model.configuration.model import load_config
@@ -273,20 +277,40 @@ def check_init(
     model_config = renamed(
         model_config, model_config_arg, "the positional MODEL_CONFIG", "--model-config"
     )
-    report = check(load_config(required(model_config, "--model-config")), inference=inference)
+    try:
+        report = check(load_config(required(model_config, "--model-config")), inference=inference)
+    except Exception as err:
+        if as_json:  # the object is printed whatever happens; the error line follows on stderr
+            print(json.dumps({"ok": False, "error": str(err).splitlines()[0] if str(err) else ""}))
+        raise
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        for label in ("missing", "unexpected", "mismatched"):
-            items = getattr(report, label)
-            console.print(f"{label}: {len(items)}", highlight=False)
-            for item in items[:20]:
-                console.print(f"  {item}", highlight=False, soft_wrap=True)
-        for title, counts in (("loaded", report.loaded), ("ignored", report.ignored)):
-            for name, n in counts.items():
-                console.print(f"{title}: {name}: {n}", highlight=False, soft_wrap=True)
-        console.print("OK" if report.ok else "NOT OK", highlight=False)
+        _print_init_check(report)
     raise typer.Exit(code=0 if report.ok else 1)
+
+
+def _print_init_check(report) -> None:
+    """The check-init table (one row per pretrained part, its detail below it) and the tensor
+    summary, on stderr."""
+    hub = report.hub
+    console.print(f"hub: {'online' if hub.online else 'offline: ' + hub.reason}", highlight=False)
+    console.print(f"{'part':<36} {'status':<22} {'tensors':>7}  source", highlight=False)
+    for part in report.parts:
+        status = part.status + (f" ({part.where})" if part.where else "")
+        tensors = str(part.tensors) if part.tensors else "-"
+        line = f"{part.part:<36} {status:<22} {tensors:>7}  {part.source or '-'}"
+        console.print(line, style="" if part.loadable else "red", highlight=False, soft_wrap=True)
+        if part.detail:
+            console.print(f"    {part.detail}", highlight=False, soft_wrap=True)
+    for label in ("missing", "unexpected", "mismatched"):
+        items = getattr(report, label)
+        console.print(f"{label} tensors: {len(items)}", highlight=False)
+        for item in items[:20]:
+            console.print(f"  {item}", highlight=False, soft_wrap=True)
+    for name, n in report.ignored.items():
+        console.print(f"ignored: {name}: {n}", highlight=False, soft_wrap=True)
+    console.print("OK" if report.ok else "NOT OK: see the rows and tensors above", highlight=False)
 
 
 if __name__ == "__main__":  # `torchrun -m ross3d_model.cli train ...`

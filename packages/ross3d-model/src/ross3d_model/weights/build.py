@@ -6,7 +6,8 @@ class never reads a checkpoint itself).
 - `from_config(cfg)`: the sources the config names (`init_from`, `vision/llm/vae.pretrained`,
   `reconstruction.pretrained_denoiser`: reference_layouts.config_sources);
 - `from_pretrained(folder)`: a folder written by `save_pretrained` (model_folder.py);
-- `check_init(cfg)`: what `from_config` would load, from checkpoint headers only.
+- `check_init(cfg)`: what `from_config` would load, from checkpoint headers only, one row per
+  pretrained part (check.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import torch
 
 from ross3d_model.configuration.model import Ross3DConfig
 from ross3d_model.modeling.model import Ross3DForCausalLM, Ross3DHFConfig
-from ross3d_model.weights.loading import Checkpoint, InitReport, build_from_sources, check_sources
+from ross3d_model.weights.check import check_init as check_init  # re-exported
+from ross3d_model.weights.loading import Checkpoint, build_from_sources
 from ross3d_model.weights.reference_layouts import config_sources, drop_parts, prefixed_source
 
 # Parts a model built for inference has none of (no VAE, no denoiser).
@@ -60,15 +62,3 @@ def from_pretrained(
     return build_from_sources(
         Ross3DForCausalLM, config, [source], dtype, device, inference, str(path)
     )
-
-
-def check_init(cfg: Ross3DConfig, inference: bool = False) -> InitReport:
-    """What `from_config(cfg)` would load, from checkpoint headers (hub ids: fetched alone, no
-    weights downloaded) and a meta skeleton only (`ross3d-model check-init`); a source that
-    cannot be opened is `missing`."""
-    errors: list[str] = []
-    sources = config_sources(cfg, inference, errors, headers_only=True)
-    config = Ross3DHFConfig(ross3d=cfg.to_dict())
-    report = check_sources(Ross3DForCausalLM, config, sources, inference)
-    report.missing = errors + report.missing
-    return report

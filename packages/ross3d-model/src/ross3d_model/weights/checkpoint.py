@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ross3d_model.configuration.model import LOCAL_SUFFIXES
 from ross3d_model.weights.loading import Checkpoint
 
 # (LLaVA prefix, our prefix), most specific first: the first match wins.
@@ -86,11 +87,14 @@ def write_sharded(state: dict[str, torch.Tensor], folder: Path, max_shard_bytes:
 
 
 def resolve_checkpoint(path_or_hub_id: str | Path, subfolder: str | None = None) -> Path:
-    """A local file or folder as is; otherwise download the hub repo's safetensors and json files
+    """A local file or folder as is (one that does not exist is an error, never a hub id:
+    `is_local_source`); otherwise download the hub repo's safetensors and json files
     (only those under `subfolder` when given) and return the snapshot folder."""
     path = Path(path_or_hub_id)
     if path.exists():
         return path
+    if is_local_source(str(path_or_hub_id)):
+        raise ValueError(f"{path}: no such file or folder (a local path: not looked up on the hub)")
     from huggingface_hub import snapshot_download
 
     prefix = "" if subfolder is None else f"{subfolder}/"
@@ -103,3 +107,17 @@ def resolve_checkpoint(path_or_hub_id: str | Path, subfolder: str | None = None)
         )
     except Exception as err:  # hub errors have many types; the message names the id
         raise ValueError(f"{path_or_hub_id}: not a local path and not downloadable: {err}") from err
+
+
+def is_local_source(value: str) -> bool:
+    """True for a local file or folder, existing or not: an existing path, an absolute one, one
+    starting with `.` or `~`, one naming a checkpoint file (LOCAL_SUFFIXES) or with more than
+    one `/` (a hub repo id is `name` or `org/name`)."""
+    path = Path(value)
+    return (
+        path.exists()
+        or path.is_absolute()
+        or value.startswith((".", "~"))
+        or path.suffix in LOCAL_SUFFIXES
+        or value.count("/") > 1
+    )

@@ -105,7 +105,8 @@ class Checkpoint:
 class RemoteCheckpoint(Checkpoint):
     """Keys, shapes and dtypes of a hub repo's safetensors files (under `subfolder`, else at the
     root) from their headers alone (HTTP range requests: nothing is downloaded); `check-init`
-    uses it, reading tensors is an error."""
+    uses it, reading tensors is an error. Hub errors propagate as raised
+    (`availability.open_part` names a status for each); no safetensors file is a ValueError."""
 
     def __init__(self, repo_id: str, subfolder: str | None = None) -> None:
         from huggingface_hub import HfApi, parse_safetensors_file_metadata
@@ -113,19 +114,12 @@ class RemoteCheckpoint(Checkpoint):
         self.path = Path(repo_id)
         self._torch = None
         prefix = "" if subfolder is None else subfolder.rstrip("/") + "/"
-        try:
-            files = [
-                f
-                for f in HfApi().list_repo_files(repo_id)
-                if f.endswith(".safetensors")
-                and f.startswith(prefix)
-                and "/" not in f[len(prefix) :]
-            ]
-            metas = [parse_safetensors_file_metadata(repo_id, f) for f in files]
-        except Exception as err:  # hub errors have many types; the message names the repo
-            raise ValueError(
-                f"{repo_id}: cannot read safetensors headers from the hub: {err}"
-            ) from err
+        files = [
+            f
+            for f in HfApi().list_repo_files(repo_id)
+            if f.endswith(".safetensors") and f.startswith(prefix) and "/" not in f[len(prefix) :]
+        ]
+        metas = [parse_safetensors_file_metadata(repo_id, f) for f in files]
         if not files:
             raise ValueError(f"{repo_id}: no safetensors files under '{prefix or '/'}'")
         self._header = {

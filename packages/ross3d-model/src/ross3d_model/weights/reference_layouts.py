@@ -35,7 +35,10 @@ from ross3d_model.weights.checkpoint import (
     resolve_checkpoint,
     write_sharded,
 )
-from ross3d_model.weights.loading import Checkpoint, Link, RemoteCheckpoint, SourceLinks
+from ross3d_model.weights.loading import Checkpoint, Link, SourceLinks
+
+# (source as written, subfolder) -> the opened checkpoint; ValueError when it cannot be opened
+Opener = Callable[[str, str | None], Checkpoint]
 
 DENOISER_THEIRS = "model.mm_inv_projector."
 DENOISER_OURS = "reconstructor.denoiser."
@@ -286,28 +289,34 @@ def _grid(cfg: Ross3DConfig, branch: str) -> int:
     return cfg.reconstruction.view_grid if branch == "view" else cfg.reconstruction.bev_grid
 
 
-def config_sources(
-    cfg: Ross3DConfig,
-    inference: bool = False,
-    errors: list[str] | None = None,
-    headers_only: bool = False,
-) -> list[SourceLinks]:
-    """The sources a model config names, in priority order. A component source whose part
-    `init_from` already provides is not opened (nothing downloaded), only counted; with
-    `inference` the VAE and denoiser sources are not opened and such keys are ignored. A source
-    that cannot be opened raises ValueError, or is appended to `errors` when given.
-    `headers_only`: hub ids are read from their safetensors headers (nothing downloaded)."""
+def pretrained_parts(cfg: Ross3DConfig) -> list[tuple[str, str | None, str, str | None]]:
+    """(config field, source as written or None, our name prefix, subfolder) of every weights
+    source a model config can name, in priority order."""
     rc, vae = cfg.reconstruction, cfg.vae
-    parts = [
+    return [
         ("init_from", cfg.init_from, "", None),
         ("vision.pretrained", cfg.vision.pretrained, "vision_tower.", None),
         ("llm.pretrained", cfg.llm.pretrained, "language_model.", None),
         ("vae.pretrained", vae.pretrained, VAE_OURS, vae.subfolder),
         ("reconstruction.pretrained_denoiser", rc.pretrained_denoiser, DENOISER_OURS, None),
     ]
+
+
+def config_sources(
+    cfg: Ross3DConfig,
+    inference: bool = False,
+    errors: list[str] | None = None,
+    open_checkpoint: Opener | None = None,
+) -> list[SourceLinks]:
+    """The sources a model config names, in priority order. A component source whose part
+    `init_from` already provides is not opened (nothing downloaded), only counted; with
+    `inference` the VAE and denoiser sources are not opened and such keys are ignored. A source
+    that cannot be opened raises ValueError, or is appended to `errors` when given.
+    `open_checkpoint`: how a source is opened (default: a local path as is, a hub id
+    downloaded; check-init passes one that reads headers only, `availability.open_part`)."""
     sources: list[SourceLinks] = []
     notes = SourceLinks("skipped")
-    for name, where, prefix, subfolder in parts:
+    for name, where, prefix, subfolder in pretrained_parts(cfg):
         if where is None:
             continue
         if inference and prefix in (VAE_OURS, DENOISER_OURS):
@@ -316,7 +325,8 @@ def config_sources(
             notes.ignored[f"{name}: provided by {sources[0].name}"] += 1
         else:
             try:
-                sources.append(_open_source(name, where, prefix, subfolder, cfg, headers_only))
+                opener = open_checkpoint or open_downloaded
+                sources.append(_open_source(name, opener(where, subfolder), prefix, cfg))
             except ValueError as err:
                 if errors is None:
                     raise
@@ -327,12 +337,13 @@ def config_sources(
     return [*sources, notes]
 
 
-def _open_source(name, where, prefix, subfolder, cfg, headers_only) -> SourceLinks:
-    if headers_only and not Path(where).exists():
-        ckpt = RemoteCheckpoint(where, subfolder)
-    else:
-        folder = resolve_checkpoint(where, subfolder)
-        ckpt = Checkpoint(folder / subfolder if subfolder is not None else folder)
+def open_downloaded(where: str, subfolder: str | None) -> Checkpoint:
+    """The checkpoint at a local path, or of a hub repo downloaded (`resolve_checkpoint`)."""
+    folder = resolve_checkpoint(where, subfolder)
+    return Checkpoint(folder / subfolder if subfolder is not None else folder)
+
+
+def _open_source(name: str, ckpt: Checkpoint, prefix: str, cfg: Ross3DConfig) -> SourceLinks:
     if name == "init_from":
         return llava_source(name, ckpt, cfg)
     if prefix == "vision_tower.":
