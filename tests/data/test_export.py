@@ -5,8 +5,9 @@ import pytest
 from rich.console import Console
 from ross3d_data.core.errors import SceneError
 from ross3d_data.datasets import load_scene
+from ross3d_data.datasets.frames import export_frames
 from ross3d_data.scannet import export as export_mod
-from ross3d_data.scannet.export import MANIFEST, ExportConfig, export_frames, is_exported
+from ross3d_data.scannet.export import MANIFEST, ExportConfig, is_exported
 from ross3d_data.scannet.sens import iter_sens
 
 

@@ -26,7 +26,8 @@ from ross3d_data.cache.store import cache_path
 from ross3d_data.core.engines import EngineError, TaskResources
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.jobs import run_scene_jobs
-from ross3d_data.scannet.export import ExportConfig, export_frames
+from ross3d_data.datasets.frames import export_frames
+from ross3d_data.scannet.export import ExportConfig
 from ross3d_data.shards import build as shards_mod
 from ross3d_data.shards.build import ShardConfig, build_shards
 from ross3d_data.shards.sample import SampleConfig

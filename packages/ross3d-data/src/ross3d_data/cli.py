@@ -109,7 +109,8 @@ def export_frames_cmd(
     overwrite: Overwrite = False,
 ) -> None:
     """Export .sens streams to color/ depth/ pose/ intrinsic/ folders (resumable; ScanNet only)."""
-    from ross3d_data.scannet.export import ExportConfig, export_frames
+    from ross3d_data.datasets.frames import export_frames
+    from ross3d_data.scannet.export import ExportConfig
 
     if fmt not in (None, "scannet"):
         raise ValueError(

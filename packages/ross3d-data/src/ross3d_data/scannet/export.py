@@ -17,7 +17,6 @@ import numpy as np
 
 from ross3d_data.core.engines import Engine, TaskResources, check_engine
 from ross3d_data.core.errors import SceneError
-from ross3d_data.core.jobs import JobSummary, make_out_dir, run_scene_jobs
 from ross3d_data.core.records import pose_is_valid
 from ross3d_data.scannet import files as scannet
 from ross3d_data.scannet import posed, sens
@@ -96,7 +95,7 @@ def is_exported(out_dir: Path) -> bool:
     return (out_dir / MANIFEST).is_file()
 
 
-def _export_job(payload: tuple[Path, Path, int]) -> str:
+def export_scene_job(payload: tuple[Path, Path, int]) -> str:
     """Export one scene via a ``.partial`` folder renamed into place when complete."""
     scene_dir, final, every = payload
     sens_file = scannet.sens_path(scene_dir)
@@ -120,29 +119,5 @@ def _export_job(payload: tuple[Path, Path, int]) -> str:
     return note
 
 
-def _out_dir(payload: tuple[Path, Path, int]) -> Path:
+def job_out_dir(payload: tuple[Path, Path, int]) -> Path:
     return payload[1]
-
-
-def export_frames(scene_paths: list[Path], cfg: ExportConfig) -> JobSummary:
-    """Export every scene found under ``scene_paths`` to ``cfg.out/<scene_id>`` in parallel.
-
-    Each path is a ScanNet scan folder, a folder of them or the dataset root (``scans/`` is
-    descended: ``datasets.find_scenes(path, "scannet")``). Scenes already exported are skipped
-    unless ``cfg.overwrite``; a failing scene is reported in the summary and the others continue.
-    """
-    from ross3d_data.datasets import find_scenes
-
-    make_out_dir(cfg.out)
-    items, seen = [], {}
-    for p in scene_paths:
-        for scene_dir in find_scenes(p, "scannet"):
-            if scene_dir.name in seen:  # both would write OUT/<scene_id>
-                raise SceneError(scene_dir, f"scene id also found at {seen[scene_dir.name]}")
-            seen[scene_dir.name] = scene_dir
-            items.append((scene_dir.name, (scene_dir, cfg.out / scene_dir.name, cfg.every)))
-    return run_scene_jobs(
-        items, _export_job, workers=cfg.workers, desc="export frames",
-        is_done=lambda payload: is_exported(_out_dir(payload)), overwrite=cfg.overwrite,
-        engine=cfg.engine, ray_address=cfg.ray_address, resources=EXPORT_TASK,
-    )  # fmt: skip
