@@ -54,6 +54,18 @@ def load_tokenizer(cfg: Ross3DConfig):
     return build_tokenizer(source) if source else build_tiny_tokenizer()
 
 
+def build_training_model(
+    cfg: Ross3DConfig, tokenizer, dtype: torch.dtype | None = None
+) -> Ross3DForCausalLM:
+    """The model training starts from: `from_config` (pretrained parts assigned onto a meta
+    skeleton) in `dtype` (None = float32; the trainer passes bf16 when DeepSpeed trains in
+    bf16: `trainer.build_dtype`, half the host memory at start-up), with the tokenizer's
+    special ids."""
+    model = from_config(cfg, dtype=dtype)
+    model.set_special_ids(special_token_ids(tokenizer))
+    return model
+
+
 def read_scene_ids(path: str | Path) -> list[str]:
     """Scene ids of a list file (``data.vision_only_scenes``), clear error when missing."""
     from ross3d_data.shards.build import read_scene_list
@@ -134,11 +146,8 @@ class Ross3DTask:
         )
 
     def build_model(self, dtype: torch.dtype | None = None) -> Ross3DForCausalLM:
-        """The model with its pretrained parts; `dtype` None = float32 (the trainer passes
-        bf16 when DeepSpeed trains in bf16: half the host memory at start-up)."""
-        model = from_config(self.cfg, dtype=dtype)
-        model.set_special_ids(special_token_ids(self.tokenizer))
-        return model
+        """The model with its pretrained parts (`build_training_model`)."""
+        return build_training_model(self.cfg, self.tokenizer, dtype)
 
     def epoch_items(self, epoch: int) -> list[tuple[str, dict | None]]:
         """Epoch ``epoch``'s items in global order (a multiple of ``global_batch`` long)."""
