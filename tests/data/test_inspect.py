@@ -3,6 +3,8 @@ own reader (``rerun.chunk.RrdReader``), entity by entity."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -38,6 +40,14 @@ def read_recording(path: Path) -> dict[str, dict[str, list]]:
     return dict(out)
 
 
+def rerun_verifies(path: Path) -> bool:
+    """``rerun rrd verify`` (the viewer's own loader, from this venv) accepts the file."""
+    rerun = Path(sys.executable).with_name("rerun")
+    done = subprocess.run([str(rerun), "rrd", "verify", str(path)], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    return done.returncode == 0 and "verified without error" in done.stdout + done.stderr
+
+
 def views_of(rec: dict) -> list[str]:
     return sorted(p for p in rec if p.startswith("/world/views/") and p.count("/") == 3)
 
@@ -47,7 +57,7 @@ def test_a_scannet_scene_has_mesh_boxes_posed_views_trajectory_bev_and_tokens(
 ):
     scene = load_scene(demo_scenes[0])
     path = runner_inspect([str(demo_scenes[0]), "--out", str(tmp_path), "--views", "4"])
-    assert path == tmp_path / f"{scene.scene_id}.rrd"
+    assert path == tmp_path / f"{scene.scene_id}.rrd" and rerun_verifies(path)
     rec = read_recording(path)
     assert rec["/world"]["ViewCoordinates:xyz"] == [[3, 5, 1]]  # x right, y forward, z up
     mesh = scene.mesh_aligned()
@@ -158,7 +168,7 @@ def test_a_shard_clip_shows_its_views_boxes_bev_and_instructions(demo_scenes, tm
                              sample=SampleConfig(views=3)))  # fmt: skip
     path = runner_inspect(["--shards", str(tmp_path / "shards"), "--clip", scene_id,
                            "--out", str(tmp_path / "rrd")])  # fmt: skip
-    assert path.name == f"{scene_id}.clip.rrd"
+    assert path.name == f"{scene_id}.clip.rrd" and rerun_verifies(path)
     rec = read_recording(path)
     clip = ShardReader(tmp_path / "shards").clip(scene_id)
     assert "/world/mesh" not in rec  # a clip stores no mesh
