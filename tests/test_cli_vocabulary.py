@@ -33,6 +33,7 @@ def _deprecations(result) -> list[str]:
 
 def test_choices_are_the_libraries_own():
     from ross3d_data import cli as data_cli
+    from ross3d_data import mesh_io
     from ross3d_data.bev.grid import BACKENDS
     from ross3d_data.cache.patch_masks import PATCH_DEPTH_RULES
     from ross3d_data.views.selection import VIEW_METHODS
@@ -42,6 +43,7 @@ def test_choices_are_the_libraries_own():
     assert data_cli.VIEW_METHODS == VIEW_METHODS
     assert data_cli.BEV_BACKENDS == BACKENDS
     assert data_cli.PATCH_DEPTHS == PATCH_DEPTH_RULES
+    assert data_cli.UP_AXES == mesh_io.UP_AXES
     assert model_cli.INFERENCE_PROTOCOLS == predict.PROTOCOLS
     assert ("auto", *predict.DTYPES) == model_cli.DTYPES
 
@@ -62,7 +64,7 @@ CHOICES = [
     (data_app, ["convert-instructions", "--split", "val", "--out", "o", "--task", "qa"], _q(TASKS)),
     (data_app, ["convert-instructions", "--out", "o", "--split", "dev"], _q(SPLITS)),
     (data_app, ["cache-clips", "--shards", "s", "--patch-depth", "some"], _q(("any", "valid"))),
-    (data_app, ["import-mesh", "m.ply", "s", "--up", "x"], _q(("z", "y"))),
+    (data_app, ["import-mesh", "m.ply", "s", "--up", "x"], _q(("auto", "z", "y"))),
     (data_app, ["export-mesh", "s", "--out", "o.ply", "--source", "points"], _q(("mesh", "fused"))),
     (model_app, [*PREDICT, "--benchmark", "qa"], _q(TASKS)),
     (model_app, [*PREDICT, "--benchmark", "scanqa", "--split", "dev"], _q(SPLITS)),

@@ -41,7 +41,7 @@ console = Console(stderr=True)
 VIEW_METHODS = ("uniform", "max-coverage")  # ross3d_data.views.selection.VIEW_METHODS
 BEV_BACKENDS = ("jit", "raster", "open3d")  # ross3d_data.bev.grid.BACKENDS
 PATCH_DEPTHS = ("any", "valid")  # ross3d_data.cache.patch_masks.PATCH_DEPTH_RULES
-UP_AXES = ("z", "y")  # ross3d_data.mesh_io.import_mesh
+UP_AXES = ("auto", "z", "y")  # ross3d_data.mesh_io.UP_AXES
 MESH_SOURCES = ("mesh", "fused")  # ross3d_data.mesh_io.export_scene_geometry
 SCENE_FORMATS = ("scannet", "arkitscenes", "scannetpp", "3rscan", "multiscan")  # datasets.FORMATS
 
@@ -408,8 +408,9 @@ def import_mesh_cmd(
     mesh: Annotated[Path, typer.Argument(help="mesh file: PLY, OBJ, GLB/glTF, OFF or STL")],
     scene_dir: Annotated[Path, typer.Argument(help="scene folder to put it in")],
     up: Annotated[
-        Literal[UP_AXES], typer.Option("--up", help="the file's up axis (glTF is y-up)")
-    ] = "z",
+        Literal[UP_AXES],
+        typer.Option("--up", help="the file's up axis; auto: y for glTF (its spec), else z"),
+    ] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing mesh")] = (
         False
     ),
@@ -418,8 +419,12 @@ def import_mesh_cmd(
     (ScanNet's layout, z up), so render-bev and build-shards use it as the scan mesh."""
     from ross3d_data.mesh_io import import_mesh
 
-    out = import_mesh(mesh, scene_dir, up=up, overwrite=overwrite)
-    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
+    imported = import_mesh(mesh, scene_dir, up=up, overwrite=overwrite)
+    if up == "auto":
+        note(f"{mesh}: {imported.up} up ({imported.up_source}; --up overrides)")
+    for text in imported.warnings:
+        note(text, "warning")
+    console.print(f"wrote {imported.path}", highlight=False, soft_wrap=True)
 
 
 @app.command("export-mesh")
