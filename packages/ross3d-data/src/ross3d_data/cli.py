@@ -10,6 +10,7 @@ command re-run on finished output exits 0 and says there is nothing to do.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -206,13 +207,13 @@ def inspect_cmd(
         from ross3d_data.datasets import find_scenes
 
         folders = [d for s in scenes for d in find_scenes(s, fmt)]
-        paths = [inspect_scene(d, out, views=views, method=method, fmt=fmt, bev_dir=bev_dir)
-                 for d in folders]  # fmt: skip
+        write = [partial(inspect_scene, d, out, views=views, method=method, fmt=fmt,
+                         bev_dir=bev_dir) for d in folders]  # fmt: skip
     else:
         shards = required(shards, "--shards")
-        paths = [inspect_clip(shards, key, out) for key in required(clip, "--clip")]
-    for path in paths:
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        write = [partial(inspect_clip, shards, key, out) for key in required(clip, "--clip")]
+    for one in write:  # each line as soon as its file is written
+        console.print(f"wrote {one()}", highlight=False, soft_wrap=True)
 
 
 @app.command("convert-instructions")
