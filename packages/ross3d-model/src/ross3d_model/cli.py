@@ -19,6 +19,7 @@ from ross3d_benchmarks import SPLITS, TASKS
 from ross3d_benchmarks.cli import (
     CliApp,
     Device,
+    note,
     nothing_to_do,
     old_argument,
     old_option,
@@ -177,7 +178,7 @@ def predict(
         inference_protocol, None if device == "auto" else device,
         None if dtype == "auto" else dtype, prefix_reuse, dump_inputs,
     )  # fmt: skip
-    summaries = run_predict(cfg, progress=_print_summary, show_progress=True)
+    summaries = run_predict(cfg, progress=_print_summary, show_progress=True, notice=note)
     if not any(s.items for s in summaries):
         raise ValueError(f"no {split} instructions for {names} in {shards}")
     if os.environ.get("RANK", "0") == "0" and not any(s.written for s in summaries):

@@ -358,9 +358,31 @@ def _meta(cfg: PredictConfig, model, task: str) -> PredictionMeta:
     )
 
 
-def predict_benchmark(model, tokenizer, cfg: PredictConfig, task: str, dist, progress=None):
+def cpu_cost_note(cfg: PredictConfig, task: str, n_items: int, new_tokens: int) -> str | None:
+    """What a CPU run of `n_items` items of `task` will cost, and how to make it cheaper (None
+    on CUDA or with nothing to do): text items decode token by token until `<|im_end|>` or
+    `new_tokens`, and a small or untrained model may never say `<|im_end|>` early."""
+    if not cfg.device.startswith("cpu") or n_items == 0:
+        return None
+    if task in GROUNDING_TASKS:
+        return f"{task}: {n_items} items on CPU, one forward pass each (no generation)"
+    hint = (
+        ""
+        if cfg.max_new_tokens is not None
+        else f"; the {cfg.protocol} protocol's default: pass --max-new-tokens 16 for a quick run"
+    )
+    return (
+        f"{task}: {n_items} items on CPU, each decoding up to {new_tokens} new tokens until "
+        f"<|im_end|> (a small or untrained model may never stop early){hint}"
+    )
+
+
+def predict_benchmark(
+    model, tokenizer, cfg: PredictConfig, task: str, dist, progress=None, notice=None
+):
     """Predict every item of `task` not yet predicted (this rank's share); rank 0 merges the
-    parts. Returns this rank's summary."""
+    parts and, on CPU, passes `notice` what the run will cost (`cpu_cost_note`). Returns this
+    rank's summary."""
     from ross3d_data.shards.reader import ShardReader
 
     start = time.perf_counter()
@@ -379,6 +401,9 @@ def predict_benchmark(model, tokenizer, cfg: PredictConfig, task: str, dist, pro
     mine = rank_share(pending, dist.rank, dist.world_size)
     target = path if dist.world_size == 1 else part_path(path, dist.rank, dist.world_size)
     worker = _Predictor(model, tokenizer, cfg, reader, summary)
+    cost = cpu_cost_note(cfg, task, len(pending), worker.max_new_tokens)
+    if notice is not None and dist.rank == 0 and cost is not None:
+        notice(cost)
     if progress is not None:
         progress.start(task, len(mine))
     for i in range(0, len(mine), cfg.batch_size):
@@ -464,10 +489,11 @@ class ProgressBar:
         self._bar.stop()
 
 
-def run_predict(cfg: PredictConfig, progress=None, show_progress: bool = False):
+def run_predict(cfg: PredictConfig, progress=None, show_progress: bool = False, notice=None):
     """Load the checkpoint once and predict each benchmark; returns one summary each (under
     torchrun: rank 0's summaries are summed over ranks). `progress(summary)` is called after
-    each benchmark (rank 0 only); `show_progress` draws a progress bar on rank 0."""
+    each benchmark (rank 0 only); `show_progress` draws a progress bar on rank 0; `notice(line)`
+    gets what a CPU run will cost, before it starts (rank 0)."""
     dist = _Dist.from_env()
     if cfg.dump_inputs is not None:
         if dist.world_size > 1:
@@ -482,9 +508,8 @@ def run_predict(cfg: PredictConfig, progress=None, show_progress: bool = False):
     summaries = []
     try:
         for task in cfg.benchmarks:
-            mine = predict_benchmark(
-                model, tokenizer, cfg, task, dist, bar if show_progress and dist.rank == 0 else None
-            )
+            bar_here = bar if show_progress and dist.rank == 0 else None
+            mine = predict_benchmark(model, tokenizer, cfg, task, dist, bar_here, notice)
             summaries.append(dist.total(mine))
             if progress is not None and dist.rank == 0:
                 progress(summaries[-1])
