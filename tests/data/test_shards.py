@@ -246,3 +246,33 @@ def test_frames_exported_apart_from_the_scans(demo_scenes, tmp_path):
                                        frames_dir=tmp_path / "frames",
                                        sample=SampleConfig(views=2)))  # fmt: skip
     assert summary.samples == 1 and not summary.failed
+
+
+def test_more_views_than_frames_repeat_frames_with_a_warning(tmp_path):
+    """32 views from a scene of 7 usable frames: 25 views repeat a frame; the job row, the
+    summary table, a warning and the manifest say so."""
+    from ross3d_data.cli import app
+    from ross3d_data.synthetic.scenes import make_demo
+    from typer.testing import CliRunner
+
+    (scene_dir,) = make_demo(tmp_path / "demo", n_scenes=1, seed=0, n_frames=14)  # every 2nd
+    assert len(load_scene(scene_dir).frame_ids()) == 7
+    args = ["build-shards", str(scene_dir), "--out", str(tmp_path / "s"), "--views", "32"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    manifest = read_manifest(tmp_path / "s")
+    assert manifest["summary"]["repeated_views"] == {"demo0000_00": 25}
+    frame_ids = np.load(__import__("io").BytesIO(dict(read_tar(tmp_path / "s" / "shard-000000.tar"))
+                        ["demo0000_00.frame_ids.npy"]))  # fmt: skip
+    assert len(frame_ids) == 32 and len(set(frame_ids.tolist())) == 7
+    assert "25 of 32 views repeat a frame" in res.stderr  # the scene's row
+    assert "clips repeating frames" in res.stderr  # the summary table
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: 1 of 1 clips repeat frames: fewer usable frames than --views 32 "
+        "(demo0000_00: 7 frames); pass a smaller --views, or export more frames "
+        "(export-frames --every)"
+    ]
+    res = CliRunner().invoke(app, [*args[:-2], "--views", "7", "--overwrite"])
+    assert res.exit_code == 0 and "warning" not in res.stderr
+    assert read_manifest(tmp_path / "s")["summary"]["repeated_views"] == {}

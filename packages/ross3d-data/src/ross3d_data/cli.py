@@ -322,6 +322,8 @@ def build_shards_cmd(
     summary = build_shards(cfg, console)
     summary.jobs.print(console)
     console.print(summary.table())
+    for text in summary.warnings(views):
+        note(text, "warning")
     raise typer.Exit(summary.jobs.exit_code)
 
 

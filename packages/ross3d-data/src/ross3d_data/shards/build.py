@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -115,6 +116,9 @@ class ShardSummary:
     vision_only: int = 0
     skipped_frames: dict[str, int] = field(default_factory=dict)  # reason -> count
     skipped_instructions: dict[str, int] = field(default_factory=dict)  # reason -> count
+    # scene -> its clip's views that repeat an earlier view's frame (fewer usable frames
+    # than views); only scenes with repeats
+    repeated_views: dict[str, int] = field(default_factory=dict)
     jobs: JobSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -134,10 +138,25 @@ class ShardSummary:
             *((f"instructions ({s})", n) for s, n in self.instructions.items()),
             *((f"skipped frames: {r}", n) for r, n in self.skipped_frames.items()),
             *((f"skipped instructions: {r}", n) for r, n in self.skipped_instructions.items()),
+            *((("clips repeating frames", len(self.repeated_views)),) if self.repeated_views
+              else ()),
         ]  # fmt: skip
         for what, n in rows:
             table.add_row(what, str(n))
         return table
+
+    def warnings(self, views: int) -> list[str]:
+        """One line per thing a user should act on (clips of ``views`` views repeating
+        frames: the scene has fewer usable frames than views)."""
+        if not self.repeated_views:
+            return []
+        shown = [f"{k}: {views - n} frames" for k, n in list(self.repeated_views.items())[:5]]
+        more = len(self.repeated_views) - len(shown)
+        return [
+            f"{len(self.repeated_views)} of {self.samples} clips repeat frames: fewer usable "
+            f"frames than --views {views} ({', '.join(shown)}{f', ... {more} more' * (more > 0)}); "
+            "pass a smaller --views, or export more frames (export-frames --every)"
+        ]
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
@@ -175,8 +194,16 @@ def _prepare_job(payload: tuple[Path, ShardConfig, Path, str]) -> str:
         raise ValueError(f"{scene_dir}: scene id {clip.scene_id!r} is not a usable sample key")
     members = [(f"{clip.scene_id}.{name}", data) for name, data in encode_clip(clip)]
     write_tar(cache_dir / f"{clip.scene_id}.tar", members)
-    skipped = clip.meta["skipped_frames"]
-    return ", ".join(f"{k}: {v}" for k, v in skipped.items()) or "ok"
+    notes = [f"{k}: {v}" for k, v in clip.meta["skipped_frames"].items()]
+    repeats = repeated_views(clip.arrays["frame_ids"])
+    if repeats:
+        notes.append(f"{repeats} of {len(clip.arrays['frame_ids'])} views repeat a frame")
+    return ", ".join(notes) or "ok"
+
+
+def repeated_views(frame_ids: np.ndarray) -> int:
+    """Views of a clip that show a frame an earlier view already shows."""
+    return len(frame_ids) - len(set(np.asarray(frame_ids).tolist()))
 
 
 def _prepare_all(cfg: ShardConfig, cache_dir: Path, console: Console) -> JobSummary:
@@ -232,17 +259,22 @@ class _ShardWriter:
 
 def _pack(
     cache_files: list[Path], out: Path, max_bytes: int
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Pack cached samples (in the given order); returns (shards, skipped-frame counts)."""
+) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, int]]:
+    """Pack cached samples (in the given order); returns (shards, skipped-frame counts,
+    repeated views per scene that has any)."""
     writer = _ShardWriter(out, max_bytes)
     skipped: Counter = Counter()
+    repeats: dict[str, int] = {}
     for path in cache_files:
         members = read_tar(path)
-        meta = json.loads(dict(members)[f"{path.stem}.meta.json"])
-        skipped.update(meta["skipped_frames"])
+        by_name = dict(members)
+        skipped.update(json.loads(by_name[f"{path.stem}.meta.json"])["skipped_frames"])
+        frame_ids = np.load(io.BytesIO(by_name[f"{path.stem}.frame_ids.npy"]), allow_pickle=False)
+        if n := repeated_views(frame_ids):
+            repeats[path.stem] = n
         writer.add(path.stem, members)
     writer.close()
-    return writer.shards, dict(sorted(skipped.items()))
+    return writer.shards, dict(sorted(skipped.items())), repeats
 
 
 def _index_instructions(
@@ -291,7 +323,9 @@ def build_shards(cfg: ShardConfig, console: Console | None = None) -> ShardSumma
     cache_files = [cache_dir / f"{k}.tar" for k in sorted(done)]
     for stale in [*out.glob("shard-*.tar"), *out.glob("shard-*.tar.tmp")]:
         stale.unlink()
-    shards, summary.skipped_frames = _pack(cache_files, out, cfg.max_shard_bytes)
+    shards, summary.skipped_frames, summary.repeated_views = _pack(
+        cache_files, out, cfg.max_shard_bytes
+    )
     summary.shards = [s["name"] for s in shards]
     summary.samples = len(cache_files)
     indexes = _index_instructions(cfg.instructions, set(done), summary)
