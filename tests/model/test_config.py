@@ -103,6 +103,7 @@ REFERENCE_7B = {
     ("reconstruction", "position_tables"): "trainable",
     ("text", "max_length"): 32768,  # train_ross3d.sh line 55 --model_max_length 32768
     ("text", "overflow"): "truncate",  # ross3d_arch.py 951-955 x[:tokenizer_model_max_length]
+    ("vision", "resize_aspect"): "depth",  # video_utils.py ~286-287, ~314-317: int(W * 384 / H)
     ("vae", "latent_mode"): "sample",  # posterior.sample(), ross3d_arch.py ~1116
     ("vae", "view_size"): 216,  # decode_image_size = 384 // 14 * 8, ross3d_arch.py ~138
     ("reconstruction", "compute_dtype"): "float32",  # autocast float32, ross3d_arch.py ~1124
@@ -140,6 +141,7 @@ def test_7b_plus_differs_from_7b_only_in_documented_switches():
         ("reconstruction", "position_tables"),
         ("text", "max_length"),
         ("text", "overflow"),
+        ("vision", "resize_aspect"),
     }
     assert changed and changed <= documented
     arch = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()

@@ -156,6 +156,11 @@ def test_model_7b_plus_resolves_to_the_previous_file():
     expected["vae"]["antialias"] = True
     expected["vae"]["bev_valid_rule"] = "block"
     expected["reconstruction"]["conditioning"] = "per-target"
+    # issue 20's switches: 7b took the public values, 7b-plus keeps the previous ones
+    expected["vision"]["resize_aspect"] = "color"
+    expected["vae"]["bev_resize"] = "square"
+    expected["reconstruction"]["position_tables"] = "frozen"
+    expected["text"].update(max_length=8192, overflow="error")
     assert load_config("7b-plus") == Ross3DConfig.from_dict(expected)
     assert _shipped_json(shipped_configs()["7b-plus"])["base"] == "7b"
 

@@ -53,3 +53,16 @@ def test_overflow_truncates_to_the_first_max_length_tokens(tiny_cfg, tiny_tokeni
     cfg = _text_cfg(tiny_cfg, max_length=through_frames, overflow="truncate")
     with pytest.raises(ValueError, match="exceed max_length"):
         collate_examples([ex], tiny_tokenizer, cfg, seed=0)
+
+
+def test_shards_must_be_built_with_the_configs_resize_aspect(tiny_cfg):
+    from ross3d_model.inputs.shard_layout import shard_layout_mismatches
+
+    sample = {"views": 1, "size": tiny_cfg.vision.image_size, "grid": tiny_cfg.pooled_grid}
+    assert shard_layout_mismatches(sample, tiny_cfg) == []  # older shards: "color"
+    data = tiny_cfg.to_dict()
+    data["vision"] = {**data["vision"], "resize_aspect": "depth"}
+    public = type(tiny_cfg).from_dict(data)
+    (problem,) = shard_layout_mismatches(sample, public)
+    assert "--resize-aspect depth" in problem
+    assert shard_layout_mismatches({**sample, "resize_aspect": "depth"}, public) == []

@@ -14,8 +14,16 @@ from ross3d_model.inputs.shard_layout import (
 DEFAULT_SAMPLE = {"views": 32, "method": "uniform", "size": 384, "crop": 378, "grid": 14}
 
 
-def test_the_7b_config_reads_default_shards():
-    assert shard_layout_mismatches(DEFAULT_SAMPLE, load_config("7b")) == []
+def test_the_7b_config_reads_shards_built_as_published():
+    """7b is the public recipe (vision.resize_aspect "depth", build-shards --resize-aspect
+    depth); 7b-plus reads the default shards."""
+    assert (
+        shard_layout_mismatches(dict(DEFAULT_SAMPLE, resize_aspect="depth"), load_config("7b"))
+        == []
+    )
+    assert shard_layout_mismatches(DEFAULT_SAMPLE, load_config("7b-plus")) == []
+    (problem,) = shard_layout_mismatches(DEFAULT_SAMPLE, load_config("7b"))
+    assert "--resize-aspect depth" in problem
 
 
 def test_default_shards_for_the_tiny_model_name_the_views_option():
@@ -29,7 +37,7 @@ def test_default_shards_for_the_tiny_model_name_the_views_option():
 
 
 def test_another_image_size_and_grid_are_both_named():
-    cfg = load_config("7b")
+    cfg = load_config("7b-plus")
     sample = dict(DEFAULT_SAMPLE, size=336, grid=12)
     problems = shard_layout_mismatches(sample, cfg)
     assert len(problems) == 2

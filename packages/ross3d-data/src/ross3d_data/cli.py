@@ -44,6 +44,7 @@ BEV_BACKENDS = ("jit", "raster", "open3d")  # ross3d_data.bev.grid.BACKENDS
 PATCH_DEPTHS = ("any", "valid")  # ross3d_data.cache.patch_masks.PATCH_DEPTH_RULES
 UP_AXES = ("auto", "z", "y")  # ross3d_data.mesh_io.UP_AXES
 MESH_SOURCES = ("mesh", "fused")  # ross3d_data.mesh_io.export_scene_geometry
+RESIZE_ASPECTS = ("color", "depth")  # ross3d_data.views.coords.RESIZE_ASPECTS
 SCENE_FORMATS = ("scannet", "arkitscenes", "scannetpp", "3rscan", "multiscan")  # datasets.FORMATS
 
 Scenes = Annotated[
@@ -286,6 +287,14 @@ def build_shards_cmd(
     ] = None,
     views: Annotated[int, typer.Option("--views", min=1, help="views per clip")] = 32,
     method: Method = "uniform",
+    resize_aspect: Annotated[
+        Literal[RESIZE_ASPECTS],
+        typer.Option(
+            "--resize-aspect",
+            help="colour resize width from the frame's aspect (ours) or the depth map's (the "
+            "published rule, model config vision.resize_aspect of 7b)",
+        ),
+    ] = "color",
     fmt: SceneFormat = None,
     max_shard_bytes: Annotated[
         int, typer.Option("--max-shard-bytes", help="shard size limit in bytes")
@@ -311,7 +320,8 @@ def build_shards_cmd(
     cfg = ShardConfig(
         scenes=tuple(scenes), out=out, instructions=tuple(instructions or ()), bev_dir=bev_dir,
         frames_dir=frames_dir,
-        sample=SampleConfig(views=views, method=method), max_shard_bytes=max_shard_bytes,
+        sample=SampleConfig(views=views, method=method, resize_aspect=resize_aspect),
+        max_shard_bytes=max_shard_bytes,
         workers=workers, overwrite=overwrite, split_lists=_split_lists(split_list or []),
         scene_format=fmt,
     )  # fmt: skip

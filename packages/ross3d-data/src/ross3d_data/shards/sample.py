@@ -57,6 +57,9 @@ class SampleConfig:
     size: int = 384
     crop: int = 378
     grid: int = 14
+    # whose aspect sets the colour resize: "color" (ours) or "depth" (the public rule,
+    # views.coords); the model config's vision.resize_aspect must match (shard_layout)
+    resize_aspect: str = "color"
 
     def __post_init__(self) -> None:
         if self.views < 1:
@@ -65,6 +68,8 @@ class SampleConfig:
             raise ValueError(f"unknown view method {self.method!r}")
         if not 0 < self.crop <= self.size or self.crop % self.grid:
             raise ValueError(f"bad size/crop/grid {self.size}/{self.crop}/{self.grid}")
+        if self.resize_aspect not in ("color", "depth"):
+            raise ValueError(f"resize_aspect must be color or depth, got {self.resize_aspect!r}")
 
 
 @dataclass
@@ -110,6 +115,7 @@ def _load_good_view(
         cfg.size,
         cfg.crop,
         cfg.grid,
+        cfg.resize_aspect,
     )
     return view, T
 

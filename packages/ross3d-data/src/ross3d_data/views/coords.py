@@ -4,7 +4,11 @@ The recipe is Video-3D-LLM's (``VideoProcessor.preprocess`` + ``average_coordina
 which Ross3D uses unchanged:
 
 1. the colour image is resized to height ``size`` keeping its aspect (width ``int(W * size / H)``,
-   bicubic as PIL's default), then centre-cropped to ``size x size``;
+   bicubic as PIL's default), then centre-cropped to ``size x size``. ``resize_aspect="depth"``
+   is the public rule: W and H are the *depth map's* (``video_utils.py`` ~286-287 and ~314-317:
+   ``new_width = int(W * (crop_size / H))`` with ``V, H, W, _ = world_coords.shape``), so a
+   ScanNet 1296x968 colour frame becomes 512x384 (the depth's 4:3, a 0.4 % horizontal squeeze)
+   instead of ``"color"``'s 514x384; the crop intrinsics follow either way;
 2. depth is resampled (nearest) onto exactly those crop pixels. The reference resizes the depth
    map with the same pixel counts as the image, which is only right when colour and depth share
    their field of view; here every crop pixel's ray (through the crop intrinsics) is looked up
@@ -63,24 +67,29 @@ def _check_grid(size: int, crop: int, grid: int) -> None:
         )
 
 
+RESIZE_ASPECTS = ("color", "depth")  # whose width/height sets the resize (module docstring)
+
+
 def resize_center_crop(
-    color_HW3: np.ndarray, size: int
+    color_HW3: np.ndarray, size: int, aspect_wh: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, float, float, int, int]:
     """Resize to height ``size`` keeping the aspect, centre-crop ``size x size``.
 
     A portrait image (upright hand-held frames: 3RScan, ARKitScenes) gets the same rule with the
     axes swapped: width ``size``, height ``int(H * size / W)``, rows cropped about the centre.
-    Returns ``(image_SS3, scale_x, scale_y, left, top)``.
+    ``aspect_wh``: take W and H from this size instead of the image's (the public code uses the
+    depth map's). Returns ``(image_SS3, scale_x, scale_y, left, top)``.
     """
     height, width = color_HW3.shape[:2]
-    if width >= height:
-        new_width, new_height = int(width * size / height), size
+    aspect_w, aspect_h = (width, height) if aspect_wh is None else aspect_wh
+    if aspect_w >= aspect_h:
+        new_width, new_height = int(aspect_w * size / aspect_h), size
     else:
-        new_width, new_height = size, int(height * size / width)
+        new_width, new_height = size, int(aspect_h * size / aspect_w)
     left, top = (new_width - size) // 2, (new_height - size) // 2
     scale_x, scale_y = new_width / width, new_height / height
     # Resize only the source box that lands in the crop: the same pixels as resize-then-crop.
-    if width >= height:
+    if aspect_w >= aspect_h:
         box = (left / scale_x, 0.0, (left + size) / scale_x, float(height))
     else:
         box = (0.0, top / scale_y, float(width), (top + size) / scale_y)
@@ -185,9 +194,12 @@ def prepare_view(
     size: int = 384,
     crop: int = 378,
     grid: int = 14,
+    resize_aspect: str = "color",
 ) -> PreparedView:
     """Image, depth, intrinsics and token coordinates of one frame (see the module docstring)."""
     _check_grid(size, crop, grid)
+    if resize_aspect not in RESIZE_ASPECTS:
+        raise ValueError(f"resize_aspect must be one of {RESIZE_ASPECTS}, got {resize_aspect!r}")
     if color_HW3.shape != (color_K.height, color_K.width, 3):
         raise ValueError(
             f"colour image {color_HW3.shape} does not match colour intrinsics "
@@ -198,7 +210,10 @@ def prepare_view(
             f"depth image {depth_mm_HW.shape} does not match depth intrinsics "
             f"{depth_K.width}x{depth_K.height}"
         )
-    image, scale_x, scale_y, left, top = resize_center_crop(np.asarray(color_HW3, np.uint8), size)
+    aspect = (depth_K.width, depth_K.height) if resize_aspect == "depth" else None
+    image, scale_x, scale_y, left, top = resize_center_crop(
+        np.asarray(color_HW3, np.uint8), size, aspect
+    )
     K_crop = resize_crop_intrinsics(color_K.K_33, scale_x, scale_y, left=left, top=top)
     depth = resample_depth(np.asarray(depth_mm_HW), depth_K.K_33, K_crop, size)
     coords, valid = token_coordinates(depth, K_crop, T_aligned_cam_44, crop, grid)

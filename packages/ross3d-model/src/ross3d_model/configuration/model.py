@@ -49,8 +49,13 @@ class VisionConfig:
     frozen: bool = True
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # whose width/height sets the colour resize before the centre crop: "depth" = the public
+    # rule (512 px wide for ScanNet), "color" = the frame's own aspect (514 px); applied when the
+    # shards are built (`build-shards --resize-aspect`), checked against them (shard_layout)
+    resize_aspect: str = "color"
 
     def __post_init__(self) -> None:
+        _choice("vision.resize_aspect", self.resize_aspect, ("color", "depth"))
         for name in ("hidden_size", "intermediate_size", "num_layers", "num_heads", "patch_size"):
             _positive(name, getattr(self, name))
         if self.hidden_size % self.num_heads:

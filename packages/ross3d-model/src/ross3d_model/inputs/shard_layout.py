@@ -36,6 +36,13 @@ def shard_layout_mismatches(sample: Mapping, cfg: Ross3DConfig) -> list[str]:
             f"the shards' images are {sample['size']} px but vision.image_size is "
             f"{cfg.vision.image_size}: the shards were built for another vision tower"
         )
+    built = sample.get("resize_aspect", "color")  # shards from before the switch: "color"
+    if built != cfg.vision.resize_aspect:
+        found.append(
+            f"the shards' colour frames were resized by the {built} aspect but "
+            f"vision.resize_aspect is {cfg.vision.resize_aspect}: rebuild them with "
+            f"`ross3d-data build-shards ... --resize-aspect {cfg.vision.resize_aspect}`"
+        )
     if sample["grid"] != cfg.pooled_grid:
         found.append(
             f"the shards' 3D-token grid is {sample['grid']} but the model pools to "
