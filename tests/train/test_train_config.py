@@ -61,7 +61,7 @@ def test_run_config_errors_name_the_file_and_key(tmp_path):
         load_run_config(tmp_path / "missing.json")
 
 
-@pytest.mark.parametrize("name", ["zero2", "zero3"])
+@pytest.mark.parametrize("name", ["zero2", "zero3", "zero3_hpz"])
 def test_shipped_deepspeed_configs_resolve_every_auto(name):
     ds = load_deepspeed_config(name)
     assert ds["optimizer"]["params"]["torch_adam"] is True  # no FusedAdam compile on CPU
@@ -72,11 +72,15 @@ def test_shipped_deepspeed_configs_resolve_every_auto(name):
     assert out["train_micro_batch_size_per_gpu"] == 2 and out["gradient_accumulation_steps"] == 3
     assert out["bf16"]["enabled"] is True
     assert out["optimizer"]["params"]["lr"] == 2e-4
-    assert out["zero_optimization"]["stage"] == int(name[-1])
-    if name == "zero3":
+    assert out["zero_optimization"]["stage"] == int(name[4])
+    if name.startswith("zero3"):
         assert out["zero_optimization"]["stage3_param_persistence_threshold"] == 80
     assert "auto" not in json.dumps(out)
     assert ds["bf16"]["enabled"] == "auto"  # the loaded dict is not modified
+    # hierarchical partitioning (docs/training.md): a second bf16 copy within each 8-GPU node
+    assert out["zero_optimization"].get("zero_hpz_partition_size", 1) == (
+        8 if name == "zero3_hpz" else 1
+    )
 
 
 def test_deepspeed_config_contradicting_the_run_is_refused():
