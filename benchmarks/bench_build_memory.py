@@ -13,6 +13,8 @@ Each case runs in its own subprocess and reports its peak resident set during th
 (``VmHWM``, reset after imports; it includes file-backed pages the loader touched) minus the RSS
 after imports, then again after every weight was read once (``peak_touched``: memory-mapped
 weights are resident only once read):
+- ``trainer``: the trainer's own build path for the `7b` run config (DeepSpeed ZeRO-3, bf16):
+  ``task.build_training_model(cfg, tokenizer, trainer.build_dtype(run.train))``;
 - ``lean-bf16``: ``from_config(cfg, dtype=bf16)`` (training start: meta skeleton + assign);
 - ``lean-fp32``: the same in float32 (the loaded tensors are converted: 2x is the floor);
 - ``export-bf16`` / ``export-inference``: ``from_pretrained`` of a bf16 export (all parts /
@@ -32,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CASES = ("lean-bf16", "lean-fp32", "export-bf16", "export-inference", "old-path")
+CASES = ("trainer", "lean-bf16", "lean-fp32", "export-bf16", "export-inference", "old-path")
 
 
 def shape_config(shape: str, work: Path):
@@ -120,7 +122,16 @@ def run_case(case: str, shape: str, work: Path) -> dict:
     base = status_mib("VmRSS")
     reset_peak()
     start = time.perf_counter()
-    if case.startswith("lean"):
+    if case == "trainer":
+        from ross3d_model.configuration.run import load_run_config
+        from ross3d_model.inputs.tokenizer import build_tiny_tokenizer
+        from ross3d_model.training.task import build_training_model
+        from ross3d_model.training.trainer import build_dtype
+
+        dtype = build_dtype(load_run_config("7b").train)
+        model = build_training_model(cfg, build_tiny_tokenizer(), dtype)
+        read = [work / "llava"] + ([work / "vae_repo"] if shape == "1.5b" else [])
+    elif case.startswith("lean"):
         dtype = torch.bfloat16 if case == "lean-bf16" else torch.float32
         model = from_config(cfg, dtype=dtype)
         read = [work / "llava"] + ([work / "vae_repo"] if shape == "1.5b" else [])
