@@ -109,7 +109,7 @@ def _sqa_files():
 
 def test_sqa3d_join_types_and_situation_expansion():
     questions, annotations = _sqa_files()
-    train = sqa3d.convert(annotations, questions, "train")
+    train = sqa3d.convert(annotations, questions, "train", text="cleaned")
     assert [i.id for i in train.instructions] == [
         "sqa3d/train/220602000000",
         "sqa3d/train/220602000000/1",
@@ -125,6 +125,29 @@ def test_sqa3d_join_types_and_situation_expansion():
     assert train.skipped == {"missing 'answers'": 1, "question_id not in questions file": 1}
     val = sqa3d.convert(annotations, questions, "val")
     assert len(val.instructions) == 1 and val.instructions[0].answers == ["brown"]
+
+
+def test_sqa3d_text_is_the_published_conversions_by_default():
+    """process_sqa3d.py lines 37-45: f"<image> {situation_txt} {ques['question']} Answer ..."
+    with the text verbatim and every alternative situation, an empty one included."""
+    questions, annotations = _sqa_files()
+    q = questions["questions"][0]
+    q["situation"], q["question"] = " I face the window.", "What color is the desk? "
+    train = sqa3d.convert(annotations, questions, "train")
+    tail = "What color is the desk?  Answer the question using a single word or phrase."
+    assert [i.prompt for i in train.instructions] == [
+        f" I face the window. {tail}",
+        f"I look outside. {tail}",
+        f"   {tail}",  # the alternative "  ", as f"{situation_txt} {question}" writes it
+    ]
+    assert train.instructions[0].eval["situation"] == " I face the window."
+    cleaned = sqa3d.convert(annotations, questions, "train", text="cleaned")
+    assert cleaned.instructions[0].prompt == (
+        "I face the window. What color is the desk? Answer the question using a single word or "
+        "phrase."
+    )
+    with pytest.raises(ValueError, match="text rule"):
+        sqa3d.convert(annotations, questions, "train", text="strip")
 
 
 def _scanrefer_rows():
@@ -481,6 +504,15 @@ def test_zero_instructions_is_an_error_with_reasons_examples_and_absent_scenes(t
     assert res.exit_code == 2 and res.stderr.rstrip().endswith(
         "0 of 2 scanqa rows converted (missing 'answers': 2 (e.g. val-scene0000-0, "
         "val-scene0000-1)); test files have no answers: pass --split test"
+    )
+    rows = _scanqa_val_rows(["scene0000_00"])
+    for row in rows:
+        row["object_ids"] = [5]  # scene0000_00 has objects 1 and 2 only
+    res = _convert_cli(tmp_path, "scanqa", rows, "--boxes", str(tmp_path / "boxes.json"))
+    assert res.exit_code == 2 and res.stderr.rstrip().endswith(
+        f"(object_id not in scene: 2 (e.g. val-scene0000-0, val-scene0000-1)); the objects of "
+        f"--boxes {tmp_path / 'boxes.json'} are not the ones annotated: use the scans (or their "
+        "boxes.json) the benchmark was annotated on"
     )
 
 

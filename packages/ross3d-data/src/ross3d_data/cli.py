@@ -45,6 +45,7 @@ PATCH_DEPTHS = ("any", "valid")  # ross3d_data.cache.patch_masks.PATCH_DEPTH_RUL
 UP_AXES = ("auto", "z", "y")  # ross3d_data.mesh_io.UP_AXES
 MESH_SOURCES = ("mesh", "fused")  # ross3d_data.mesh_io.export_scene_geometry
 RESIZE_ASPECTS = ("color", "depth")  # ross3d_data.views.coords.RESIZE_ASPECTS
+SQA3D_TEXT_RULES = ("published", "cleaned")  # ross3d_data.instructions.sqa3d.SQA3D_TEXT_RULES
 SCENE_FORMATS = ("scannet", "arkitscenes", "scannetpp", "3rscan", "multiscan")  # datasets.FORMATS
 
 Scenes = Annotated[
@@ -244,6 +245,14 @@ def convert_instructions_cmd(
         Path | None,
         typer.Option("--label-map", help="scannetv2-labels.combined.tsv: exact unique/multiple"),
     ] = None,
+    sqa3d_text: Annotated[
+        Literal[SQA3D_TEXT_RULES],
+        typer.Option(
+            "--sqa3d-text",
+            help="published: situation/question verbatim, empty alternatives kept (the public "
+            "process_sqa3d.py); cleaned: whitespace stripped, empty alternatives dropped",
+        ),
+    ] = "published",
     task: Annotated[Literal[TASKS] | None, old_option("--task")] = None,
     input: Annotated[Path | None, old_option("--input")] = None,
     input_short: Annotated[Path | None, old_option("-i")] = None,
@@ -258,7 +267,8 @@ def convert_instructions_cmd(
     )
     cfg = ConvertConfig(task=benchmark, input=annotations, split=split, out=out,
                         questions=questions, scenes=scenes,
-                        boxes_json=boxes, boxes_out=boxes_out, label_map=label_map)  # fmt: skip
+                        boxes_json=boxes, boxes_out=boxes_out, label_map=label_map,
+                        sqa3d_text=sqa3d_text)  # fmt: skip
     result = convert_instructions(cfg)
     console.print(summary_table([result]))
     for text in result.warnings:

@@ -51,12 +51,15 @@ class ConvertConfig:
     boxes_json: Path | None = None
     boxes_out: Path | None = None
     label_map: Path | None = None
+    sqa3d_text: str = "published"  # sqa3d.SQA3D_TEXT_RULES: the public text, or stripped
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.split not in SPLITS:
             raise ValueError(f"unknown split {self.split!r}; choose one of {', '.join(SPLITS)}")
+        if self.sqa3d_text not in sqa3d.SQA3D_TEXT_RULES:
+            raise ValueError(f"sqa3d_text must be one of {sqa3d.SQA3D_TEXT_RULES}")
         if self.task == "sqa3d" and self.questions is None:
             raise ValueError(
                 "sqa3d needs questions= (v1_balanced_questions_<split>_scannetv2.json)"
@@ -90,7 +93,10 @@ def convert_instructions(cfg: ConvertConfig) -> ConvertResult:
     """
     boxes = load_box_table(cfg)
     src = SourceFiles(Path(cfg.input), cfg.questions, cfg.label_map)
-    result = CONVERTERS[cfg.task](src, cfg.split, boxes)
+    if cfg.task == "sqa3d":
+        result = sqa3d.convert_files(src, cfg.split, boxes, text=cfg.sqa3d_text)
+    else:
+        result = CONVERTERS[cfg.task](src, cfg.split, boxes)
     if boxes is not None:
         for inst in result.instructions:
             if inst.scene_id not in boxes:  # converted without boxes (no object ids)
@@ -127,6 +133,11 @@ def nothing_converted(cfg: ConvertConfig, result: ConvertResult) -> str:
         )
     elif result.skipped.get("missing 'answers'") == result.rows and cfg.split != "test":
         text += "; test files have no answers: pass --split test"
+    elif result.skipped.get("object_id not in scene") == result.rows:
+        text += (
+            f"; the objects of {_box_source(cfg)} are not the ones annotated: use the scans "
+            "(or their boxes.json) the benchmark was annotated on"
+        )
     return text
 
 

@@ -5,6 +5,13 @@ Questions file: ``{"questions": [{"question_id": int, "scene_id", "situation",
 [{"question_id": int, "scene_id", "answers": [{"answer": str, ...}], ...}]}``, joined on
 ``question_id``. Train expands every alternative situation into its own sample (as
 Video-3D-LLM does); val/test use the main situation only.
+
+``text`` ("published", the default): the public conversion's text (Ross3D
+``scripts/3d/preprocessing/process_sqa3d.py`` lines 37-45): situation and question verbatim,
+every alternative situation kept, an empty one included (its prompt then starts with two
+spaces). "cleaned": surrounding whitespace stripped and empty alternatives dropped (our former
+rule). The public lists the alternatives before the main situation; the order of samples does
+not matter (training shuffles), so ours keeps the main one first and its id unsuffixed.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from ross3d_data.instructions.common import (
 )
 from ross3d_data.instructions.schema import Instruction
 
+SQA3D_TEXT_RULES = ("published", "cleaned")
+
 
 def _index_questions(questions: Any, path: Path | str) -> dict[int, dict]:
     if not isinstance(questions, dict) or not isinstance(questions.get("questions"), list):
@@ -37,12 +46,29 @@ def _index_questions(questions: Any, path: Path | str) -> dict[int, dict]:
     }
 
 
+def _situations(q: dict, situation: str, split: str, text: str) -> list[str]:
+    """The main situation, then (train) the alternatives under the ``text`` rule."""
+    if split != "train":
+        return [situation]
+    alts = [s for s in q.get("alternative_situation", []) if isinstance(s, str)]
+    if text == "cleaned":
+        alts = [s.strip() for s in alts if s.strip()]
+    return [situation, *alts]
+
+
 def convert(
-    annotations: Any, questions: Any, split: str, questions_path: Path | str = "<questions>"
+    annotations: Any,
+    questions: Any,
+    split: str,
+    questions_path: Path | str = "<questions>",
+    text: str = "published",
 ) -> ConvertResult:
+    if text not in SQA3D_TEXT_RULES:
+        raise ValueError(f"sqa3d text rule must be one of {SQA3D_TEXT_RULES}, got {text!r}")
     if not isinstance(annotations, dict) or not isinstance(annotations.get("annotations"), list):
         raise ValueError("expected {'annotations': [...]} (SQA3D annotations file)")
     by_qid = _index_questions(questions, questions_path)
+    clean = str.strip if text == "cleaned" else str
 
     def one(row: Any) -> Iterator[Instruction]:
         qid = get(row, "question_id", int)
@@ -50,16 +76,13 @@ def convert(
         if qid not in by_qid:
             raise RowError("question_id not in questions file")
         q = by_qid[qid]
-        question = get(q, "question", str).strip()
-        situation = get(q, "situation", str).strip()
+        question = clean(get(q, "question", str))
+        situation = clean(get(q, "situation", str))
         answers = get(row, "answers", list)
         if not answers or not isinstance(answers[0], dict):
             raise RowError("missing 'answers'")
         answer = get(answers[0], "answer", str)
-        situations = [situation]
-        if split == "train":
-            alts = q.get("alternative_situation", [])
-            situations += [s.strip() for s in alts if isinstance(s, str) and s.strip()]
+        situations = _situations(q, situation, split, text)
         qtype = prompts.sqa3d_question_type(question)
         for k, sit in enumerate(situations):
             yield Instruction(
@@ -76,7 +99,9 @@ def convert(
     return run_rows(ConvertResult("sqa3d", split), annotations["annotations"], one)
 
 
-def convert_files(src: SourceFiles, split: str, boxes: BoxTable | None = None) -> ConvertResult:
+def convert_files(
+    src: SourceFiles, split: str, boxes: BoxTable | None = None, text: str = "published"
+) -> ConvertResult:
     if src.questions is None:
         raise ValueError("sqa3d needs --questions (v1_balanced_questions_<split>_scannetv2.json)")
     annotations = load_json(src.input)
@@ -89,4 +114,4 @@ def convert_files(src: SourceFiles, split: str, boxes: BoxTable | None = None) -
         raise ValueError(
             f"{src.input}: not an SQA3D annotations file: expected {{'annotations': [...]}}{hint}"
         )
-    return convert(annotations, load_json(src.questions), split, src.questions)
+    return convert(annotations, load_json(src.questions), split, src.questions, text)
