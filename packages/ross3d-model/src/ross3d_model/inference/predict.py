@@ -19,8 +19,11 @@ files are made offline). `dump_inputs` writes each item's decoded model input. E
   [[cx, cy, cz, dx, dy, dz], ...]}`, ids = list positions; `ross3d_benchmarks.read_boxes_json`
   reads both, `ross3d-data proposals` makes the latter from LEO's Mask3D masks);
 * Scan2Cap never sees the GT box outside the train split: `<coord>` is queried with the proposal
-  of highest IoU >= 0.5 with the GT box and that proposal's box is reported; an object without
-  one gets the empty caption (and its best proposal's box, or zeros) without running the model.
+  of highest IoU >= 0.5 with the GT box (Ross3D `scripts/3d/preprocessing/process_scan2cap.py`
+  ~110-123) and that proposal's box is reported; an object without one gets the empty caption
+  (and its best proposal's box, or zeros) without running the model: Video-3D-LLM's rule
+  (`llava/eval/model_scan2cap.py` lines 199-200), not Ross3D's, whose `model_scan2cap.py`
+  ~199-257 captions such an object without a box.
   Scan2Cap at val/test therefore needs `boxes` (pass the GT boxes.json for an oracle bound).
 
 Output is appended batch by batch; ids already predicted are skipped, so a killed run resumes
@@ -60,7 +63,7 @@ from ross3d_model.inference.parts import (
 BENCHMARKS = TASKS
 PROTOCOLS = ("reference", "ours")
 REFERENCE_MAX_NEW_TOKENS = 512  # public eval code (model_*.py)
-SCAN2CAP_MIN_IOU = 0.5  # proposal matched to the GT box (public eval code)
+SCAN2CAP_MIN_IOU = 0.5  # proposal matched to the GT box (process_scan2cap.py --threshold)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 CUDA_DTYPE = {"reference": "fp16", "ours": "bf16"}  # builder.py ~27-36: the public eval's fp16
 
