@@ -17,6 +17,7 @@ from rich.console import Console
 from ross3d_model.inference.predict import BENCHMARKS
 
 DEMO_VIEWS = 4  # views per clip (the tiny model config uses 4)
+DEMO_METHOD = "uniform"  # view selection of the demo's clips (and of its preview picture)
 DATA_INDEX = "data.json"
 
 
@@ -109,7 +110,7 @@ def _build_data(cfg: DemoConfig, console: Console) -> dict:
         out=out / "shards",
         instructions=tuple(instructions),
         bev_dir=out / "bev",
-        sample=SampleConfig(views=DEMO_VIEWS),
+        sample=SampleConfig(views=DEMO_VIEWS, method=DEMO_METHOD),
         overwrite=True,
     )
     build_shards(shard_cfg, console=console)
@@ -150,7 +151,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
 
     from ross3d_model.configuration.run import load_run_config
     from ross3d_model.inference.predict import PredictConfig, output_path, run_predict
-    from ross3d_model.report import write_report
+    from ross3d_model.report import plot_loss_trends, read_answer_stats, write_report
     from ross3d_model.training.metrics import read_metrics
     from ross3d_model.training.task import train_from_config
 
@@ -182,18 +183,27 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     scores_path.write_text(json.dumps(metrics, indent=2) + "\n")
     (out / "score_results.json").write_text(json.dumps(scores, indent=2) + "\n")
     scene0 = data["scenes"][0]
-    views_png = write_preview_png(scene0, out, PreviewConfig(views=8, bev_dir=out / "bev"))
+    # the views the shards hold: the same count and selection method as build-shards used
+    preview = PreviewConfig(views=DEMO_VIEWS, method=DEMO_METHOD, bev_dir=out / "bev")
+    records = read_metrics(result.metrics_path)
     pictures = {
         f"BEV of {scene0.name}": out / "bev" / scene0.name / "bev.png",
-        f"Views of {scene0.name} (ross3d-data preview)": views_png,
-        "Loss curves": result.curve_path,
+        f"The {DEMO_VIEWS} views of a clip of {scene0.name} (ross3d-data preview --views "
+        f"{DEMO_VIEWS} --method {DEMO_METHOD}, as build-shards chose them)": (
+            write_preview_png(scene0, out, preview)
+        ),
+        "Loss trends (the table's numbers)": plot_loss_trends(records, out / "loss_trends.png"),
     }
     notes = [
-        f"{cfg.scenes} annotated synthetic scenes + 1 vision-only scene, {DEMO_VIEWS} views each",
-        f"tiny random model, {cfg.steps} optimiser steps on CPU",
+        f"{cfg.scenes} annotated synthetic scenes + 1 vision-only scene, {DEMO_VIEWS} views "
+        "per clip",
+        f"tiny random model, {cfg.steps} optimiser steps on CPU, answers of at most "
+        f"{cfg.max_new_tokens} new tokens",
         "grounding candidates: each scene's GT boxes (no detector)",
     ]
-    report = write_report(out, read_metrics(result.metrics_path), scores, pictures, notes)
+    answers = {b: read_answer_stats(b, p) for b, p in preds.items()}
+    answers = {b: a for b, a in answers.items() if a is not None}
+    report = write_report(out, records, scores, pictures, notes, answers)
     return DemoResult(report, scores_path, result.metrics_path)
 
 
