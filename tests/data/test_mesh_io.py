@@ -244,7 +244,7 @@ def test_export_mesh_glb_round_trip_keeps_the_room_upright(tmp_path):
     r = runner.invoke(app, ["import-mesh", str(glb), str(tmp_path / "s1")])  # default --up
     assert r.exit_code == 0, r.output
     assert r.stderr.splitlines() == [
-        f"note: {glb}: y up (glTF is y-up by specification; --up overrides)",
+        f"note: {glb}: read as y up (glTF is y-up by specification); pass --up to override",
         f"wrote {scannet.mesh_path(tmp_path / 's1')}",
     ]
     got = read_ply(scannet.mesh_path(tmp_path / "s1"))

@@ -444,7 +444,7 @@ def import_mesh_cmd(
 
     imported = import_mesh(mesh, scene_dir, up=up, overwrite=overwrite)
     if up == "auto":
-        note(f"{mesh}: {imported.up} up ({imported.up_source}; --up overrides)")
+        note(f"{mesh}: read as {imported.up} up ({imported.up_source}); pass --up to override")
     for text in imported.warnings:
         note(text, "warning")
     console.print(f"wrote {imported.path}", highlight=False, soft_wrap=True)

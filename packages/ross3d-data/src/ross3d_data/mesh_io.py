@@ -116,7 +116,7 @@ def _file_up_axis(src: Path, up: str) -> tuple[str, str]:
         return up, "--up"
     if src.suffix.lower() in Y_UP_FORMATS:
         return "y", "glTF is y-up by specification"
-    return "z", "the default (ScanNet's z up); the format does not say"
+    return "z", "ScanNet's convention: the format does not say"
 
 
 def _cross_F3(vertices_N3: np.ndarray, faces_F3: np.ndarray) -> np.ndarray:
