@@ -255,12 +255,17 @@ def test_the_protocol_is_recorded_beside_the_predictions(demo_data, exported, tm
 def test_dump_inputs_shows_the_public_eval_input(demo_data, exported, tmp_path):
     """--dump-inputs: one line per item with the decoded input; the reference protocol's user
     turn starts with `<image>\n` and holds no spatial prompt, "ours" holds it."""
+    from ross3d_model.cli import app
     from ross3d_model.configuration.model import SPATIAL_PROMPT
 
     benches = ["scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer"]
     dump = tmp_path / "inputs.jsonl"
-    out = tmp_path / "{benchmark}.jsonl"
-    run_predict(_config(demo_data, exported, out, benches, limit=2, dump_inputs=dump))
+    args = ["predict", "--checkpoint", str(exported), "--out", str(tmp_path / "{benchmark}.jsonl"),
+            "--shards", str(demo_data["shards"]), "--proposals",
+            str(demo_data["annotations"]["boxes"]), "--inference-protocol", "reference",
+            "--limit", "2", "--max-new-tokens", "2", "--dump-inputs", str(dump)]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, *(a for b in benches for a in ("--benchmark", b))])
+    assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in dump.read_text().splitlines()]
     assert [(x["benchmark"], x.keys()) for x in lines] == [
         (b, {"id", "benchmark", "text"}) for b in benches for _ in range(2)
