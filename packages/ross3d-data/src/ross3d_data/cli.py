@@ -483,8 +483,8 @@ def proposals_cmd(
     fmt: SceneFormat = None,
 ) -> None:
     """Mask3D proposal boxes as Ross3D evaluates with them (extract_pred_box.py): the min/max box
-    of each of the first --top masks, in the published {"scannet/<scene>": [box, ...]} layout
-    that `ross3d-model predict --proposals` reads."""
+    of each of the first --top masks, in the published scannet_{val,test}_pred_box.json layout
+    (a list of boxes per "scannet/<scene>") that `ross3d-model predict --proposals` reads."""
     from ross3d_data.proposals import ProposalsConfig, make_proposals
 
     summary = make_proposals(scenes, ProposalsConfig(masks, out, top, fmt))
