@@ -9,7 +9,8 @@ query position) and the ``<ground>`` answer of grounding tasks are special token
 # (Ross3D `scripts/3d/preprocessing/process_*.py`: "<image> {question} ..." for ScanQA, SQA3D and
 # Scan2Cap, "<image>Identify ..." for ScanRefer and Multi3DRefer). The public training prompt
 # keeps it after the spatial prompt (`<image>\n{spatial}\n {question}`), the public eval
-# input after the image token.
+# input after the image token and its newline (`<image>\n {question}`, `preprocess_qwen` of
+# `ross3d/eval/model_*.py`).
 IMAGE_SEPARATOR = {
     "scanqa": " ",
     "sqa3d": " ",
