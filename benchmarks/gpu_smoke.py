@@ -9,8 +9,9 @@ checkpointing on, 32 views per clip. Reports per sample type (QA, QA on a cross-
 grounding, vision-only clip): forward + backward seconds, peak device memory (model, grads and
 activations; no optimiser state: ZeRO shards that), trainable parameters left without a
 gradient (0 expected: one graph); then greedy generation tokens/s and the projected hours of
-the recipe (run config `7b`: max_steps x grad_accum micro-batches per GPU, the mean step time
-of the sample types, `--gpus` data-parallel GPUs sharing the global batch).
+the recipe (run config `7b`: max_steps x the accumulation its global batch gives on `--gpus`
+GPUs micro-batches per GPU, the mean step time of the sample types, `--gpus` data-parallel GPUs
+sharing the global batch).
 """
 
 from __future__ import annotations
@@ -138,9 +139,10 @@ def main() -> None:
     run = load_run_config("7b")
     # 7b derives max_steps from the shard data; REFERENCE 3's train counts per task group
     steps = run.train.max_steps or steps_per_epoch(RECIPE_GROUPS, 256, group_by_task=True)
-    micro = steps * run.train.grad_accum  # per GPU: each GPU one micro-batch
+    accum = run.train.for_world(args.gpus).grad_accum  # from train.global_batch_size
+    micro = steps * accum  # per GPU: each GPU one micro-batch
     hours = micro * statistics.mean(times) / 3600
-    print(f"projected: {steps} steps x {run.train.grad_accum} micro-batches per "
+    print(f"projected: {steps} steps x {accum} micro-batches per "
           f"GPU x {statistics.mean(times):.2f} s = {hours:.1f} h on {args.gpus} GPUs "
           f"(forward + backward only; optimiser and ZeRO communication not included)")  # fmt: skip
 
