@@ -303,3 +303,17 @@ def test_a_bf16_build_equals_the_fp32_build_cast_as_deepspeed_casts():
     for name, buf in fp32.named_buffers():
         assert buffers[name].dtype == buf.dtype and torch.equal(buffers[name], buf), name
     assert any(b.dtype == torch.float32 for b in buffers.values())
+
+
+def test_the_global_batch_sets_the_accumulation_and_the_saved_run_config_holds_both(tmp_path):
+    """global_batch_size 8 at micro-batch 2 on one process: 4 micro-batches per step, 8
+    samples per step, and OUT/run_config.json says so; a contradicting grad_accum is refused
+    before anything is written."""
+    run = _run(steps=2, grad_accum=None, global_batch_size=8)
+    result = train(run, ToyTask(toy_examples(10)), tmp_path / "a", progress=False)
+    assert [r["samples"] for r in result.records] == [8, 8]
+    saved = json.loads((tmp_path / "a" / ckpt.RUN_CONFIG_FILE).read_text())["train"]
+    assert (saved["global_batch_size"], saved["grad_accum"], saved["micro_batch_size"]) == (8, 4, 2)
+    with pytest.raises(ValueError, match=r"global_batch_size 8 != .*grad_accum 2 x 1 processes"):
+        train(_run(grad_accum=2, global_batch_size=8), ToyTask(toy_examples(10)), tmp_path / "b")
+    assert not (tmp_path / "b").exists()
