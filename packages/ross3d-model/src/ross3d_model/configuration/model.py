@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ross3d_model.configuration.parts import ObjectiveConfig, ReconstructionConfig, VaeConfig
+from ross3d_model.configuration.schema import build_section
 from ross3d_model.configuration.variants import resolve_file
 
 CONFIG_DIR = Path(__file__).parent / "configs" / "model"
@@ -39,15 +38,17 @@ class VisionConfig:
     """SigLIP vision tower. `pretrained` is a hub id or local folder; None = random init."""
 
     pretrained: str | None = None
-    hidden_size: int = 1152
-    intermediate_size: int = 4304
-    num_layers: int = 27
-    num_heads: int = 16
-    image_size: int = 384
-    patch_size: int = 14
+    hidden_size: int = 1152  # SigLIP hidden width
+    intermediate_size: int = 4304  # SigLIP MLP width
+    num_layers: int = 27  # SigLIP layers built (LLaVA-Video keeps 26 of 27)
+    num_heads: int = 16  # attention heads
+    image_size: int = 384  # side in pixels of the square input crop
+    patch_size: int = 14  # side in pixels of one patch
     select_layer: int = -2  # hidden_states[-2]: second-to-last layer (LLaVA convention)
-    frozen: bool = True
+    frozen: bool = True  # the tower is not trained
+    # per-channel mean subtracted from pixels in [0, 1]
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # per-channel std the pixels are divided by
     image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     # whose width/height sets the colour resize before the centre crop: "depth" = the public
     # rule (512 px wide for ScanNet), "color" = the frame's own aspect (514 px); applied when the
@@ -79,7 +80,7 @@ class VisionConfig:
 class ProjectorConfig:
     """LLaVA `mlp2x_gelu` projector: Linear(vision -> llm), GELU, Linear(llm -> llm)."""
 
-    kind: str = "mlp2x_gelu"
+    kind: str = "mlp2x_gelu"  # projector type (only mlp2x_gelu)
 
     def __post_init__(self) -> None:
         if self.kind != "mlp2x_gelu":
@@ -91,16 +92,16 @@ class LLMConfig:
     """Qwen2 decoder. `pretrained` is a hub id or local folder; None = random init."""
 
     pretrained: str | None = None
-    vocab_size: int = 152064
-    hidden_size: int = 3584
-    intermediate_size: int = 18944
-    num_layers: int = 28
-    num_heads: int = 28
-    num_kv_heads: int = 4
-    max_position_embeddings: int = 32768
-    rope_theta: float = 1_000_000.0
-    rms_norm_eps: float = 1e-6
-    tie_word_embeddings: bool = False
+    vocab_size: int = 152064  # embedding and LM-head rows
+    hidden_size: int = 3584  # Qwen2 hidden width
+    intermediate_size: int = 18944  # MLP width
+    num_layers: int = 28  # decoder layers
+    num_heads: int = 28  # attention heads
+    num_kv_heads: int = 4  # key/value heads (grouped-query attention)
+    max_position_embeddings: int = 32768  # longest sequence the rotary positions cover
+    rope_theta: float = 1_000_000.0  # rotary embedding base
+    rms_norm_eps: float = 1e-6  # RMSNorm epsilon
+    tie_word_embeddings: bool = False  # the LM head shares the input embedding
     # Rows for tokens added on top of the pretrained vocabulary (`<ground>`, `<coord>`: 2 at 7B,
     # vocab_size = len(tokenizer) = 151,649). A checkpoint with a different row count gives its
     # first vocab_size - added_token_rows rows; the added input and output rows are the mean of
@@ -124,8 +125,8 @@ class TokenConfig:
     """How frames become visual tokens."""
 
     pool_mode: str = "bilinear"  # LLaVA-Video mm_spatial_pool_mode
-    pool_stride: int = 2
-    num_views: int = 32
+    pool_stride: int = 2  # each view's patch grid is pooled by this (27 -> 14)
+    num_views: int = 32  # views per clip (build-shards --views must match)
 
     def __post_init__(self) -> None:
         if self.pool_mode not in ("bilinear", "average", "max"):
@@ -141,10 +142,12 @@ INVALID_DEPTH_RULES = ("camera-centre", "zero")
 class PositionConfig:
     """3D sine position encoding of aligned xyz (Video-3D-LLM's discrete variant)."""
 
+    # lower corner of the encoded world box (metres)
     min_xyz: tuple[float, float, float] = (-15.0, -15.0, -5.0)
+    # upper corner of the encoded world box (metres)
     max_xyz: tuple[float, float, float] = (15.0, 15.0, 5.0)
-    voxel_size: float = 0.1
-    temperature: float = 10000.0
+    voxel_size: float = 0.1  # xyz are discretised to voxels of this side (metres)
+    temperature: float = 10000.0  # sine encoding temperature
     # a token cell's xyz: "camera-centre" (public code: mean over all its pixels, invalid depth
     # unprojecting to the camera centre) or "zero" (mean of valid pixels; no valid pixel: zero PE)
     invalid_depth: str = "camera-centre"
@@ -172,7 +175,7 @@ class GroundingConfig:
     `head_init` and `patch_depth` are reference switches (grounding.py docstring,
     docs/architecture.md "Reference switches")."""
 
-    temperature: float = 0.07
+    temperature: float = 0.07  # InfoNCE temperature of the candidate scores
     min_inside_fraction: float = 0.5  # a patch belongs to a box when >= 50 % of its pixels do
     multi_threshold: float = 0.4  # Multi3DRefer: candidates until summed prob >= this (public 0.4)
     head_init: str = "reference"
@@ -206,10 +209,11 @@ class TextConfig:
     the spliced embeddings and labels (`ross3d_arch.py` lines 951-955,
     `tokenizer_model_max_length` = `--model_max_length 32768` of `train_ross3d.sh` line 55)."""
 
+    # sentence before the question in training (and predict's ours protocol)
     spatial_prompt: str = SPATIAL_PROMPT
-    system_prompt: str = "You are a helpful assistant."
-    max_length: int = 8192
-    max_new_tokens: int = 64
+    system_prompt: str = "You are a helpful assistant."  # the chat template's system turn
+    max_length: int = 8192  # tokens per sequence, visual tokens included (see overflow)
+    max_new_tokens: int = 64  # predict's decoding limit under --inference-protocol ours
     lm_labels: str = "turn-and-markers"
     overflow: str = "error"
 
@@ -238,7 +242,7 @@ class Ross3DConfig:
     # LLaVA-layout checkpoint (hub id / folder, e.g. lmms-lab/LLaVA-Video-7B-Qwen2) whose weights
     # initialise the model (the released Ross3D layout too; loading.py); None = none.
     init_from: str | None = None
-    seed: int = 0
+    seed: int = 0  # seed of the batch builder's random choices when none is passed
 
     def __post_init__(self) -> None:
         if self.pooled_grid < 1:
@@ -267,7 +271,9 @@ class Ross3DConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> Ross3DConfig:
-        return _build(cls, data, "model config")
+        """From a JSON object; an unknown key lists its section's valid keys, a wrong type
+        names the key and the expected type (`schema.build_section`)."""
+        return build_section(cls, data)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -372,31 +378,6 @@ def derived_size_mismatches(cfg: Ross3DConfig) -> list[str]:
         ),
     ]
     return [message for ok, message in checks if not ok]
-
-
-def _build(cls: type, data: dict, where: str):
-    """Build dataclass `cls` from a JSON dict, recursing into dataclass-typed fields."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown} for {cls.__name__}")
-    kwargs = {}
-    for key, value in data.items():
-        sub = _dataclass_type(hints[key])
-        kwargs[key] = _build(sub, value, f"{where}.{key}") if sub and value is not None else value
-    return cls(**kwargs)
-
-
-def _dataclass_type(hint) -> type | None:
-    if dataclasses.is_dataclass(hint):
-        return hint
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        subs = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
-        return subs[0] if subs else None
-    return None
 
 
 def shipped_configs() -> dict[str, Path]:

@@ -48,17 +48,20 @@ class VaeConfig:
 
     pretrained: str | None = None
     subfolder: str | None = "vae"
-    latent_channels: int = 16
+    latent_channels: int = 16  # channels of the VAE latent (FLUX: 16)
+    # block widths of the tiny random VAE (pretrained null)
     tiny_block_out_channels: list[int] = field(default_factory=lambda: [8, 8, 16, 16])
-    tiny_norm_num_groups: int = 4
-    tiny_seed: int = 0
+    tiny_norm_num_groups: int = 4  # GroupNorm groups of the tiny VAE
+    tiny_seed: int = 0  # init seed of the tiny VAE
     scaling_factor: float | None = None
     shift_factor: float | None = None
-    view_size: int = 216
-    bev_size: int = 432
-    latent_mode: str = "sample"
+    view_size: int = 216  # side in pixels a view is resized to for the VAE (216 -> 14 x 14 tokens)
+    bev_size: int = 432  # side in pixels of the BEV image for the VAE (432 -> 27 x 27 tokens)
+    latent_mode: str = "sample"  # "sample" of the latent distribution, or its "mean"
+    # with bev_valid_rule "block": a cell counts when its non-void pixel fraction exceeds this
     bev_min_valid_fraction: float = 0.0
-    antialias: bool = False
+    antialias: bool = False  # antialias when images are resized for the VAE
+    # BEV cells the loss averages: "bilinear-mean" (public) or "block"
     bev_valid_rule: str = "bilinear-mean"
     # "square": the BEV image resized to bev_size x bev_size (our renders are square, the whole
     # scene); "crop-4:3": the public rule for its released renders (modeling.latents.bev_target)
@@ -106,31 +109,33 @@ class ReconstructionConfig:
     `view_grid` and `bev_grid` must match the VAE targets and the visual token grid:
     `Ross3DConfig` checks them against `vae` and `vision` / `tokens`."""
 
-    enable_cross_view: bool = True
-    enable_bev: bool = True
-    width: int = 1024
-    depth: int = 3
-    num_heads: int = 16
-    mlp_ratio: float = 4.0
+    enable_cross_view: bool = True  # train the cross-view (masked views) reconstruction loss
+    enable_bev: bool = True  # train the BEV reconstruction loss
+    width: int = 1024  # denoiser width
+    depth: int = 3  # denoiser blocks
+    num_heads: int = 16  # denoiser attention heads
+    mlp_ratio: float = 4.0  # denoiser MLP width / width
     latent_channels: int = 64  # after 2x2 space-to-channel of the 16 VAE channels
     view_grid: int = 14
     bev_grid: int = 27
-    view_queries: int = 196
-    bev_queries: int = 729
-    pool_heads: int = 16
-    view_repeats: int = 4
-    num_train_timesteps: int = 1000
-    beta_schedule: str = "squaredcos_cap_v2"
-    prediction: str = "epsilon"
+    view_queries: int = 196  # pooling queries of the view branch (view_grid squared)
+    bev_queries: int = 729  # pooling queries of the BEV branch (bev_grid squared)
+    pool_heads: int = 16  # attention heads of the condition pooling
+    view_repeats: int = 4  # each masked view is denoised this often (own timestep and noise)
+    num_train_timesteps: int = 1000  # diffusion timesteps
+    beta_schedule: str = "squaredcos_cap_v2"  # noise schedule (a diffusers DDPMScheduler name)
+    prediction: str = "epsilon"  # the denoiser predicts "epsilon", "v_prediction" or the "sample"
+    # "visible-pooled" (public) or "per-target" (modeling.reconstruction)
     conditioning: str = "visible-pooled"
-    mask_ratio: float = 0.25
-    mask_choice: str = "random"
+    mask_ratio: float = 0.25  # share of a clip's views masked for cross-view reconstruction
+    mask_choice: str = "random"  # masked views: "random" or "overlap-aware"
+    # denoiser precision: "float32" (public) or "param" (the weights')
     compute_dtype: str = "float32"
     # Denoiser start (loading.py, docs/architecture.md "Reference switches"): the ROSS 2D
     # denoiser as the reference ships it (`mm_inv_projector.bin`; None = none), and the init of
     # what it does not cover: "reference" (PyTorch defaults) or "adaln-zero" (DiT's init).
     pretrained_denoiser: str | None = None
-    denoiser_init: str = "adaln-zero"
+    denoiser_init: str = "adaln-zero"  # "reference" or "adaln-zero" (see pretrained_denoiser)
     # the view / BEV 2D sin-cos position tables: "trainable" as the public code trains them
     # (denoiser.Branch), "frozen" = fixed buffers
     position_tables: str = "frozen"
@@ -168,10 +173,10 @@ class ReconstructionConfig:
 class ObjectiveConfig:
     """Loss weights (`modeling.objective.combine_losses`) and the cross-view schedule."""
 
-    lm_weight: float = 1.0
-    cross_view_weight: float = 1.0
-    bev_weight: float = 1.0
-    grounding_weight: float = 1.0
+    lm_weight: float = 1.0  # weight of the language-model loss in the total
+    cross_view_weight: float = 1.0  # weight of the cross-view reconstruction loss
+    bev_weight: float = 1.0  # weight of the BEV reconstruction loss
+    grounding_weight: float = 1.0  # weight of the grounding loss
     cross_view_every: int = 4  # cross-view loss on every k-th optimiser step (public: 4)
 
     def __post_init__(self) -> None:

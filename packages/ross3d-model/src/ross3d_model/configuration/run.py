@@ -24,6 +24,7 @@ from ross3d_benchmarks import TASKS
 from ross3d_data.core.ids import PREFIXED_DATASETS, SCANNET
 from ross3d_data.shards.sampling import epoch_steps
 
+from ross3d_model.configuration.schema import build_section
 from ross3d_model.configuration.variants import resolve_file
 
 RUN_CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -51,23 +52,23 @@ class TrainConfig:
 
     max_steps: int | None = 100  # optimiser steps; None = epochs x steps_per_epoch of the data
     epochs: int = 1
-    micro_batch_size: int = 1
+    micro_batch_size: int = 1  # examples per process in one forward/backward pass
     global_batch_size: int | None = None  # the recipe's invariant; None: grad_accum is fixed
     grad_accum: int | None = None  # None: derived from global_batch_size (else 1)
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    warmup_ratio: float = 0.03
-    max_grad_norm: float = 1.0
-    bf16: bool = False
-    tf32: bool = False
-    gradient_checkpointing: bool = False
+    lr: float = 1e-5  # peak learning rate (AdamW), reached after the warm-up, then cosine decay
+    weight_decay: float = 0.0  # AdamW weight decay
+    adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
+    adam_eps: float = 1e-8  # AdamW epsilon
+    warmup_ratio: float = 0.03  # share of max_steps over which the learning rate warms up linearly
+    max_grad_norm: float = 1.0  # the global gradient norm is clipped to this
+    bf16: bool = False  # bf16 training: DeepSpeed bf16 (fp32 master copy), else bf16 autocast
+    tf32: bool = False  # allow TF32 matmuls on CUDA
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory)
     deepspeed: str | None = None  # "zero2", "zero3" (shipped), a JSON path, or None (plain DDP)
     save_every: int = 50  # checkpoint every N optimiser steps (and at the end)
     keep_checkpoints: int = 2  # newest N checkpoints kept; 0 keeps all
-    log_every: int = 1
-    seed: int = 0
+    log_every: int = 1  # a metrics.jsonl record every N optimiser steps
+    seed: int = 0  # seed of the initial weights, the data order and the masks
     prefetch: int = 2  # micro-batches collated ahead in a background thread; 0 = inline
     max_bad_fraction: float = 0.01  # of the run's micro-batches skipped for data errors
     save_every_minutes: float | None = None  # also checkpoint when this much time has passed
@@ -189,11 +190,11 @@ class DataConfig:
     False = one uniform permutation of all examples."""
 
     shards: str | None = None  # shard folder; the CLI's --shards overrides it
-    tasks: list[str] | None = None
+    tasks: list[str] | None = None  # benchmarks whose instructions train; null = all
     vision_only_scenes: str | None = None
     vision_only_sources: dict[str, float | None] | None = None
     group_by_task: bool = False
-    split: str = "train"
+    split: str = "train"  # the split whose instructions train: train / val / test
 
     def __post_init__(self) -> None:
         _check(
@@ -238,17 +239,13 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "run config") -> RunConfig:
-        _check(isinstance(data, dict), f"{where}: expected a JSON object")
-        unknown = sorted(set(data) - {"model", "train", "data"})
-        _check(not unknown, f"{where}: unknown keys {unknown}")
+        """From a JSON object; one-line errors prefixed with `where` (the file) once: an
+        unknown key lists its section's valid keys, a wrong type names the key and the expected
+        type (`schema.build_section`)."""
         try:
-            return cls(
-                model=str(data.get("model", "tiny")),
-                train=_sub(TrainConfig, data.get("train", {}), f"{where}.train"),
-                data=_sub(DataConfig, data.get("data", {}), f"{where}.data"),
-            )
+            return build_section(cls, data)
         except ValueError as err:
-            raise ValueError(f"{where}: {err}") from err
+            raise ValueError(f"{where}: {err}") from None
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -257,14 +254,6 @@ class RunConfig:
 def _short(values: list[int], most: int = 12) -> str:
     shown = ", ".join(str(v) for v in values[:most])
     return shown + (", ..." if len(values) > most else "")
-
-
-def _sub(cls: type, data: dict, where: str):
-    _check(isinstance(data, dict), f"{where}: expected a JSON object")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    _check(not unknown, f"{where}: unknown keys {unknown}")
-    return cls(**data)
 
 
 def shipped_run_configs() -> dict[str, Path]:
