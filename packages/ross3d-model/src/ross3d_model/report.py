@@ -23,6 +23,12 @@ EM_R_RULE = (
     "the reference protocol's refined match (EM-R) accepts an answer contained in a reference "
     "once spaces are removed, and the empty string is contained in every reference"
 )
+EMPTY_MEANS = (
+    "an empty answer is one whose decoded text is empty once special tokens are dropped and "
+    "whitespace stripped: the model produced only chat markers (a barely trained one repeats "
+    "the `<|im_start|>` and newline tokens its LM loss trains) or whitespace before "
+    "`<|im_end|>` or the new-token limit"
+)
 SCAN2CAP_RULE = (
     "the reference protocol scores every caption as 'sos <caption> eos', so an empty caption "
     "is 'sos eos' and its two tokens occur in every reference (objects whose box misses the "
@@ -163,9 +169,9 @@ def answer_findings(stats: AnswerStats, metrics: dict[str, float]) -> list[str]:
     what = "captions" if b == "scan2cap" else "answers"
     out = []
     if stats.all_empty:
-        out.append(f"{b}: all {n} {what} are empty.")
+        out.append(f"{b}: all {n} {what} are empty ({EMPTY_MEANS}).")
     elif stats.empty:
-        out.append(f"{b}: {stats.empty} of {n} {what} are empty.")
+        out.append(f"{b}: {stats.empty} of {n} {what} are empty ({EMPTY_MEANS}).")
     if not stats.all_empty and stats.trivial:
         out.append(f"{b}: all {n} {what} are the same, {stats.top!r}, whatever the question.")
     if not stats.empty:
@@ -176,7 +182,7 @@ def answer_findings(stats: AnswerStats, metrics: dict[str, float]) -> list[str]:
             f"{EM_R_RULE}; EM counts none of them."
         )
     if b == "scan2cap":
-        named = ", ".join(f"{k} {v:.1f}" for k, v in metrics.items() if v > 0)
+        named = ", ".join(f"{k} {v:.1f}" for k, v in metrics.items() if round(v, 1) > 0)
         if named:
             out.append(f"{b}: {named} are non-zero with {stats.empty} empty {what} because "
                        f"{SCAN2CAP_RULE}.")  # fmt: skip
