@@ -146,7 +146,7 @@ def test_predict_errors_are_clear(demo_data, exported, tmp_path):
         _config(demo_data, exported, tmp_path / "p.jsonl", ["scanqa"], protocol="leo")
     with pytest.raises(ValueError, match="dtype"):
         _config(demo_data, exported, tmp_path / "p.jsonl", ["scanqa"], device="cpu", dtype="fp8")
-    with pytest.raises(ValueError, match="scan2cap at val needs --boxes"):
+    with pytest.raises(ValueError, match="scan2cap at val needs --proposals"):
         _config(demo_data, exported, tmp_path / "p.jsonl", ["scan2cap"], boxes=None)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"answer": "x"}\n{"question_id": "1", "answer": "y"}\n')
