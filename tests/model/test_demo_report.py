@@ -75,13 +75,13 @@ def test_the_reasons_given_are_the_scorers_rules():
 def test_empty_answers_and_why_a_metric_is_non_zero():
     sqa = answer_stats("sqa3d", ["", " ", "", ""])
     lines = answer_findings(sqa, {"EM": 0.0, "EM-R": 100.0})
-    assert lines[0].startswith("sqa3d: all 4 answers are empty (an empty answer is one whose")
+    assert lines[0] == "sqa3d: all 4 answers are empty."
     assert lines[1].startswith("sqa3d: EM-R is 100.0 with 4 empty answers because ")
     assert "the empty string is contained in every reference" in lines[1]
     cap = answer_stats("scan2cap", ["", "", "a chair"])
     metrics = {"CIDEr@0.5": 0.0, "ROUGE-L@0.5": 41.6, "BLEU-4@0.5": 4e-8}  # 0.0 when shown
     lines = answer_findings(cap, metrics)
-    assert lines[0].startswith("scan2cap: 2 of 3 captions are empty (")
+    assert lines[0] == "scan2cap: 2 of 3 captions are empty."
     assert lines[1].startswith("scan2cap: ROUGE-L@0.5 41.6 are non-zero with 2 empty captions")
     assert "'sos eos'" in lines[1]
 
@@ -112,6 +112,7 @@ def test_report_states_the_findings_before_the_pictures(tmp_path):
     )  # fmt: skip
     text = report.read_text()
     assert text.index("## What the answers are") < text.index("## Pictures")
-    assert "- sqa3d: all 3 answers are empty (" in text
+    assert "- sqa3d: all 3 answers are empty." in text
+    assert "- An empty answer is one whose decoded text is empty" in text
     assert "![4 views](pictures/views.png)" in text
     assert "| EM-R | 100.00 |" in text

@@ -24,10 +24,10 @@ EM_R_RULE = (
     "once spaces are removed, and the empty string is contained in every reference"
 )
 EMPTY_MEANS = (
-    "an empty answer is one whose decoded text is empty once special tokens are dropped and "
+    "An empty answer is one whose decoded text is empty once special tokens are dropped and "
     "whitespace stripped: the model produced only chat markers (a barely trained one repeats "
     "the `<|im_start|>` and newline tokens its LM loss trains) or whitespace before "
-    "`<|im_end|>` or the new-token limit"
+    "`<|im_end|>` or the new-token limit."
 )
 SCAN2CAP_RULE = (
     "the reference protocol scores every caption as 'sos <caption> eos', so an empty caption "
@@ -169,9 +169,9 @@ def answer_findings(stats: AnswerStats, metrics: dict[str, float]) -> list[str]:
     what = "captions" if b == "scan2cap" else "answers"
     out = []
     if stats.all_empty:
-        out.append(f"{b}: all {n} {what} are empty ({EMPTY_MEANS}).")
+        out.append(f"{b}: all {n} {what} are empty.")
     elif stats.empty:
-        out.append(f"{b}: {stats.empty} of {n} {what} are empty ({EMPTY_MEANS}).")
+        out.append(f"{b}: {stats.empty} of {n} {what} are empty.")
     if not stats.all_empty and stats.trivial:
         out.append(f"{b}: all {n} {what} are the same, {stats.top!r}, whatever the question.")
     if not stats.empty:
@@ -211,6 +211,8 @@ def findings_section(scores: dict[str, dict], answers: dict[str, AnswerStats]) -
         lines += answer_findings(stats, scores.get(bench, {}).get("metrics", {}))
     if not lines:
         lines = ["No benchmark's answers are empty or all the same."]
+    if any(stats.empty for stats in answers.values()):
+        lines.append(EMPTY_MEANS)
     return ["## What the answers are", "", *[f"- {line}" for line in lines], ""]
 
 
