@@ -71,6 +71,7 @@ def test_7b_offline_is_fast_and_lists_every_part(no_network, monkeypatch, tmp_pa
         "reconstruction.pretrained_denoiser": "local file absent",
     }
     assert rows["init_from"]["source"] == "lmms-lab/LLaVA-Video-7B-Qwen2"
+    assert rows["llm.pretrained"]["detail"] == "its weights: init_from"
     denoiser = rows["reconstruction.pretrained_denoiser"]
     assert str(tmp_path) in denoiser["detail"]  # says what the relative path is relative to
     assert [row["loadable"] for row in rows.values()] == [False, False, False, True, False, False]

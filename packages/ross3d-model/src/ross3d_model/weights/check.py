@@ -133,7 +133,8 @@ def _weight_rows(cfg, skipped, opened: Opened, errors: list[str], report) -> lis
         reasons = [key[len(name) + 2 :] for key in skipped if key.startswith(f"{name}: ")]
         failed = [e[len(name) + 2 :] for e in errors if e.startswith(f"{name}: ")]
         if source is None:
-            row = PartStatus(name, None, NOT_SET, detail="random init")
+            by = "init_from" if cfg.init_from is not None and name != "init_from" else "random init"
+            row = PartStatus(name, None, NOT_SET, detail=f"its weights: {by}")
         elif isinstance(entry, Unavailable):
             row = PartStatus(name, source, entry.status, detail=str(entry))
             if reasons:
