@@ -118,7 +118,7 @@ def recorded(monkeypatch):
 
     calls: dict[str, list] = {"predict": [], "latents": [], "order": [], "demo": []}
 
-    def run_predict(cfg, progress=None, show_progress=False):
+    def run_predict(cfg, progress=None, show_progress=False, notice=None):
         calls["predict"].append(cfg)
         return [predict.PredictSummary(b, cfg.out, items=5, skipped_existing=5)
                 for b in cfg.benchmarks]  # fmt: skip
