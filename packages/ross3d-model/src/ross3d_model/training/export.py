@@ -4,9 +4,11 @@ mid-way. The end of training writes the same folder (task.export).
 
 Nothing is built: the tensor names come from a meta skeleton of the run's model (no memory, no
 pretrained source opened) and the tensors are streamed from the checkpoint into the folder's
-safetensors shards, one shard in memory at a time (a 7B export needs about one shard of host
-memory beyond the checkpoint's own fp32 partitions, where building the model from every
-pretrained source took ~80 GB)."""
+safetensors shards, one shard in memory at a time. Host memory: plain checkpoints are
+memory-mapped; a DeepSpeed checkpoint's fp32 master partitions are loaded one rank file at a
+time and kept (zero_to_fp32's lazy mode: 4 bytes per trainable parameter, ~31 GB at 7B) while
+each tensor is merged when written, where building the model from every pretrained source
+took ~80 GB. The model's config (the VAE's config.json too) must be readable, as for a build."""
 
 from __future__ import annotations
 
