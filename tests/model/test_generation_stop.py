@@ -95,6 +95,7 @@ def test_cpu_cost_note_names_items_tokens_and_the_option():
     grounding = cpu_cost_note(_cfg(device="cpu"), "scanrefer", 5, 512)
     assert grounding == "scanrefer: 5 items on CPU, one forward pass each (no generation)"
     assert cpu_cost_note(_cfg(device="cpu"), "scanqa", 0, 512) is None
+    assert cpu_cost_note(_cfg(device="cpu"), "sqa3d", 1, 8).startswith("sqa3d: 1 item on CPU,")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -367,15 +367,16 @@ def cpu_cost_note(cfg: PredictConfig, task: str, n_items: int, new_tokens: int) 
     `new_tokens`, and a small or untrained model may never say `<|im_end|>` early."""
     if not cfg.device.startswith("cpu") or n_items == 0:
         return None
+    items = f"{n_items} item{'s' * (n_items != 1)} on CPU"
     if task in GROUNDING_TASKS:
-        return f"{task}: {n_items} items on CPU, one forward pass each (no generation)"
+        return f"{task}: {items}, one forward pass each (no generation)"
     hint = (
         ""
         if cfg.max_new_tokens is not None
         else f"; the {cfg.protocol} protocol's default: pass --max-new-tokens 16 for a quick run"
     )
     return (
-        f"{task}: {n_items} items on CPU, each decoding up to {new_tokens} new tokens until "
+        f"{task}: {items}, each decoding up to {new_tokens} new tokens until "
         f"<|im_end|> (a small or untrained model may never stop early){hint}"
     )
 
