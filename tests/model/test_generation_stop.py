@@ -5,14 +5,12 @@ a known token sequence per row, so the stopping rule is checked against known an
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
-import pytest
 import torch
 from model_examples import instruction, make_example
+from ross3d_model.inference.cost import cpu_cost_note
 from ross3d_model.inference.decoding import extend, greedy
 from ross3d_model.inference.generation import predict
-from ross3d_model.inference.predict import PredictConfig, cpu_cost_note
 from ross3d_model.inputs.batch import collate_examples
 from torch import nn
 
@@ -82,22 +80,16 @@ def test_predicted_answer_ends_at_im_end(tiny_model, tiny_tokenizer, tiny_cfg):
     assert head.calls == len(answer) + 1
 
 
-def _cfg(**kwargs) -> PredictConfig:
-    return PredictConfig(Path("run"), Path("shards"), ["scanqa"], Path("p.jsonl"), **kwargs)
-
-
 def test_cpu_cost_note_names_items_tokens_and_the_option():
-    line = cpu_cost_note(_cfg(device="cpu"), "scanqa", 18, 512)
+    line = cpu_cost_note("cpu", "scanqa", 18, 512, "reference")
     assert line.startswith("scanqa: 18 items on CPU, each decoding up to 512 new tokens")
-    assert "--max-new-tokens" in line
-    given = cpu_cost_note(_cfg(device="cpu", max_new_tokens=16), "scanqa", 18, 16)
+    assert line.endswith(
+        "the reference protocol's default: pass --max-new-tokens 16 for a quick run"
+    )
+    given = cpu_cost_note("cpu", "scanqa", 18, 16, None)
     assert "up to 16 new tokens" in given and "--max-new-tokens" not in given
-    grounding = cpu_cost_note(_cfg(device="cpu"), "scanrefer", 5, 512)
+    grounding = cpu_cost_note("cpu", "scanrefer", 5, 512, "reference")
     assert grounding == "scanrefer: 5 items on CPU, one forward pass each (no generation)"
-    assert cpu_cost_note(_cfg(device="cpu"), "scanqa", 0, 512) is None
-    assert cpu_cost_note(_cfg(device="cpu"), "sqa3d", 1, 8).startswith("sqa3d: 1 item on CPU,")
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_no_cost_note_on_cuda():
-    assert cpu_cost_note(_cfg(device="cuda"), "scanqa", 18, 512) is None
+    assert cpu_cost_note("cpu", "scanqa", 0, 512, "reference") is None
+    assert cpu_cost_note("cpu", "sqa3d", 1, 8, None).startswith("sqa3d: 1 item on CPU,")
+    assert cpu_cost_note("cuda:0", "scanqa", 18, 512, "reference") is None

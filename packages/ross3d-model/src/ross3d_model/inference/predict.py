@@ -50,6 +50,7 @@ from ross3d_benchmarks import (
 from ross3d_eval.boxes import box_iou_matrix
 from ross3d_eval.result import prediction_meta_path
 
+from ross3d_model.inference.cost import cpu_cost_note
 from ross3d_model.inference.parts import (
     PredictionMeta,
     append_records,
@@ -361,26 +362,6 @@ def _meta(cfg: PredictConfig, model, task: str) -> PredictionMeta:
     )
 
 
-def cpu_cost_note(cfg: PredictConfig, task: str, n_items: int, new_tokens: int) -> str | None:
-    """What a CPU run of `n_items` items of `task` will cost, and how to make it cheaper (None
-    on CUDA or with nothing to do): text items decode token by token until `<|im_end|>` or
-    `new_tokens`, and a small or untrained model may never say `<|im_end|>` early."""
-    if not cfg.device.startswith("cpu") or n_items == 0:
-        return None
-    items = f"{n_items} item{'s' * (n_items != 1)} on CPU"
-    if task in GROUNDING_TASKS:
-        return f"{task}: {items}, one forward pass each (no generation)"
-    hint = (
-        ""
-        if cfg.max_new_tokens is not None
-        else f"; the {cfg.protocol} protocol's default: pass --max-new-tokens 16 for a quick run"
-    )
-    return (
-        f"{task}: {items}, each decoding up to {new_tokens} new tokens until "
-        f"<|im_end|> (a small or untrained model may never stop early){hint}"
-    )
-
-
 def predict_benchmark(
     model, tokenizer, cfg: PredictConfig, task: str, dist, progress=None, notice=None
 ):
@@ -405,7 +386,8 @@ def predict_benchmark(
     mine = rank_share(pending, dist.rank, dist.world_size)
     target = path if dist.world_size == 1 else part_path(path, dist.rank, dist.world_size)
     worker = _Predictor(model, tokenizer, cfg, reader, summary)
-    cost = cpu_cost_note(cfg, task, len(pending), worker.max_new_tokens)
+    default_of = cfg.protocol if cfg.max_new_tokens is None else None
+    cost = cpu_cost_note(cfg.device, task, len(pending), worker.max_new_tokens, default_of)
     if notice is not None and dist.rank == 0 and cost is not None:
         notice(cost)
     if progress is not None:
