@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -170,7 +172,7 @@ def zero3_step(cfg, tokenizer, device, args) -> dict:
     tcfg = TrainConfig(max_steps=2, bf16=device.type == "cuda", deepspeed="zero3",
                        gradient_checkpointing=True, lr=1e-5)  # fmt: skip
     _launcher_env(True)
-    model = from_config(cfg, dtype=build_dtype(tcfg))
+    model = from_config(cfg, dtype=build_dtype(tcfg), device=device)
     model.set_special_ids(special_token_ids(tokenizer))
     model.train()
     model.gradient_checkpointing_enable({"use_reentrant": False})
@@ -184,16 +186,28 @@ def zero3_step(cfg, tokenizer, device, args) -> dict:
     engine.backward(loss)
     engine.step()
     _sync(device)
+    seconds, peak = time.perf_counter() - began, _peak_gib(device)
     params = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in model.parameters())
+    finite = bool(torch.isfinite(loss.detach()).item())
+    del engine, model, loss  # the card is free again for `pytest -m gpu`
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return {"llm_layers": args.zero3_layers, "params_M": round(params / 1e6, 1),
-            "step_s": round(time.perf_counter() - began, 3), "peak_gib": _peak_gib(device),
-            "loss_finite": bool(torch.isfinite(loss.detach()).item())}  # fmt: skip
+            "step_s": round(seconds, 3), "peak_gib": None if peak is None else round(peak, 2),
+            "loss_finite": finite}  # fmt: skip
+
+
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 def run_pytest() -> dict:
-    """`pytest -m gpu` in a subprocess: exit code and its summary line."""
+    """`pytest -m gpu` in a subprocess: exit code and its summary line. Without the launcher
+    variables the ZeRO-3 step set in this process (its port is still held here)."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-m", "gpu", "tests/"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+    root = Path(__file__).parents[1]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=env)
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     return {"returncode": done.returncode, "summary": lines[-1] if lines else ""}
 

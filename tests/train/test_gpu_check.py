@@ -68,3 +68,20 @@ def test_the_shell_script_runs_the_figures_then_nothing_else():
     assert text.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in text
     assert "timeout 480" in text and "benchmarks/gpu_check.py --json" in text
     assert "--docs docs/benchmarks.md" in text
+
+
+def test_pytest_runs_without_the_launcher_variables_of_the_zero3_step(monkeypatch):
+    """The ZeRO-3 step leaves RANK / MASTER_PORT set in this process (its group holds the port):
+    the `pytest -m gpu` subprocess must start its own."""
+    seen = {}
+
+    def fake_run(cmd, **kwargs):
+        seen.update(cmd=cmd, env=kwargs["env"])
+        return type("Done", (), {"returncode": 5, "stdout": "\n5 deselected in 0.1s\n"})()
+
+    monkeypatch.setenv("MASTER_PORT", "29999")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(gpu_check.subprocess, "run", fake_run)
+    assert gpu_check.run_pytest() == {"returncode": 5, "summary": "5 deselected in 0.1s"}
+    assert seen["cmd"][-3:] == ["-m", "gpu", "tests/"]
+    assert "MASTER_PORT" not in seen["env"] and "RANK" not in seen["env"]
