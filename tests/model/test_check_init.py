@@ -80,6 +80,8 @@ def test_7b_offline_is_fast_and_lists_every_part(no_network, monkeypatch, tmp_pa
 def test_failed_probe_means_offline_once(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     calls = []
 
@@ -92,8 +94,10 @@ def test_failed_probe_means_offline_once(monkeypatch):
     assert not hub.online and hub.reason.endswith("Name or service not known")
     host = huggingface_hub.constants.ENDPOINT.split("://")[1].split("/")[0].split(":")[0]
     assert len(calls) == 1 and calls[0][0] == host  # one probe, nothing more
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")  # the client's route
+    assert not HubAccess.detect().online and calls[-1] == ("proxy.example", 3128)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert HubAccess.detect().reason == "HF_HUB_OFFLINE is set" and len(calls) == 1
+    assert HubAccess.detect().reason == "HF_HUB_OFFLINE is set" and len(calls) == 2
 
 
 def test_local_files_found_and_hub_parts_offline(no_network, tiny_cfg, tmp_path):

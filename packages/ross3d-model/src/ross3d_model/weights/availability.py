@@ -82,8 +82,8 @@ class HubAccess:
     @classmethod
     def detect(cls, timeout_s: float = PROBE_TIMEOUT_S) -> HubAccess:
         """Decide once: `HF_HUB_OFFLINE` (or `TRANSFORMERS_OFFLINE`) set -> offline without
-        any network access; else one TCP connection to the hub's host, bounded by `timeout_s`
-        (name resolution included)."""
+        any network access; else one TCP connection to the hub's host (or to the HTTPS proxy
+        when one is set), bounded by `timeout_s` (name resolution included)."""
         from huggingface_hub import constants, get_token
 
         token = get_token() is not None
@@ -92,12 +92,20 @@ class HubAccess:
                 return cls(False, f"{name} is set", token)
         if constants.HF_HUB_OFFLINE:
             return cls(False, "HF_HUB_OFFLINE is set", token)
-        url = urlparse(constants.ENDPOINT)
+        url = urlparse(_proxy() or constants.ENDPOINT)
         port = url.port or (443 if url.scheme == "https" else 80)
         error = _probe(url.hostname or "", port, timeout_s)
         if error:
             return cls(False, f"cannot reach {url.hostname}: {error}", token)
         return cls(True, "", token)
+
+
+def _proxy() -> str | None:
+    """The HTTPS proxy the hub client would use (then the probe connects to it instead)."""
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
 
 
 def _probe(host: str, port: int, timeout_s: float) -> str:
