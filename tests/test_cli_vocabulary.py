@@ -7,11 +7,11 @@ test sees exactly what the CLI passed on without building a model."""
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from readme_commands import documented_commands
 from ross3d_benchmarks import SPLITS, TASKS
 from ross3d_data.cli import app as data_app
 from ross3d_eval.cli import app as eval_app
@@ -19,7 +19,6 @@ from ross3d_model.cli import app as model_app
 from typer.testing import CliRunner
 
 runner = CliRunner()
-ROOT = Path(__file__).parents[1]
 
 
 def _flat(text: str) -> str:
@@ -248,30 +247,11 @@ def test_cli_app_error_path():
     assert runner.invoke(app, ["ok"]).stdout == "product\n"
 
 
-def _documented_commands() -> list[tuple[str, str, list[str]]]:
-    """(file, tool, arguments) of every command line in the READMEs and docs' bash blocks."""
-    found = []
-    for path in [ROOT / "README.md", *ROOT.glob("packages/*/README.md"), *ROOT.glob("docs/*.md")]:
-        blocks = path.read_text().split("```")[1::2]
-        text = "\n".join(b for b in blocks if b.startswith("bash")).replace("\\\n", " ")
-        for line in text.splitlines():
-            words = shlex.split(line, comments=True)
-            words = [w for w in words if not (w.startswith("[") or w.endswith("]"))]
-            if "-m" in words and "ross3d_model.cli" in words:  # torchrun ... -m ross3d_model.cli
-                words = ["ross3d-model", *words[words.index("ross3d_model.cli") + 1 :]]
-            for tool in ("ross3d-data", "ross3d-model", "ross3d-eval"):
-                if tool in words:
-                    found.append(
-                        (str(path.relative_to(ROOT)), tool, words[words.index(tool) + 1 :])
-                    )
-    return found
-
-
 def test_every_documented_command_line_parses_without_deprecation():
     import typer
 
     apps = {"ross3d-data": data_app, "ross3d-model": model_app, "ross3d-eval": eval_app}
-    commands = _documented_commands()
+    commands = documented_commands()
     assert len(commands) >= 20
     for name, tool, (command, *args) in commands:
         click_command = typer.main.get_command(apps[tool]).commands[command]
