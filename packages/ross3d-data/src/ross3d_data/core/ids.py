@@ -4,6 +4,10 @@ file name, so it never holds a dot (WebDataset splits a key at its first dot).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ross3d_data.core.errors import SceneError
+
 SCANNET = "scannet"
 PREFIXED_DATASETS = ("arkitscenes", "3rscan", "multiscan", "scannetpp")
 
@@ -23,3 +27,12 @@ def dataset_of(scene_id: str) -> str:
     """The dataset a scene id belongs to (``scannet`` when it has no known prefix)."""
     prefix = scene_id.split("-", 1)[0]
     return prefix if prefix in PREFIXED_DATASETS and "-" in scene_id else SCANNET
+
+
+def folder_scene_id(dataset: str, folder: Path) -> str:
+    """``<dataset>-<folder name>``, the id of a scan stored in a folder named by its native
+    id; SceneError naming the folder when the name cannot be a shard key."""
+    try:
+        return make_scene_id(dataset, Path(folder).name)
+    except ValueError as err:
+        raise SceneError(folder, f"not usable as a scene id: {err}") from err

@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from ross3d_data.core.errors import SceneError
+from ross3d_data.core.ids import folder_scene_id
 from ross3d_data.core.records import Frame, Intrinsics, Mesh, SceneObject
 from ross3d_data.core.rotation import (
     dominant_wall_yaw,
@@ -63,7 +64,6 @@ from ross3d_data.datasets.meshes import read_mesh
 
 __all__ = ["ArkitFrames", "PoseKeys", "is_scene_dir", "load_scene", "read_traj", "scene_id_for"]
 
-SCENE_ID_PREFIX = "arkitscenes-"
 POSE_MATCH_S = 0.005  # TenFpsDataLoader.__getitem__'s tolerance
 PINCAM_STEP_S = 0.001  # its intrinsics fallback
 
@@ -81,8 +81,8 @@ def frames_path(video_dir: Path) -> Path:
 
 
 def scene_id_for(video_dir: Path) -> str:
-    """``arkitscenes-<video_id>`` (video ids are digits: no dot in a sample key)."""
-    return SCENE_ID_PREFIX + Path(video_dir).name
+    """``arkitscenes-<video_id>`` (``core.ids``; video ids are digits: no dot in a key)."""
+    return folder_scene_id("arkitscenes", video_dir)
 
 
 def is_scene_dir(path: Path) -> bool:

@@ -37,7 +37,7 @@ import numpy as np
 
 from ross3d_data.core.errors import SceneError
 from ross3d_data.core.geometry import resize_crop_intrinsics
-from ross3d_data.core.ids import make_scene_id
+from ross3d_data.core.ids import folder_scene_id
 from ross3d_data.core.records import Frame, Intrinsics, Mesh, pose_is_valid
 from ross3d_data.core.scene import Scene
 from ross3d_data.datasets.meshes import read_mesh
@@ -213,10 +213,7 @@ def _read_mesh_raw(path: Path, T_raw_aligned: np.ndarray) -> Mesh:
 
 def scene_id_for(scan_dir: Path) -> str:
     """``multiscan-<scan>`` (``core.ids``; ``scene_xxxxx_xx`` holds no dot)."""
-    try:
-        return make_scene_id(DATASET, Path(scan_dir).name)
-    except ValueError as err:
-        raise SceneError(scan_dir, f"not usable as a scene id: {err}") from err
+    return folder_scene_id(DATASET, scan_dir)
 
 
 def is_scene_dir(path: Path) -> bool:

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from ross3d_data.core.errors import SceneError
-from ross3d_data.core.ids import make_scene_id
+from ross3d_data.core.ids import folder_scene_id
 from ross3d_data.core.records import Frame, Intrinsics, pose_is_valid
 from ross3d_data.core.rotation import (
     rotate_image_upright,
@@ -314,10 +314,7 @@ def rescan_transform(rescans_json: Path, scan_id: str, translation_unit: str = "
 
 def scene_id_for(scan_dir: Path) -> str:
     """``3rscan-<scan_id>`` (``core.ids``; 3RScan ids are UUIDs: no dot in a sample key)."""
-    try:
-        return make_scene_id(DATASET, Path(scan_dir).name)
-    except ValueError as err:
-        raise SceneError(scan_dir, f"not usable as a scene id: {err}") from err
+    return folder_scene_id(DATASET, scan_dir)
 
 
 def is_scene_dir(path: Path) -> bool:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ross3d_data.core.errors import SceneError
-from ross3d_data.core.ids import make_scene_id
+from ross3d_data.core.ids import folder_scene_id
 from ross3d_data.core.records import Frame, Intrinsics
 from ross3d_data.core.scene import Scene
 from ross3d_data.datasets.meshes import read_mesh
@@ -310,10 +310,7 @@ def is_scene_dir(path: Path) -> bool:
 
 def scene_id_for(scene_dir: Path) -> str:
     """``scannetpp-<folder name>`` (``core.ids``; ScanNet++ ids are 10 hex digits)."""
-    try:
-        return make_scene_id("scannetpp", Path(scene_dir).name)
-    except ValueError as err:
-        raise SceneError(scene_dir, f"not usable as a scene id: {err}") from err
+    return folder_scene_id("scannetpp", scene_dir)
 
 
 def load_scene(scene_dir: Path, frames_dir: Path | None = None) -> Scene:
