@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from layouts.clips import vision_only_clip_key
 from layouts.rscan import (
     caster_intrinsics,
     info_text,
@@ -261,11 +262,4 @@ def test_detection_and_find_scenes(scan, tmp_path):
 
 
 def test_build_shards_makes_a_vision_only_clip(scan, tmp_path):
-    from ross3d_data.shards.build import ShardConfig, build_shards, read_manifest
-    from ross3d_data.shards.sample import SampleConfig
-
-    summary = build_shards(ShardConfig(scenes=(scan.scan_dir,), out=tmp_path / "s",
-                                       sample=SampleConfig(views=2)))  # fmt: skip
-    assert summary.samples == 1 and summary.vision_only == 1 and not summary.failed
-    (key,) = [k for s in read_manifest(tmp_path / "s")["shards"] for k in s["keys"]]
-    assert key == f"3rscan-{SCAN_ID}" and "." not in key
+    assert vision_only_clip_key(scan.scan_dir, tmp_path / "s", views=2) == f"3rscan-{SCAN_ID}"
