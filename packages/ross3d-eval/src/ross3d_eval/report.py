@@ -114,5 +114,6 @@ def render_markdown(results: list[LoadedResult]) -> str:
 def write_report(paths: list[Path], out: Path | None = None) -> str:
     text = render_markdown([load_result(p) for p in paths])
     if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")
     return text

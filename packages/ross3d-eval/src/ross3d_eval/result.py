@@ -60,6 +60,7 @@ class Result:
         return out
 
     def write_json(self, path: Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # `--out results/x.json`
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
     def table(self):
