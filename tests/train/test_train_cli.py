@@ -1,8 +1,9 @@
 """`ross3d-model train` on the tiny config and demo shards, several processes through torchrun
 (gloo): plain DDP against one process with twice the accumulation, ZeRO-2 against plain DDP
-with a SIGKILL and --resume in the middle, main-process-only outputs, per-rank checkpoints and
-`ross3d-model export` of a sharded checkpoint; ZeRO-3 against plain DDP on mixed tasks (slow
-tier: two tests, about 5 + 2 minutes on 2 cores).
+with the workers SIGKILLed and --resume in the middle, main-process-only outputs, per-rank
+checkpoints and `ross3d-model export` of a sharded checkpoint; ZeRO-3 against plain DDP on mixed
+tasks; SIGTERM to one worker: every rank checkpoints the same step, exit 0, the resume equals
+the uninterrupted run (slow tier: three tests, about 3 + 2 + 1 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -162,3 +163,40 @@ def test_two_processes_zero3_match_plain_ddp(demo_data, tmp_path):
     # prefetch trace must still give matching all-gathers (engine._unhook_frozen)
     assert any(r["lm"] is not None and r["grounding"] is not None for r in ddp)
     _assert_same_losses(ddp, _records(tmp_path / "z3"), rel=1e-4)
+
+
+def test_sigterm_to_one_rank_checkpoints_every_rank_and_the_requeue_resumes(demo_data, tmp_path):
+    """A preemption notice reaching one worker: every rank finishes the same step, one
+    checkpoint is written, the job exits 0; `--resume` then trains the remaining steps and the
+    whole run equals the uninterrupted one."""
+    shards, steps = demo_data["shards"], 8
+    config = _config(tmp_path, "two", max_steps=steps, save_every=100)
+    single = CliRunner().invoke(app, _train_args(
+        _config(tmp_path, "one", max_steps=steps, save_every=100, grad_accum=4), shards,
+        tmp_path / "one"))  # fmt: skip
+    assert single.exit_code == 0, single.output
+    run_dir = tmp_path / "two"
+    proc = _torchrun(_train_args(config, shards, run_dir))
+    deadline = time.time() + 900
+    while time.time() < deadline and not _records_or_none(run_dir):
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert len(workers) == 2 and proc.poll() is None
+    os.kill(max(workers), signal.SIGTERM)  # one worker only
+    out = _finish(proc)  # exit 0
+    saved = [s for s, _ in list_checkpoints(run_dir)]
+    assert len(saved) == 1 and saved[0] < steps, (saved, out[-2000:])
+    assert "checkpoint of step" in out and not (run_dir / "model").exists()
+    out = _finish(_torchrun(_train_args(config, shards, run_dir, "--resume")))
+    assert f"step {saved[0] + 1}/{steps}" in out and "step 1/" not in out
+    one, two = _records(tmp_path / "one"), _records(run_dir)
+    assert [r["step"] for r in two] == list(range(1, steps + 1))
+    for ra, rb in zip(one, two, strict=True):
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-4) and rb["lr"] == pytest.approx(
+            ra["lr"]
+        )
+
+
+def _records_or_none(run_dir: Path) -> list[dict] | None:
+    path = run_dir / "metrics.jsonl"
+    return read_metrics(path) if path.is_file() and path.stat().st_size else None
