@@ -240,3 +240,30 @@ def test_relative_pretrained_paths_resolve_against_the_config_folder(tmp_path, m
     assert (
         load_config("7b").reconstruction.pretrained_denoiser == "checkpoints/mm_inv_projector.bin"
     )
+
+
+def test_pretrained_sources_say_what_this_node_has(tmp_path, monkeypatch):
+    """What the ranks compare before the model is built: a local file by absolute path and
+    size, a hub id by its cached revision (or "not cached"), a missing local path as missing."""
+    import huggingface_hub.constants
+    from ross3d_model.configuration.model import load_config
+    from ross3d_model.training.task import pretrained_sources
+
+    (tmp_path / "denoiser.bin").write_bytes(b"12345")
+    refs = tmp_path / "hub" / "models--org--llava" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text("abc123\n")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    cfg = load_config("tiny")
+    cfg = dataclasses.replace(
+        cfg, init_from="org/llava", tokenizer="org/other",
+        reconstruction=dataclasses.replace(cfg.reconstruction,
+                                           pretrained_denoiser=str(tmp_path / "denoiser.bin")),
+        vae=dataclasses.replace(cfg.vae, pretrained=str(tmp_path / "absent")),
+    )  # fmt: skip
+    assert pretrained_sources(cfg) == {
+        "init_from": "hub org/llava @ abc123",
+        "tokenizer": "hub org/other not cached",
+        "vae.pretrained": f"{tmp_path / 'absent'} missing",
+        "reconstruction.pretrained_denoiser": f"{tmp_path / 'denoiser.bin'} (5 bytes)",
+    }
