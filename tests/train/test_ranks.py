@@ -40,6 +40,11 @@ def _worker(rank: int, port: int, root: str, results) -> None:
         "local": _error(lambda: ranks.check_run_folder(local)),
         "data": _error(lambda: ranks.same_as_rank0("shard data", f"fp{rank}", "same shards")),
         "same": _error(lambda: ranks.same_as_rank0("shard data", "fp", "same shards")),
+        "files": _error(
+            lambda: ranks.same_as_rank0(
+                "set of pretrained files", {"a": "x", "b": f"size {rank}"}, "same cache"
+            )
+        ),
         "resume_shared": ranks.agree_resume(shared, True, ckpt.latest_checkpoint),
         "resume_local": _error(lambda: ranks.agree_resume(local, True, ckpt.latest_checkpoint)),
         "fresh": ranks.agree_resume(shared, False, ckpt.latest_checkpoint),
@@ -71,6 +76,10 @@ def test_two_ranks_agree_or_both_fail_with_one_line(tmp_path):
             "missing): the run folder must be on one filesystem shared by all nodes"
         )
         assert out["data"].startswith(f"rank 1 ({host}) sees another shard data than rank 0: ")
+        assert out["files"] == (  # only the differing entries
+            f"rank 1 ({host}) sees another set of pretrained files than rank 0: "
+            "{'b': 'size 1'} vs {'b': 'size 0'}; same cache"
+        )
         assert out["resume_shared"] == (4, ckpt.checkpoint_dir(tmp_path / "shared", 4))
         assert out["resume_local"] == (
             f"rank 1 ({host}): {ckpt.checkpoint_dir(tmp_path / 'local1', 4)}: rank 0 resumes "

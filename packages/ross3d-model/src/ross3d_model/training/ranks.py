@@ -80,11 +80,16 @@ class Ranks:
     def same_as_rank0(self, what: str, value, hint: str) -> None:
         """ValueError on every rank when some rank's `value` differs from rank 0's."""
         values = self.gather((self.host, value))
+        expected = values[0][1]
         for rank, (host, got) in enumerate(values):
-            if got != values[0][1]:
+            if got != expected:
+                if isinstance(got, dict) and isinstance(expected, dict):  # only what differs
+                    keys = sorted(k for k in {*got, *expected} if got.get(k) != expected.get(k))
+                    got = {k: got.get(k) for k in keys}
+                    expected = {k: expected.get(k) for k in keys}
                 raise ValueError(
                     f"rank {rank} ({host}) sees another {what} than rank 0: {_short(got)} vs "
-                    f"{_short(values[0][1])}; {hint}"
+                    f"{_short(expected)}; {hint}"
                 )
 
     def check_run_folder(self, output_dir: Path) -> None:
@@ -123,6 +128,6 @@ class Ranks:
         return step, path
 
 
-def _short(value, most: int = 120) -> str:
+def _short(value, most: int = 240) -> str:
     text = repr(value)
     return text if len(text) <= most else text[: most - 3] + "..."
