@@ -15,6 +15,7 @@ import glob
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ PROJECT_PROGRAMS |= {"rerun", "ray"}
 DEMO_ONLY_STEPS = {("ross3d-data", "make-demo")}
 REAL_DATA_ONLY_STEPS = {("ross3d-data", "proposals")}  # needs Mask3D masks (GT boxes stand in)
 REAL_DATA_ONLY_OPTIONS = {"--resize-aspect", "--split-list"}  # the 7b resize; ScanNet's val list
+# the walk's paths for the ScanNet section's, as its README paragraph says
+DEMO_PATHS = {"/data/scannet/scans": "demo", "/data/ross3d/": "work/"}
 
 
 def _lines(heading: str) -> list[list[str]]:
@@ -47,6 +50,20 @@ def _step(words: list[str]) -> tuple[str, str, str]:
 
 def _options(words: list[str]) -> set[str]:
     return {w.split("=")[0] for w in words if w.startswith("--")}
+
+
+def _single_values(words: list[str]) -> dict[str, str]:
+    """Option -> value of the options given once with a value."""
+    pairs = [(w, v) for w, v in pairwise(words) if w.startswith("--") and not v.startswith("-")]
+    names = [name for name, _ in pairs]
+    return {name: value for name, value in pairs if names.count(name) == 1}
+
+
+def _demo_path(path: str) -> str | None:
+    for real, demo in DEMO_PATHS.items():
+        if path.startswith(real):
+            return demo + path.removeprefix(real)
+    return None
 
 
 def test_every_readme_command_of_the_project_runs_through_uv():
@@ -66,6 +83,10 @@ def test_the_demo_walk_takes_the_scannet_steps_with_their_options():
     for demo_words, real_words in zip(demo, real, strict=True):
         missing = _options(real_words) - _options(demo_words) - REAL_DATA_ONLY_OPTIONS
         assert not missing, (" ".join(demo_words), missing)
+        demo_values = _single_values(demo_words)
+        for option, value in _single_values(real_words).items():
+            if _demo_path(value) is not None:  # the same folder, in the walk's place
+                assert demo_values.get(option) == _demo_path(value), (option, value, demo_words)
 
 
 def test_every_demo_walk_line_is_a_uv_run_command():
