@@ -49,3 +49,23 @@ def test_as_many_or_fewer_views_than_the_config_pass():
     tiny = load_config("tiny")
     for views in (tiny.tokens.num_views, 1):
         assert shard_layout_mismatches(dict(DEFAULT_SAMPLE, views=views), tiny) == []
+
+
+def test_predict_checks_the_shards_against_the_exported_config_before_loading(tmp_path):
+    import json
+
+    from ross3d_model.inference.predict import PredictConfig, check_predict_shards
+
+    model = tmp_path / "model"
+    (model / "tokenizer").mkdir(parents=True)  # a model folder; no weight is read
+    (model / "config.json").write_text(json.dumps({"ross3d": load_config("tiny").to_dict()}))
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "manifest.json").write_text(json.dumps({"sample": DEFAULT_SAMPLE}))
+    cfg = PredictConfig(checkpoint=model, shards=shards, benchmarks=["scanqa"], out=tmp_path / "p")
+    with pytest.raises(ShardLayoutError, match=r"--views \d+"):
+        check_predict_shards(cfg)
+    views = load_config("tiny").tokens.num_views
+    fitting = dict(DEFAULT_SAMPLE, views=views, resize_aspect="color")
+    (shards / "manifest.json").write_text(json.dumps({"sample": fitting}))
+    check_predict_shards(cfg)  # fits: no error

@@ -475,6 +475,21 @@ class ProgressBar:
         self._bar.stop()
 
 
+def check_predict_shards(cfg: PredictConfig) -> None:
+    """The shards' clip layout against the exported model's config (its config.json), without
+    loading any weight: ShardLayoutError naming both values and the build-shards fix."""
+    from ross3d_data.shards.build import read_manifest
+
+    from ross3d_model.configuration.model import Ross3DConfig
+    from ross3d_model.inputs.shard_layout import check_shard_layout
+    from ross3d_model.weights.model_folder import CONFIG_FILE, find_model_folder
+
+    folder = find_model_folder(Path(cfg.checkpoint))
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    model_cfg = Ross3DConfig.from_dict(config["ross3d"])
+    check_shard_layout(read_manifest(Path(cfg.shards))["sample"], model_cfg, cfg.shards)
+
+
 def run_predict(cfg: PredictConfig, progress=None, show_progress: bool = False, notice=None):
     """Load the checkpoint once and predict each benchmark; returns one summary each (under
     torchrun: rank 0's summaries are summed over ranks). `progress(summary)` is called after
@@ -488,6 +503,7 @@ def run_predict(cfg: PredictConfig, progress=None, show_progress: bool = False, 
         Path(cfg.dump_inputs).write_text("")  # this run's inputs only
     if dist.world_size > 1 and cfg.device == "cuda":
         cfg.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    check_predict_shards(cfg)  # before the model is loaded: a mismatch is one line, at once
     torch.manual_seed(0)
     model, tokenizer = load_checkpoint(cfg.checkpoint, cfg.device, cfg.dtype)
     bar = ProgressBar(f" (rank 0 of {dist.world_size})" if dist.world_size > 1 else "")
