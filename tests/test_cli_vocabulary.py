@@ -63,6 +63,8 @@ CHOICES = [
     (data_app, ["convert-instructions", "--split", "val", "--out", "o", "--task", "qa"], _q(TASKS)),
     (data_app, ["convert-instructions", "--out", "o", "--split", "dev"], _q(SPLITS)),
     (data_app, ["cache-clips", "--shards", "s", "--patch-depth", "some"], _q(("any", "valid"))),
+    (data_app, ["build-shards", "s", "--out", "o", "--engine", "spark"], _q(("local", "ray"))),
+    (data_app, ["render-bev", "s", "--out", "o", "--engine", "dask"], _q(("local", "ray"))),
     (data_app, ["import-mesh", "m.ply", "s", "--up", "x"], _q(("auto", "z", "y"))),
     (data_app, ["export-mesh", "s", "--out", "o.ply", "--source", "points"], _q(("mesh", "fused"))),
     (model_app, [*PREDICT, "--benchmark", "qa"], _q(TASKS)),

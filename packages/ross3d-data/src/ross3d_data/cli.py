@@ -27,6 +27,7 @@ from ross3d_benchmarks.cli import (
     required,
 )
 
+from ross3d_data.core.engines import ENGINES
 from ross3d_data.core.errors import SceneError
 
 app = CliApp(
@@ -54,6 +55,14 @@ Scenes = Annotated[
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="parallel scene processes")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="redo scenes whose output exists")]
 Method = Annotated[Literal[VIEW_METHODS], typer.Option("--method", help="view selection")]
+EngineOpt = Annotated[
+    Literal[ENGINES],
+    typer.Option("--engine", help="where scenes run: local processes or a Ray cluster"),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="Ray cluster to join (default: start or join a local one)"),
+]
 SceneFormat = Annotated[
     Literal[SCENE_FORMATS] | None,
     typer.Option("--format", help="read every folder as this dataset (default: detect each)"),
@@ -110,6 +119,8 @@ def export_frames_cmd(
     fmt: SceneFormat = None,
     workers: Workers = 1,
     overwrite: Overwrite = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddress = None,
 ) -> None:
     """Export .sens streams to color/ depth/ pose/ intrinsic/ folders (resumable; ScanNet only)."""
     from ross3d_data.datasets.frames import export_frames
@@ -121,7 +132,10 @@ def export_frames_cmd(
             "(its frames are read where they are published)"
         )
 
-    cfg = ExportConfig(out=out, every=every, workers=workers, overwrite=overwrite)
+    cfg = ExportConfig(
+        out=out, every=every, workers=workers, overwrite=overwrite, engine=engine,
+        ray_address=ray_address,
+    )  # fmt: skip
     _finish(export_frames(scenes, cfg), "exported")
 
 
@@ -141,6 +155,8 @@ def render_bev_cmd(
     fmt: SceneFormat = None,
     workers: Workers = 1,
     overwrite: Overwrite = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddress = None,
 ) -> None:
     """Top-down colour images of aligned scenes (mesh, else fused RGB-D frames); resumable."""
     from ross3d_data.bev.grid import BevConfig
@@ -149,7 +165,10 @@ def render_bev_cmd(
     cfg = BevConfig(
         size_px=size, ceiling_above_floor_m=ceiling, backend=backend, supersample=supersample
     )
-    summary = render_bev_scenes(scenes, out, cfg, workers=workers, overwrite=overwrite, fmt=fmt)
+    summary = render_bev_scenes(
+        scenes, out, cfg, workers=workers, overwrite=overwrite, engine=engine,
+        ray_address=ray_address, fmt=fmt,
+    )  # fmt: skip
     _finish(summary, "rendered")
 
 
@@ -321,6 +340,8 @@ def build_shards_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="rebuild from scratch (drops the cache)")
     ] = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddress = None,
 ) -> None:
     """WebDataset shards of scene clips + per-split instruction indexes (resumable; a finished
     folder is left as it is unless --overwrite)."""
@@ -333,7 +354,7 @@ def build_shards_cmd(
         sample=SampleConfig(views=views, method=method, resize_aspect=resize_aspect),
         max_shard_bytes=max_shard_bytes,
         workers=workers, overwrite=overwrite, split_lists=_split_lists(split_list or []),
-        scene_format=fmt,
+        scene_format=fmt, engine=engine, ray_address=ray_address,
     )  # fmt: skip
     built = None if overwrite else _finished_shards(out)
     if built is not None:
@@ -390,6 +411,8 @@ def cache_clips_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="recompute a cache that is already up to date")
     ] = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddress = None,
     shards_arg: Annotated[Path | None, old_argument("SHARDS")] = None,
 ) -> None:
     """Grounding patch masks of every clip's GT boxes, once per clip:
@@ -408,8 +431,9 @@ def cache_clips_cmd(
     with Progress(console=console) as bar:
         task = bar.add_task("patch masks", total=len(shard_keys(shards)))
         path = cache_patch_masks(
-            shards, params, progress=lambda _key: bar.advance(task), workers=workers
-        )
+            shards, params, progress=lambda _key: bar.advance(task), workers=workers,
+            engine=engine, ray_address=ray_address,
+        )  # fmt: skip
     console.print(f"patch masks: {path}", highlight=False, soft_wrap=True)
 
 
