@@ -83,3 +83,15 @@ def test_in_order_reorders_finish_order():
     assert [o.value for o in in_order(iter(done), 3)] == ["a", "b", "c"]
     with pytest.raises(RuntimeError, match="1 of 3 outcomes"):
         list(in_order(iter(done[1:2]), 3))
+
+
+def test_cli_without_ray_is_one_red_line(tiny_scene, tmp_path, monkeypatch):
+    from ross3d_data.cli import app
+    from typer.testing import CliRunner
+
+    scene = tiny_scene(root=tmp_path / "scans").path
+    monkeypatch.setitem(sys.modules, "ray", None)
+    args = ["export-frames", str(scene), "--out", str(tmp_path / "posed"), "--engine", "ray"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "pip install 'ross3d-data[ray]'" in res.output and "Traceback" not in res.output

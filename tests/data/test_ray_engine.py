@@ -162,6 +162,18 @@ def _h5_clips(path: Path) -> dict:
                 for key, g in f["clips"].items()}  # fmt: skip
 
 
+def test_build_shards_cli_on_ray(ray_address, scenes, local_build, tmp_path):
+    from ross3d_data.cli import app
+    from typer.testing import CliRunner
+
+    out = tmp_path / "cli"
+    args = ["build-shards", str(scenes), "--out", str(out), "--views", "4",
+            "--max-shard-bytes", str(1 << 16), "--engine", "ray", "--workers", "2"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1 and BROKEN in res.output  # the bad scene is reported
+    assert _output_bytes(out) == _output_bytes(local_build[0])
+
+
 def test_a_task_no_node_can_hold_is_refused(ray_address):
     huge = TaskResources(cpus=1.0, memory_gib=1e6)
     with pytest.raises(EngineError, match="no Ray node can run a task needing 1 CPU and 1e"):

@@ -27,7 +27,7 @@ from ross3d_benchmarks.cli import (
     required,
 )
 
-from ross3d_data.core.engines import ENGINES
+from ross3d_data.core.engines import ENGINES, EngineError
 from ross3d_data.core.errors import SceneError
 
 app = CliApp(
@@ -35,7 +35,7 @@ app = CliApp(
     help="ScanNet reading, demo scenes, frame export, BEV rendering and shards for Ross3D.",
     no_args_is_help=True,
     add_completion=False,
-    expected=(SceneError,),
+    expected=(SceneError, EngineError),  # EngineError: Ray missing or unreachable
 )
 console = Console(stderr=True)
 
