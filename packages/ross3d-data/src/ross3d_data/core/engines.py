@@ -11,9 +11,10 @@ unit is retried: the ``ray`` engine resubmits the task up to ``max_retries`` tim
 
 :func:`run_units` yields ``(index, Outcome)`` as units finish, in any order; callers that need
 input order (``jobs.run_scene_jobs``, the clip caches) reorder by index. ``workers`` is the
-number of units in flight on every engine; the ``ray`` engine starts a local Ray instance of
-``workers * cpus`` CPUs unless ``ray_address`` names a running cluster (``"auto"``, a
-``host:port`` or ``ray://host:10001``), or Ray is already initialised in this process.
+number of units in flight on every engine; the ``ray`` engine starts a new local Ray instance
+of ``workers * cpus`` CPUs unless ``ray_address`` (or else the ``RAY_ADDRESS`` variable, as
+``ray job submit`` sets it) names a running cluster (``"auto"``: the one ``ray start`` began on
+this machine; a ``host:port``; ``ray://host:10001``), or Ray is already initialised here.
 ``ray`` is imported only when the ray engine runs (extra ``ross3d-data[ray]``).
 """
 
@@ -175,13 +176,15 @@ def ray_session(cfg: EngineConfig):
     started = not ray.is_initialized()
     if started:
         common = {"include_dashboard": False, "log_to_driver": False, "logging_level": "warning"}
-        if cfg.ray_address is None:
-            ray.init(num_cpus=math.ceil(cfg.workers * cfg.resources.cpus), **common)
+        address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
+        if address is None:  # "local": a new instance even if `ray start` ran on this machine
+            cpus = math.ceil(cfg.workers * cfg.resources.cpus)
+            ray.init(address="local", num_cpus=cpus, **common)
         else:
             try:
-                ray.init(address=cfg.ray_address, **common)
+                ray.init(address=address, **common)
             except ConnectionError as e:
-                msg = f"cannot connect to the Ray cluster at {cfg.ray_address!r}: {e}"
+                msg = f"cannot connect to the Ray cluster at {address!r}: {e}"
                 raise EngineError(msg.splitlines()[0]) from None
     try:
         yield ray
@@ -202,7 +205,7 @@ def _check_fits(ray, cfg: EngineConfig) -> None:
         f"{cfg.resources.memory_gib:g} GiB (largest node: {best.get('CPU', 0):g} CPU, "
         f"{best.get('memory', 0) / GIB:.1f} GiB)"
     )
-    if cfg.ray_address is None:
+    if not (cfg.ray_address or os.environ.get("RAY_ADDRESS")):  # a local instance: fixed size
         raise EngineError(msg)
     warnings.warn(msg + "; waiting for the cluster to grow", stacklevel=3)
 
