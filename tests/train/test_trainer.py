@@ -317,3 +317,12 @@ def test_the_global_batch_sets_the_accumulation_and_the_saved_run_config_holds_b
     with pytest.raises(ValueError, match=r"global_batch_size 8 != .*grad_accum 2 x 1 processes"):
         train(_run(grad_accum=2, global_batch_size=8), ToyTask(toy_examples(10)), tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_a_folder_that_never_reached_step_1_is_reused_and_a_trained_one_is_refused(tmp_path):
+    # a first attempt that died before step 1 leaves only what the run writes up front
+    (tmp_path / "run_config.json").write_text("{}")
+    result = train(_run(steps=2), ToyTask(toy_examples(10)), tmp_path, progress=False)
+    assert len(read_metrics(tmp_path / "metrics.jsonl")) == 2 == result.steps
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        train(_run(steps=2), ToyTask(toy_examples(10)), tmp_path, progress=False)
