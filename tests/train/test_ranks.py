@@ -9,6 +9,7 @@ import os
 import socket
 from pathlib import Path
 
+import torch.distributed
 import torch.multiprocessing as mp
 from ross3d_model.training import checkpointing as ckpt
 
@@ -50,6 +51,9 @@ def _worker(rank: int, port: int, root: str, results) -> None:
         "fresh": ranks.agree_resume(shared, False, ckpt.latest_checkpoint),
     }
     results.put((rank, out))
+    # leave the group together: a rank exiting with gloo's threads alive aborts (SIGABRT)
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def test_two_ranks_agree_or_both_fail_with_one_line(tmp_path):
