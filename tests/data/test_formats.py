@@ -175,3 +175,17 @@ def test_build_shards_takes_every_root_at_once(roots, tmp_path):
         assert float(ex["coords_valid"].float().mean()) > 0.5
     texts = {ex["scene_id"] for ex in examples if ex["instruction"] is not None}
     assert texts == set(SCANNET_IDS)
+
+
+def test_frames_dir_is_a_scannet_option_the_other_formats_read_their_own_frames(roots, tmp_path):
+    # a mixed build passes --frames-dir for every root: only ScanNet scans use it
+
+    bogus = tmp_path / "posed"  # no posed folder here: a ScanNet scene would fail on it
+    bogus.mkdir()
+    for name in ("arkitscenes", "scannetpp", "3rscan", "multiscan"):
+        (scene_dir,) = find_scenes(roots[name])
+        scene = load_scene(scene_dir, frames_dir=bogus)
+        assert scene.dataset == name and scene.scene_id == VISION_KEYS[name]
+        assert scene.frame_ids()
+    with pytest.raises(SceneError, match="no posed-image folder"):
+        load_scene(find_scenes(roots["scannet"])[0], frames_dir=bogus)

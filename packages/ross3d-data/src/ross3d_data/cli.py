@@ -312,7 +312,9 @@ def build_shards_cmd(
     ] = None,
     frames_dir: Annotated[
         Path | None,
-        typer.Option("--frames-dir", help="posed frames exported apart: FRAMES_DIR/<scene_id>"),
+        typer.Option(
+            "--frames-dir", help="ScanNet posed frames exported apart: FRAMES_DIR/<scene_id>"
+        ),
     ] = None,
     views: Annotated[int, typer.Option("--views", min=1, help="views per clip")] = 32,
     method: Method = "uniform",

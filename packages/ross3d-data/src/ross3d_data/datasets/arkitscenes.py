@@ -286,12 +286,9 @@ def room_alignment(mesh: Mesh | None) -> np.ndarray:
     return np.eye(4) if yaw is None else yaw_rotation_44(-yaw)
 
 
-def load_scene(video_dir: Path, frames_dir: Path | None = None) -> Scene:
-    """Open one ARKitScenes 3DOD video folder (module docstring). ``frames_dir`` is not used
-    (the frames live inside the video folder); passing one is an error."""
+def load_scene(video_dir: Path) -> Scene:
+    """Open one ARKitScenes 3DOD video folder (module docstring); its frames live inside it."""
     video_dir = Path(video_dir)
-    if frames_dir is not None:
-        raise SceneError(video_dir, "ARKitScenes frames live in <vid>_frames/; drop frames_dir")
     mesh_file = mesh_path(video_dir) if mesh_path(video_dir).is_file() else None
     traj = frames_path(video_dir) / "lowres_wide.traj"
     if mesh_file is None and not traj.is_file():

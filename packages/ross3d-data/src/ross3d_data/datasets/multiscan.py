@@ -222,16 +222,12 @@ def is_scene_dir(path: Path) -> bool:
     return any(scan_file(path, s).is_file() for s in ("jsonl", "depth.zlib", "align.json"))
 
 
-def load_scene(scan_dir: Path, frames_dir: Path | None = None) -> Scene:
+def load_scene(scan_dir: Path) -> Scene:
     """Open a MultiScan scan folder (module docstring); scene id ``multiscan-<scan>``.
 
     Inflates the depth stream once (frame count, checkpoints) and indexes the video's packets.
-    ``frames_dir`` exists for the registry's signature: MultiScan frames live in the scan folder.
     """
     scan_dir = Path(scan_dir)
-    if frames_dir is not None:
-        raise SceneError(frames_dir, "MultiScan frames are read from the scan's .mp4 and "
-                         ".depth.zlib, not a separate frames folder")  # fmt: skip
     if not scan_dir.is_dir():
         raise SceneError(scan_dir, "scan directory not found")
     scene_id = scene_id_for(scan_dir)

@@ -14,18 +14,21 @@ from ross3d_data.scannet import scene as scannet_scene
 
 @dataclass(frozen=True)
 class DatasetFormat:
-    """One on-disk layout: ``detect(folder)`` is cheap (file names only); ``load(folder,
-    frames_dir)`` returns the Scene; ``looks_for`` says in words what ``detect`` checks;
+    """One on-disk layout: ``detect(folder)`` is cheap (file names only); ``load(folder)``
+    returns the Scene (ScanNet's ``load(folder, frames_dir)``: ``takes_frames_dir``); ``looks_for`` says in words what ``detect`` checks;
     ``containers``: the split/container folder names of the dataset's published root that
     ``find_scenes`` descends into (e.g. ARKitScenes ``3dod/`` -> ``Training/``)."""
 
     name: str
     detect: Callable[[Path], bool]
-    load: Callable[[Path, Path | None], Scene]
+    load: Callable[..., Scene]
     looks_for: str
     # the Scene's scene_id from the folder alone (sample keys, output folders, skip checks)
     scene_id: Callable[[Path], str] = lambda folder: Path(folder).name
     containers: tuple[str, ...] = ()
+    # an exported posed-image folder (--frames-dir) is a ScanNet notion; the other datasets
+    # read their frames where they are published
+    takes_frames_dir: bool = False
 
 
 CONTAINER_LEVELS = 2  # root/3dod/Training/<video>: two container folders above a scene
@@ -38,6 +41,7 @@ FORMATS: dict[str, DatasetFormat] = {
         scannet_scene.load_scene,
         "ScanNet: <id>_vh_clean_2.ply, <id>.sens or a posed folder (pose/ + color/)",
         containers=("scans",),  # not scans_test/: pass it explicitly to use the test scans
+        takes_frames_dir=True,
     ),
     "arkitscenes": DatasetFormat(
         "arkitscenes",
@@ -97,8 +101,9 @@ def _looked_for(fmt: str | None) -> str:
 def load_scene(scene_dir: Path, frames_dir: Path | None = None, fmt: str | None = None) -> Scene:
     """Open a scene folder of any supported dataset (detected, or ``fmt``).
 
-    ``frames_dir``: an exported posed-image folder (ScanNet). Raises SceneError naming the
-    folder and what was looked for when no format matches.
+    ``frames_dir``: an exported posed-image folder, used for ScanNet scans only (a mixed build
+    passes it for every root; the other formats read their frames where they are published).
+    Raises SceneError naming the folder and what was looked for when no format matches.
     """
     scene_dir = Path(scene_dir)
     if not scene_dir.is_dir():
@@ -106,7 +111,8 @@ def load_scene(scene_dir: Path, frames_dir: Path | None = None, fmt: str | None 
     found = detect_format(scene_dir, fmt)
     if found is None and (frames_dir is None or fmt not in (None, "scannet")):
         raise SceneError(scene_dir, f"not a scene folder; {_looked_for(fmt)}")
-    return FORMATS[found or "scannet"].load(scene_dir, frames_dir)
+    spec = FORMATS[found or "scannet"]
+    return spec.load(scene_dir, frames_dir) if spec.takes_frames_dir else spec.load(scene_dir)
 
 
 def scene_id_of(path: Path, fmt: str | None = None) -> str:

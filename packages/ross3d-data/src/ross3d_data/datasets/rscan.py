@@ -335,18 +335,10 @@ def _frames(scan_dir: Path) -> RScanFrames | None:
     return RScanFrames(files, info)
 
 
-def load_scene(
-    scan_dir: Path, frames_dir: Path | None = None, config: RScanConfig | None = None
-) -> Scene:
-    """Open a 3RScan scan folder (module docstring); scene id ``3rscan-<scan_id>``.
-
-    ``frames_dir`` exists for the registry's signature: 3RScan frames live in the scan folder.
-    """
+def load_scene(scan_dir: Path, config: RScanConfig | None = None) -> Scene:
+    """Open a 3RScan scan folder (module docstring); scene id ``3rscan-<scan_id>``."""
     scan_dir = Path(scan_dir)
     config = config or RScanConfig()
-    if frames_dir is not None:
-        raise SceneError(frames_dir, "3RScan frames are read from the scan's sequence/, "
-                         "not a separate frames folder")  # fmt: skip
     if not scan_dir.is_dir():
         raise SceneError(scan_dir, "scan directory not found")
     frames = _frames(scan_dir)

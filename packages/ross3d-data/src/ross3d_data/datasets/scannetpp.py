@@ -313,16 +313,13 @@ def scene_id_for(scene_dir: Path) -> str:
     return folder_scene_id("scannetpp", scene_dir)
 
 
-def load_scene(scene_dir: Path, frames_dir: Path | None = None) -> Scene:
+def load_scene(scene_dir: Path) -> Scene:
     """Open a ScanNet++ scene folder; scene id ``scannetpp-<folder name>``, no objects.
 
     Frames come from ``iphone/`` when it holds ``rgb.mkv`` (then COLMAP's files and
     ``depth.bin`` are required); a folder with only the mesh is a mesh-only scene.
     """
     scene_dir = Path(scene_dir)
-    if frames_dir is not None:
-        raise SceneError(frames_dir, "ScanNet++ frames are read from iphone/ in the scene folder; "
-                                     "an exported frames folder is a ScanNet option")  # fmt: skip
     if not scene_dir.is_dir():
         raise SceneError(scene_dir, "scene directory not found")
     mesh_file = scene_dir / MESH_FILE if (scene_dir / MESH_FILE).is_file() else None
